@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The main job in one command: install what is needed, then run `torbalance demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+exec node bin/torbalance.js demo "$@"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what torbalance's tests and demo need on a fresh Debian machine (run as root):
+# tor (+ tor-gencert) and python3-stem from Debian, npm dependencies from the lockfile, and a
+# build of dist/. Idempotent: does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v tor >/dev/null 2>&1 || need_apt+=(tor)
+command -v tor-gencert >/dev/null 2>&1 || need_apt+=(tor)
+/usr/bin/python3 -c 'import stem' >/dev/null 2>&1 || need_apt+=(python3-stem)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[ensure-deps] installing from Debian: ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# npm dependencies: reinstall when the lockfile changed since the last install.
+stamp=node_modules/.torbalance-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "[ensure-deps] npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+echo "[ensure-deps] build" >&2
+npx tsc -p tsconfig.build.json

@@ -1,0 +1,15 @@
+// Sums vitest JSON reports into the one closing line CI reads: "tests: N passed, N failed, N skipped".
+// Exits 1 if any test failed or if no test ran at all.
+import { readFileSync } from 'node:fs';
+
+let passed = 0, failed = 0, skipped = 0;
+for (const file of process.argv.slice(2)) {
+  const r = JSON.parse(readFileSync(file, 'utf8'));
+  passed += r.numPassedTests ?? 0;
+  failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
+  skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  // A suite that failed to load has no tests but counts as a failure.
+  for (const s of r.testResults ?? []) if (s.status === 'failed' && (s.assertionResults ?? []).length === 0) failed += 1;
+}
+console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed > 0 || passed === 0 ? 1 : 0);

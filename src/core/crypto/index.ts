@@ -1,0 +1,236 @@
+/**
+ * The only module in torbalance that imports cryptographic libraries (Arti's tor-llcrypto
+ * rule): `node:crypto` for hashes and AES (OpenSSL, fast), `@noble/curves` for ed25519 point
+ * and scalar arithmetic that generic signing APIs do not expose (expanded keys, blinding) and
+ * for x25519.
+ *
+ * Nothing here draws randomness or reads a clock: callers pass random bytes in.
+ */
+import { createCipheriv, createHash, timingSafeEqual } from 'node:crypto';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+
+/** SHA3-256 (tor's `H()` in rend-spec-v3). */
+export function sha3_256(...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('sha3-256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** SHAKE-256 squeezed to `outLen` bytes (rend-spec-v3 KDF). */
+export function shake256(outLen: number, ...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('shake256', { outputLength: outLen });
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** SHA-512. */
+export function sha512(...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('sha512');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** SHA-256. */
+export function sha256(...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** SHA-1 (relay RSA identity fingerprints only). */
+export function sha1(...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash('sha1');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
+
+/** AES-256-CTR with a 128-bit big-endian counter starting at `iv` (encrypt = decrypt). */
+export function aes256ctr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
+  if (key.length !== 32) throw new RangeError('AES-256 key must be 32 bytes');
+  if (iv.length !== 16) throw new RangeError('AES-CTR IV must be 16 bytes');
+  const c = createCipheriv('aes-256-ctr', key, iv);
+  const a = c.update(data);
+  const b = c.final();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** AES-128-CTR (client-authorization cookies are not this; kept out). */
+
+/** Constant-time equality for MACs and secrets; false on length mismatch. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(a, b);
+}
+
+// ---------------------------------------------------------------------------------------
+// ed25519 scalar and point arithmetic
+
+const Point = ed25519.Point;
+/** The order of the ed25519 base point, ℓ = 2^252 + 27742317777372353535851937790883648493. */
+export const ED25519_L: bigint = Point.Fn.ORDER;
+/** The field prime p = 2^255 − 19. */
+export const ED25519_P: bigint = Point.Fp.ORDER;
+
+/** Little-endian bytes → bigint. */
+export function leToBigint(b: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i] as number);
+  return v;
+}
+
+/** bigint → `len` little-endian bytes. */
+export function bigintToLe(v: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let x = v;
+  for (let i = 0; i < len; i++) {
+    out[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  if (x !== 0n) throw new RangeError('value does not fit');
+  return out;
+}
+
+function mod(a: bigint, m: bigint): bigint {
+  const r = a % m;
+  return r >= 0n ? r : r + m;
+}
+
+/** Multiply the base point by a little-endian scalar (any 32-byte value; reduced mod ℓ). */
+export function ed25519BaseMul(scalarLe: Uint8Array): Uint8Array {
+  const s = mod(leToBigint(scalarLe), ED25519_L);
+  if (s === 0n) throw new RangeError('zero scalar');
+  return Point.BASE.multiply(s).toBytes();
+}
+
+/**
+ * Multiply an encoded point by a little-endian scalar. Throws RangeError if `point` is not a
+ * valid curve point encoding.
+ */
+export function ed25519PointMul(point: Uint8Array, scalarLe: Uint8Array): Uint8Array {
+  const s = mod(leToBigint(scalarLe), ED25519_L);
+  if (s === 0n) throw new RangeError('zero scalar');
+  let P;
+  try {
+    P = Point.fromBytes(point);
+  } catch {
+    throw new RangeError('invalid ed25519 point');
+  }
+  return P.multiply(s).toBytes();
+}
+
+/** True if `point` decodes to a point on the curve. */
+export function ed25519IsValidPoint(point: Uint8Array): boolean {
+  if (point.length !== 32) return false;
+  try {
+    Point.fromBytes(point);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** (a · b) mod ℓ for little-endian scalars, as 32 little-endian bytes. */
+export function scalarMulModL(aLe: Uint8Array, bLe: Uint8Array): Uint8Array {
+  return bigintToLe(mod(leToBigint(aLe) * leToBigint(bLe), ED25519_L), 32);
+}
+
+/**
+ * RFC 8032 key expansion: SHA-512(seed), scalar clamped. Returns the 64-byte expanded key
+ * `a ‖ RH` as tor stores it in `hs_ed25519_secret_key`.
+ */
+export function ed25519ExpandSeed(seed: Uint8Array): Uint8Array {
+  if (seed.length !== 32) throw new RangeError('ed25519 seed must be 32 bytes');
+  const h = sha512(seed);
+  h[0] = (h[0] as number) & 248;
+  h[31] = ((h[31] as number) & 63) | 64;
+  return h;
+}
+
+/** Public key `A = a·B` of a 64-byte expanded secret key. */
+export function ed25519PublicFromExpanded(expanded: Uint8Array): Uint8Array {
+  if (expanded.length !== 64) throw new RangeError('expanded ed25519 key must be 64 bytes');
+  return ed25519BaseMul(expanded.subarray(0, 32));
+}
+
+/**
+ * EdDSA signature with an expanded key (no seed): `r = H(RH‖M)`, `R = r·B`,
+ * `S = r + H(R‖A‖M)·a mod ℓ` (tor's `ed25519_sign` with an expanded key, and blinded signing).
+ * `publicKey` must be `a·B`; pass it to avoid recomputing.
+ */
+export function ed25519SignExpanded(
+  expanded: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array = ed25519PublicFromExpanded(expanded),
+): Uint8Array {
+  if (expanded.length !== 64) throw new RangeError('expanded ed25519 key must be 64 bytes');
+  const a = mod(leToBigint(expanded.subarray(0, 32)), ED25519_L);
+  const r = mod(leToBigint(sha512(expanded.subarray(32, 64), message)), ED25519_L);
+  const R = Point.BASE.multiply(r === 0n ? ED25519_L : r).toBytes();
+  const k = mod(leToBigint(sha512(R, publicKey, message)), ED25519_L);
+  const S = mod(r + k * a, ED25519_L);
+  const sig = new Uint8Array(64);
+  sig.set(R, 0);
+  sig.set(bigintToLe(S, 32), 32);
+  return sig;
+}
+
+/** Verify an ed25519 signature (RFC 8032; S must be canonical). Never throws. */
+export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  try {
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The ed25519 public key for a curve25519 (Montgomery) public key `u`, with the given sign
+ * bit: `y = (u − 1)/(u + 1)` (tor's `ed25519_public_key_from_curve25519_public_key`,
+ * prop 228 appendix A). Tor uses sign bit 0 for intro-point enc-key certs.
+ */
+export function ed25519FromCurve25519(u: Uint8Array, signBit: 0 | 1): Uint8Array {
+  if (u.length !== 32) throw new RangeError('curve25519 key must be 32 bytes');
+  const p = ED25519_P;
+  // Tor (like RFC 7748) masks the top bit of u.
+  const uv = mod(leToBigint(u) & ((1n << 255n) - 1n), p);
+  const den = mod(uv + 1n, p);
+  if (den === 0n) throw new RangeError('curve25519 key has no ed25519 form');
+  const y = mod((uv - 1n) * modInverse(den, p), p);
+  const out = bigintToLe(y, 32);
+  out[31] = ((out[31] as number) & 0x7f) | (signBit << 7);
+  return out;
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  // Fermat: m is prime.
+  let result = 1n;
+  let base = mod(a, m);
+  let e = m - 2n;
+  while (e > 0n) {
+    if (e & 1n) result = (result * base) % m;
+    base = (base * base) % m;
+    e >>= 1n;
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// x25519
+
+/** x25519 public key for a 32-byte private key. */
+export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  return x25519.getPublicKey(privateKey);
+}
+
+/** x25519 shared secret; throws RangeError on an all-zero result (small-order input). */
+export function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  try {
+    return x25519.getSharedSecret(privateKey, publicKey);
+  } catch (cause) {
+    throw new RangeError('x25519 shared secret is degenerate', { cause });
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Known-answer vectors from ../shared/vectors (copied into test/vectors; a test checks the
+ * copy is identical when ../shared is present). Every vector of a topic becomes one test named
+ * after it via `forEachVector`, so none can be skipped silently: a vector the suite cannot
+ * check must be listed in `skip` with its reason, which shows in the test title.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { it } from 'vitest';
+
+export const VECTOR_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors');
+
+export interface Vector {
+  readonly name: string;
+  readonly source: string;
+  readonly inputs: Record<string, any>;
+  readonly expected: Record<string, any>;
+  readonly verified: string;
+}
+
+export interface VectorFile {
+  readonly topic: string;
+  readonly description: string;
+  readonly notes: readonly string[];
+  readonly vectors: readonly Vector[];
+}
+
+export function loadVectors(file: string): VectorFile {
+  return JSON.parse(readFileSync(join(VECTOR_DIR, `${file}.json`), 'utf8')) as VectorFile;
+}
+
+/**
+ * Register one test per vector in `file`. `check` runs for every vector not in `skip`;
+ * it must assert (a vector it does not recognise should throw).
+ */
+export function forEachVector(
+  file: string,
+  check: (v: Vector) => void | Promise<void>,
+  skip: Readonly<Record<string, string>> = {},
+): void {
+  const f = loadVectors(file);
+  for (const v of f.vectors) {
+    const reason = skip[v.name];
+    if (reason !== undefined) {
+      it.skip(`${v.name} — skipped: ${reason}`, () => {});
+    } else {
+      it(`${v.name} (${v.source.split(' ')[0]})`, () => check(v));
+    }
+  }
+}
