@@ -234,3 +234,15 @@ export function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array
     throw new RangeError('x25519 shared secret is degenerate', { cause });
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// HMAC (appended by the control-port helper; the import sits here to keep the append local)
+
+import { createHmac } from 'node:crypto';
+
+/** HMAC-SHA256(key, parts…) (RFC 2104); used by the control port's SAFECOOKIE authentication. */
+export function hmacSha256(key: Uint8Array, ...parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+}
