@@ -44,6 +44,14 @@ export interface DecodedOnionAddress {
  * TB_ERR_ONION_CHECKSUM, TB_ERR_ONION_KEY.
  */
 export function decodeOnionAddress(input: string): DecodedOnionAddress {
+  // ASCII only: String#toLowerCase maps some non-ASCII letters onto base32 ones (U+212A
+  // KELVIN SIGN → "k"), which would accept non-canonical spellings.
+  if (input.length > ONION_LABEL_LENGTH + 6 || !/^[\x21-\x7e]*$/.test(input)) {
+    if (input.length > ONION_LABEL_LENGTH + 6) {
+      throw new DecodeError('TB_ERR_ONION_LENGTH', `onion address is too long (${Math.min(input.length, 9999)} characters)`);
+    }
+    throw new DecodeError('TB_ERR_ONION_BASE32', 'onion address contains a character that is not printable ASCII');
+  }
   let label = input;
   if (label.length > 6 && label.slice(-6).toLowerCase() === '.onion') label = label.slice(0, -6);
   if (label.length !== ONION_LABEL_LENGTH) {
@@ -76,6 +84,8 @@ export function decodeOnionAddress(input: string): DecodedOnionAddress {
  * `parse_extended_hostname` does (`www.<addr>.onion` → `<addr>`).
  */
 export function parseOnionHostname(hostname: string): DecodedOnionAddress {
+  if (hostname.length > 253) throw new DecodeError('TB_ERR_ONION_LENGTH', 'hostname is longer than 253 characters');
+  if (!/^[\x21-\x7e]*$/.test(hostname)) throw new DecodeError('TB_ERR_ONION_BASE32', 'hostname contains a character that is not printable ASCII');
   const lower = hostname.toLowerCase();
   if (!lower.endsWith('.onion')) throw new DecodeError('TB_ERR_ONION_LENGTH', 'hostname is not a .onion name');
   const labels = lower.slice(0, -6).split('.');
