@@ -246,3 +246,21 @@ export function hmacSha256(key: Uint8Array, ...parts: readonly Uint8Array[]): Ui
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
 }
+
+// ---------------------------------------------------------------------------------------
+// Public-key validation (appended by the key-files helper)
+
+/**
+ * tor's `ed25519_validate_pubkey`: true if `point` is a valid encoding of a curve point that
+ * is not the identity and has no torsion component (`ℓ·P` is the identity). tor's
+ * `hs_address_is_valid` rejects onion addresses whose key fails this. Never throws.
+ */
+export function ed25519IsValidPublicKey(point: Uint8Array): boolean {
+  if (point.length !== 32) return false;
+  try {
+    const P = ed25519.Point.fromBytes(point);
+    return !P.is0() && P.isTorsionFree();
+  } catch {
+    return false;
+  }
+}

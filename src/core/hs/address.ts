@@ -3,11 +3,12 @@
  * `base32(PUBKEY ‖ CHECKSUM ‖ VERSION) + ".onion"`, where
  * `CHECKSUM = H(".onion checksum" ‖ PUBKEY ‖ VERSION)[:2]` and `VERSION = 0x03`.
  *
- * tor's own checks (`hs_address_is_valid`): 56 base32 characters, version 3, checksum; we
- * additionally require the public key to be a valid ed25519 point, as Arti does.
+ * tor's own checks (`hs_address_is_valid`): 56 base32 characters, checksum, and
+ * `ed25519_validate_pubkey` (a curve point, not the identity, no torsion component); we
+ * additionally require version 3, as Arti does, and printable ASCII.
  */
 import { bytesEqual, concatBytes, fromBase32, toBase32, utf8 } from '../bytes.js';
-import { ed25519IsValidPoint, sha3_256 } from '../crypto/index.js';
+import { ed25519IsValidPublicKey, sha3_256 } from '../crypto/index.js';
 import { DecodeError } from '../errors.js';
 
 export const ONION_ADDRESS_VERSION = 3;
@@ -72,8 +73,8 @@ export function decodeOnionAddress(input: string): DecodedOnionAddress {
   if (!bytesEqual(checksum, onionChecksum(publicKey, version))) {
     throw new DecodeError('TB_ERR_ONION_CHECKSUM', 'onion address checksum mismatch');
   }
-  if (!ed25519IsValidPoint(publicKey)) {
-    throw new DecodeError('TB_ERR_ONION_KEY', 'onion address key is not a valid ed25519 point');
+  if (!ed25519IsValidPublicKey(publicKey)) {
+    throw new DecodeError('TB_ERR_ONION_KEY', 'onion address key is not a valid ed25519 point, is the identity or has a torsion component');
   }
   const lower = label.toLowerCase();
   return { publicKey, address: `${lower}.onion`, label: lower };

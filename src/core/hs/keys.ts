@@ -26,7 +26,7 @@ import {
   ed25519ExpandSeed,
   ed25519PublicFromExpanded,
   ed25519SignExpanded,
-  ed25519IsValidPoint,
+  ed25519IsValidPublicKey,
   leToBigint,
 } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
@@ -120,8 +120,8 @@ export function encodeSecretKeyFile(expandedSecretKey: Uint8Array): Uint8Array {
  */
 export function decodePublicKeyFile(file: Uint8Array): Uint8Array {
   const key = checkTaggedFile(file, PUBLIC_KEY_FILE_HEADER, PUBLIC_KEY_LENGTH, PUBLIC_KEY_FILE_NAME);
-  if (!ed25519IsValidPoint(key)) {
-    throw new DecodeError('TB_ERR_KEYFILE_KEY', `${PUBLIC_KEY_FILE_NAME} does not hold a valid ed25519 point`);
+  if (!ed25519IsValidPublicKey(key)) {
+    throw new DecodeError('TB_ERR_KEYFILE_KEY', `${PUBLIC_KEY_FILE_NAME} does not hold a valid ed25519 public key (bad point, identity or torsion)`);
   }
   return key;
 }
