@@ -2,7 +2,11 @@
  * All CLI commands. Each module exports `register(program)`; add one import and one call here.
  */
 import type { Command } from 'commander';
+import { register as registerInspect } from './inspect.js';
+import { register as registerKeygen } from './keygen.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
+  registerInspect(_program);
+  registerKeygen(_program);
 }
