@@ -160,7 +160,7 @@ describe('HsIdentityKeypair', () => {
       JSON.stringify(kp),
       JSON.stringify({ nested: [kp] }),
       String(kp),
-      `${kp}`,
+      [kp].join(""),
       inspect(kp),
       inspect(kp, { showHidden: true, depth: 10 }),
       inspect({ kp }, { depth: 10 }),
