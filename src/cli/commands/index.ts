@@ -2,11 +2,13 @@
  * All CLI commands. Each module exports `register(program)`; add one import and one call here.
  */
 import type { Command } from 'commander';
+import { register as registerTestnet } from './testnet.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerKeygen } from './keygen.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
+  registerTestnet(_program);
   registerInspect(_program);
   registerKeygen(_program);
 }
