@@ -147,6 +147,8 @@ describe('fuzz: onion addresses', () => {
       const d = only(() => decodeOnionAddress(input), () => JSON.stringify(input));
       if (d !== undefined) {
         accepted++;
+        // printable ASCII only: U+212A KELVIN SIGN lower-cases to "k" and must not pass
+        expect(input, JSON.stringify(input)).toMatch(/^[\x21-\x7e]+$/);
         expect(encodeOnionAddress(d.publicKey)).toBe(d.address);
         expect(input.toLowerCase().replace(/\.onion$/, '') + '.onion').toBe(d.address);
       }
@@ -162,6 +164,7 @@ describe('fuzz: onion addresses', () => {
       const d = only(() => parseOnionHostname(input), () => JSON.stringify(input));
       if (d !== undefined) {
         accepted++;
+        expect(input, JSON.stringify(input)).toMatch(/^[\x21-\x7e]+$/);
         expect(input.toLowerCase().endsWith(d.address)).toBe(true);
       }
     }
