@@ -264,3 +264,23 @@ export function ed25519IsValidPublicKey(point: Uint8Array): boolean {
     return false;
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// RSA (appended by the hsdesc helper: legacy intro-point cross-certificates)
+
+import { constants as cryptoConstants, createPublicKey, publicDecrypt } from 'node:crypto';
+
+/**
+ * tor's `crypto_pk_public_checksig`: apply the RSA public key (PKCS#1 `RSAPublicKey` DER) to
+ * `signature` and strip PKCS#1 v1.5 type-1 padding, returning the signed bytes (no
+ * DigestInfo is involved; tor signs a raw digest). Returns undefined if the key does not
+ * load or the padding is wrong. Never throws.
+ */
+export function rsaPublicRecover(publicKeyDer: Uint8Array, signature: Uint8Array): Uint8Array | undefined {
+  try {
+    const key = createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'pkcs1' });
+    return new Uint8Array(publicDecrypt({ key, padding: cryptoConstants.RSA_PKCS1_PADDING }, signature));
+  } catch {
+    return undefined;
+  }
+}
