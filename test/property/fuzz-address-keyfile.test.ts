@@ -42,7 +42,7 @@ function rng(seed: number) {
 type Rng = ReturnType<typeof rng>;
 
 function mutateBytes(r: Rng, base: Uint8Array): Uint8Array {
-  let b = base.slice();
+  let b: Uint8Array = base.slice();
   const rounds = 1 + r.int(3);
   for (let k = 0; k < rounds; k++) {
     switch (r.int(8)) {
