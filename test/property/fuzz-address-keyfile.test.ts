@@ -172,6 +172,18 @@ describe('fuzz: onion addresses', () => {
   }, TIMEOUT);
 });
 
+describe('non-ASCII look-alikes', () => {
+  it('are rejected even where lower-casing would map them onto base32 letters', () => {
+    const good = '25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion';
+    for (const [from, to] of [['k', '\u212A'], ['s', '\u017F']] as const) {
+      const bad = good.replace(from, to);
+      expect(bad).not.toBe(good);
+      expect(() => decodeOnionAddress(bad)).toThrow(TorbalanceError);
+      expect(() => parseOnionHostname(`www.${bad}`)).toThrow(TorbalanceError);
+    }
+  });
+});
+
 describe('fuzz: key files', () => {
   it(`decodeSecretKeyFile: ${N} inputs throw only DecodeError; accepted ones are 96 bytes with the header`, () => {
     const r = rng(0x5ec7);
