@@ -122,7 +122,7 @@ describe('TorProcess with a real tor', () => {
       (x: unknown) => x,
     );
     expect(hasCode(e, 'TB_ERR_TOR_PROCESS_EXITED')).toBe(true);
-    expect(String((e as Error).message)).toMatch(/NoSuchOption/);
+    expect((e as Error).message).toMatch(/NoSuchOption/);
     expect(p.state).toBe('failed');
   });
 
