@@ -89,6 +89,33 @@ export function certExpirationHours(nowSeconds: number, lifetimeSeconds: number)
   return Math.ceil((nowSeconds + lifetimeSeconds) / 3600);
 }
 
+function readExtension(r: ByteReader): CertExtension {
+  const len = r.u16();
+  const type = r.u8();
+  const flags = r.u8();
+  const data = r.bytes(len);
+  if (type === CERTEXT_SIGNED_WITH_KEY) {
+    if (len !== 32) throw new DecodeError('TB_ERR_CERT_EXTENSION', `signed-with-key extension has ${len} bytes, not 32`);
+  } else if ((flags & CERTEXT_FLAG_AFFECTS_VALIDATION) !== 0) {
+    throw new DecodeError('TB_ERR_CERT_CRITICAL_EXTENSION', `unrecognized extension type ${type} has the affects-validation flag`);
+  }
+  return { type, flags, data };
+}
+
+/** Decode one extension (`len(2) ‖ type ‖ flags ‖ data`) with the same rules as inside a certificate; all bytes must be used. */
+export function decodeCertExtension(bytes: Uint8Array): CertExtension {
+  const r = new ByteReader(bytes, 'TB_ERR_CERT_TRUNCATED');
+  const ext = readExtension(r);
+  if (r.remaining !== 0) throw new DecodeError('TB_ERR_CERT_TRAILING_BYTES', `${r.remaining} bytes after the extension`);
+  return ext;
+}
+
+/** Encode one extension. */
+export function encodeCertExtension(ext: CertExtension): Uint8Array {
+  if (ext.data.length > 0xffff) throw new RangeError('extension too long');
+  return concatBytes(u16be(ext.data.length), new Uint8Array([ext.type & 0xff, ext.flags & 0xff]), ext.data);
+}
+
 /**
  * Parse a certificate from untrusted bytes. Throws DecodeError:
  * TB_ERR_CERT_TOO_LARGE, TB_ERR_CERT_TRUNCATED, TB_ERR_CERT_VERSION, TB_ERR_CERT_EXTENSION
@@ -108,18 +135,12 @@ export function parseCert(bytes: Uint8Array): Ed25519Cert {
   const extensions: CertExtension[] = [];
   let signingKey: Uint8Array | undefined;
   for (let i = 0; i < nExt; i++) {
-    const len = r.u16();
-    const type = r.u8();
-    const flags = r.u8();
-    const data = r.bytes(len);
-    if (type === CERTEXT_SIGNED_WITH_KEY) {
-      if (len !== 32) throw new DecodeError('TB_ERR_CERT_EXTENSION', `signed-with-key extension has ${len} bytes, not 32`);
+    const ext = readExtension(r);
+    if (ext.type === CERTEXT_SIGNED_WITH_KEY) {
       if (signingKey !== undefined) throw new DecodeError('TB_ERR_CERT_EXTENSION', 'signed-with-key extension repeated');
-      signingKey = data;
-    } else if ((flags & CERTEXT_FLAG_AFFECTS_VALIDATION) !== 0) {
-      throw new DecodeError('TB_ERR_CERT_CRITICAL_EXTENSION', `unrecognized extension type ${type} has the affects-validation flag`);
+      signingKey = ext.data;
     }
-    extensions.push({ type, flags, data });
+    extensions.push(ext);
   }
   const signedLen = r.offset;
   const signature = r.bytes(SIG_LEN);
@@ -226,10 +247,7 @@ export function encodeCertBody(input: Omit<BuildCertInput, 'signingKey'> & { rea
     input.certifiedKey,
     new Uint8Array([exts.length]),
   ];
-  for (const e of exts) {
-    if (e.data.length > 0xffff) throw new RangeError('extension too long');
-    parts.push(u16be(e.data.length), new Uint8Array([e.type & 0xff, e.flags & 0xff]), e.data);
-  }
+  for (const e of exts) parts.push(encodeCertExtension(e));
   return concatBytes(...parts);
 }
 

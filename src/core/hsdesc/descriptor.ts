@@ -50,6 +50,7 @@ import {
 } from './inner.js';
 import type { LinkSpecifier } from './link-specifiers.js';
 import { encodeMiddleLayer, parseMiddleLayer, type MiddleLayer } from './middle.js';
+import { rewrap } from './util.js';
 import { checkOuterLayer, DEFAULT_LIFETIME_MINUTES, encodeOuterLayer, MAX_DESCRIPTOR_SIZE, parseOuterLayer } from './outer.js';
 
 /** tor's flow-control line when congestion control is on: protover FlowCtrl "1-2", cc_sendme_inc 31. */
@@ -149,10 +150,7 @@ function keysFor(blinded: Uint8Array, opts: DecodeDescriptorOptions): { subcrede
 }
 
 function layerError(e: unknown, macCode: string, otherCode: string, what: string): never {
-  if (e instanceof DecodeError) {
-    throw new DecodeError(e.code === 'TB_ERR_HSDESC_LAYER_MAC' ? macCode : otherCode, `${what}: ${e.message}`, e.position, { cause: e });
-  }
-  throw e;
+  rewrap(e instanceof DecodeError && e.code === 'TB_ERR_HSDESC_LAYER_MAC' ? macCode : otherCode, what, e);
 }
 
 /**

@@ -54,6 +54,7 @@ import {
   formatIsoTimeNoSpace,
   parseDecimal,
   parseIsoTimeNoSpace,
+  rewrap,
   UINT32_MAX,
 } from './util.js';
 
@@ -165,8 +166,7 @@ const INNER = 'TB_ERR_HSDESC_INNER_PARSE';
 const IP = 'TB_ERR_HSDESC_INTRO_POINT';
 
 function wrap(code: string, e: unknown, what: string): never {
-  if (e instanceof DecodeError) throw new DecodeError(code, `${what}: ${e.message}`, e.position, { cause: e });
-  throw e;
+  rewrap(code, what, e);
 }
 
 /** Minimal DER reader for PKCS#1 RSAPublicKey `SEQUENCE { INTEGER n, INTEGER e }`. */

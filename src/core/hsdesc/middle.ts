@@ -20,7 +20,7 @@ import { toBase64, toBase64NoPad, wrapBase64 } from '../bytes.js';
 import { DecodeError } from '../errors.js';
 import { checkRules, findAll, requireToken, rule, tokenize, type NetdocToken, type TokenRule } from '../netdoc/tokenize.js';
 import { AUTH_IV_LEN, CLIENT_ID_LEN, DESCRIPTOR_COOKIE_LEN, MAC_LEN, SALT_LEN, type AuthClient } from './encryption.js';
-import { base64Exact, curve25519FromBase64, curve25519ToBase64 } from './util.js';
+import { base64Exact, curve25519FromBase64, curve25519ToBase64, rewrap } from './util.js';
 
 /** Layer table (tor `hs_desc_superencrypted_v3_token_table`). */
 export const MIDDLE_RULES: readonly TokenRule[] = [
@@ -49,8 +49,7 @@ export function parseMiddleLayer(text: string): MiddleLayer {
     tokens = tokenize(text, { maxLength: 1024 * 1024 });
     checkRules(tokens, MIDDLE_RULES);
   } catch (e) {
-    if (e instanceof DecodeError) throw new DecodeError(CODE, `middle layer: ${e.message}`, e.position, { cause: e });
-    throw e;
+    rewrap(CODE, 'middle layer', e);
   }
   const at = requireToken(tokens, 'desc-auth-type');
   if (at.args[0] !== 'x25519') throw new DecodeError(CODE, 'unrecognized desc-auth-type', at.line);

@@ -28,7 +28,7 @@ import { ed25519SignExpanded, ed25519Verify } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
 import { checkRules, requireToken, rule, tokenize, type NetdocToken, type TokenRule } from '../netdoc/tokenize.js';
 import { MAC_LEN, SALT_LEN } from './encryption.js';
-import { base64Exact, parseDecimal, UINT32_MAX, UINT64_MAX } from './util.js';
+import { base64Exact, parseDecimal, rewrap, UINT32_MAX, UINT64_MAX } from './util.js';
 
 /** HS_DESC_MAX_LEN / consensus HSV3MaxDescriptorSize default: descriptors must be shorter. */
 export const MAX_DESCRIPTOR_SIZE = 50000;
@@ -93,8 +93,7 @@ export function parseOuterLayer(text: string, options: ParseOuterOptions = {}): 
     tokens = tokenize(text, { maxLength: max });
     checkRules(tokens, OUTER_RULES);
   } catch (e) {
-    if (e instanceof DecodeError) throw new DecodeError(PARSE, `descriptor: ${e.message}`, e.position, { cause: e });
-    throw e;
+    rewrap(PARSE, 'descriptor', e);
   }
   const version = Number(parseDecimal(requireToken(tokens, 'hs-descriptor').args[0]!, UINT32_MAX, PARSE, 'descriptor version'));
   if (version !== 3) throw new DecodeError(PARSE, `unsupported descriptor version ${version}`);
@@ -108,8 +107,7 @@ export function parseOuterLayer(text: string, options: ParseOuterOptions = {}): 
   try {
     signingKeyCert = parseCert(certTok.object.data);
   } catch (e) {
-    if (e instanceof DecodeError) throw new DecodeError('TB_ERR_HSDESC_CERT', `descriptor signing key certificate: ${e.message}`, certTok.line, { cause: e });
-    throw e;
+    rewrap('TB_ERR_HSDESC_CERT', 'descriptor signing key certificate', e);
   }
   const revisionCounter = parseDecimal(requireToken(tokens, 'revision-counter').args[0]!, UINT64_MAX, PARSE, 'revision-counter');
   const sup = requireToken(tokens, 'superencrypted');

@@ -93,3 +93,12 @@ export function parseIsoTimeNoSpace(s: string, code: string, what: string): numb
   }
   return daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
 }
+
+/** Re-throw a DecodeError under `code` with a context prefix (keeping its position and cause); anything else unchanged. */
+export function rewrap(code: string, prefix: string, e: unknown): never {
+  if (e instanceof DecodeError) {
+    const msg = e.position === undefined ? e.message : e.message.replace(/ \(at \d+\)$/, '');
+    throw new DecodeError(code, `${prefix}: ${msg}`, e.position, { cause: e });
+  }
+  throw e;
+}
