@@ -90,7 +90,10 @@ export default tseslint.config(
   },
   {
     files: ['src/cli/**/*.ts', 'bin/**/*.js'],
-    rules: { 'no-console': 'off' },
+    rules: {
+      'no-console': 'off',
+      'no-restricted-imports': ['error', { paths: cryptoLibs.map((name) => ({ name, message: 'crypto only via src/core/crypto; randomness via adapters/system/random.ts' })) }],
+    },
   },
   {
     files: ['*.js', 'bin/*.js', 'scripts/*.mjs'],

@@ -3,10 +3,10 @@
  * it in tor's HiddenServiceDir format (`hs_ed25519_secret_key`, `hs_ed25519_public_key`,
  * `hostname`; directory 0700, files 0600; see src/adapters/fs/key-store.ts). Prints the onion
  * address on stdout. Refuses to overwrite existing key files unless `--force`
- * (TB_ERR_KEYSTORE_EXISTS). The seed comes from node:crypto's CSPRNG and is expanded as tor's
+ * (TB_ERR_KEYSTORE_EXISTS). The seed comes from the OS CSPRNG (adapters/system/random.ts) and is expanded as tor's
  * `ed25519_keypair_generate` does.
  */
-import { randomBytes } from 'node:crypto';
+import { systemRandomBytes } from '../../adapters/system/random.js';
 import type { Command } from 'commander';
 import { writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { HsIdentityKeypair } from '../../core/hs/keys.js';
@@ -19,7 +19,7 @@ export interface KeygenOptions {
 
 /** Generate a key into `options.dir`; returns the new keypair. */
 export async function keygen(options: KeygenOptions): Promise<HsIdentityKeypair> {
-  const keypair = HsIdentityKeypair.generate((n) => new Uint8Array(randomBytes(n)));
+  const keypair = HsIdentityKeypair.generate(systemRandomBytes);
   await writeKeyDirectory(options.dir, keypair, { force: options.force === true });
   return keypair;
 }
