@@ -176,8 +176,8 @@ export interface OuterLayerEncoding {
   readonly signingKey: Ed25519SigningKey;
 }
 
-/** Write and sign the outer document exactly as tor's `desc_encode_v3` does. */
-export function encodeOuterLayer(input: OuterLayerEncoding): string {
+/** The signed part of the outer document (everything before the signature line), as tor writes it. */
+export function encodeOuterBody(input: Omit<OuterLayerEncoding, 'signingKey'>): string {
   const lifetime = input.lifetimeMinutes ?? DEFAULT_LIFETIME_MINUTES;
   if (!Number.isInteger(lifetime) || lifetime < 0 || lifetime > MAX_LIFETIME_MINUTES) {
     throw new TorbalanceError('TB_ERR_HSDESC_BUILD_INVALID', 'input', `descriptor lifetime must be 0..${MAX_LIFETIME_MINUTES} minutes`);
@@ -185,14 +185,20 @@ export function encodeOuterLayer(input: OuterLayerEncoding): string {
   if (input.revisionCounter < 0n || input.revisionCounter > UINT64_MAX) {
     throw new TorbalanceError('TB_ERR_HSDESC_BUILD_INVALID', 'input', 'revision counter must fit in 64 bits');
   }
-  const body =
+  return (
     [
       'hs-descriptor 3',
       `descriptor-lifetime ${lifetime}`,
       `descriptor-signing-key-cert\n${encodeCertPem(input.signingKeyCert)}`,
       `revision-counter ${input.revisionCounter}`,
       `superencrypted\n-----BEGIN MESSAGE-----\n${wrapBase64(toBase64(input.superencryptedBlob))}-----END MESSAGE-----`,
-    ].join('\n') + '\n';
+    ].join('\n') + '\n'
+  );
+}
+
+/** Write and sign the outer document exactly as tor's `desc_encode_v3` does. */
+export function encodeOuterLayer(input: OuterLayerEncoding): string {
+  const body = encodeOuterBody(input);
   const sig = ed25519SignExpanded(input.signingKey.expandedSecretKey, concatBytes(DESCRIPTOR_SIG_PREFIX, utf8(body)), input.signingKey.publicKey);
   return `${body}signature ${toBase64NoPad(sig)}\n`;
 }
