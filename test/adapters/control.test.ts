@@ -188,7 +188,7 @@ describe('failures', () => {
     await expect(first).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_TIMEOUT' });
     await expect(second).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
     expect(await c.closed).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_TIMEOUT' });
-    await expect(c.getInfo('version')).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_TIMEOUT' });
+    await expect(c.getInfo('version')).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
     expect(c.isOpen).toBe(false);
   });
 
@@ -213,6 +213,22 @@ describe('failures', () => {
     const err = await c.getInfo('md/all').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
     expect(await c.closed).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_LIMIT' });
+  });
+
+  it('applies each pipelined command its own reply limit, even when replies share one chunk', async () => {
+    const big = '250+md/all=\r\n' + 'onion-key x\r\n'.repeat(2000) + '.\r\n250 OK\r\n';
+    const s = await start({
+      onCommand: (cmd, conn) => {
+        // Answer both commands in a single write once the second arrives.
+        if (cmd.line === 'GETINFO md/all') conn.write('250-version=1\r\n250 OK\r\n' + big);
+        return undefined;
+      },
+    });
+    const c = await connect(s, { maxReplyBytes: 4096 });
+    const small = c.getInfo('version');
+    const large = c.getInfo('md/all', { maxReplyBytes: 64 * 1024 });
+    expect(await small).toBe('1');
+    expect((await large).length).toBe(2000 * 12 - 1);
   });
 
   it('an unsolicited reply closes the connection', async () => {
@@ -319,6 +335,17 @@ describe('reconnection', () => {
     expect(onConnectCalls).toHaveLength(2);
     await r.close();
     await expect(r.ready()).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
+  });
+
+  it('aborting the signal closes the live connection of ReconnectingTorControl', async () => {
+    const s = await start();
+    const ac = new AbortController();
+    const r = ReconnectingTorControl.start(s.endpoint, { signal: ac.signal, initialDelayMs: 10 });
+    const c = await r.ready();
+    ac.abort();
+    expect(await c.closed).toBeUndefined();
+    await r.close();
+    expect(r.current).toBeUndefined();
   });
 
   it('connectWithRetry stops when aborted', async () => {

@@ -109,6 +109,8 @@ export type EventListener = (e: ControlEvent) => void;
 
 interface Pending {
   readonly command: string;
+  /** 0-based sequence number of this command on the connection. */
+  readonly index: number;
   readonly maxReplyBytes: number;
   readonly resolve: (r: ControlReply) => void;
   readonly reject: (e: Error) => void;
@@ -212,6 +214,7 @@ export class TorControl {
   private closeError: Error | undefined;
   private isClosed = false;
   private subscribed: readonly string[] = [];
+  private sentCount = 0;
 
   private constructor(socket: Socket, endpoint: ControlEndpoint, options: ControlOptions, info: ProtocolInfo | undefined) {
     this.socket = socket;
@@ -221,7 +224,12 @@ export class TorControl {
     this.onListenerError = options.onListenerError;
     this.info = info ?? { protocolVersion: 1, methods: [], otherMethods: [], cookieFile: undefined, torVersion: undefined };
     this.parser = new ReplyParser({
-      maxReplyBytes: () => this.pending[0]?.maxReplyBytes ?? this.maxReplyBytes,
+      // The n-th synchronous reply on this connection answers the n-th command sent.
+      maxReplyBytes: (syncIndex) => {
+        const head = this.pending[0];
+        const p = head === undefined ? undefined : this.pending[syncIndex - head.index];
+        return p?.maxReplyBytes ?? this.maxReplyBytes;
+      },
       ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes }),
     });
     this.closed = new Promise((resolve) => {
@@ -423,12 +431,16 @@ export class TorControl {
 
   private sendWire(wire: string, options: RequestOptions, failOnError: boolean): Promise<ControlReply> {
     if (this.isClosed || this.closing) {
-      return Promise.reject(this.closeError ?? closedError('connection is closed'));
+      const why = this.closeError;
+      return Promise.reject(
+        why instanceof TorbalanceError && why.code === 'TB_ERR_TOR_CONTROL_CLOSED' ? why : closedError(why === undefined ? 'connection is closed' : why.message, why),
+      );
     }
     const command = commandName(wire);
     return new Promise<ControlReply>((resolve, reject) => {
       const p: Pending = {
         command,
+        index: this.sentCount++,
         maxReplyBytes: options.maxReplyBytes ?? this.maxReplyBytes,
         resolve: (r) => {
           if (failOnError && !isSuccess(r)) reject(new ControlReplyError(command, r));
@@ -601,6 +613,13 @@ export class ReconnectingTorControl {
       'abort',
       () => {
         this.abort.abort();
+      },
+      { once: true },
+    );
+    this.abort.signal.addEventListener(
+      'abort',
+      () => {
+        void this.conn?.close();
       },
       { once: true },
     );
