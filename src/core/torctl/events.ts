@@ -256,3 +256,13 @@ export function parseCirc(e: ControlEvent | string): CircEvent {
     extra: extraOf(keyed, ['BUILD_FLAGS', 'PURPOSE', 'HS_STATE', 'REND_QUERY', 'TIME_CREATED', 'REASON', 'REMOTE_REASON']),
   };
 }
+
+/**
+ * Parse the value of `GETINFO status/bootstrap-phase` (`NOTICE BOOTSTRAP PROGRESS=100
+ * TAG=done SUMMARY="Done"`, the same arguments as the STATUS_CLIENT event).
+ */
+export function parseBootstrapPhase(value: string): BootstrapStatus {
+  const b = parseBootstrap(`STATUS_CLIENT ${value}`);
+  if (b === undefined) throw bad('status/bootstrap-phase is not a BOOTSTRAP status');
+  return b;
+}

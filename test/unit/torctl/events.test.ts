@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ReplyParser, type ControlEvent } from '../../../src/core/torctl/reply.js';
-import { parseBootstrap, parseCirc, parseHsDesc, parseHsDescContent, parseRelayRef, parseStatusEvent } from '../../../src/core/torctl/events.js';
+import { parseBootstrap, parseBootstrapPhase, parseCirc, parseHsDesc, parseHsDescContent, parseRelayRef, parseStatusEvent } from '../../../src/core/torctl/events.js';
 
 const ADDR = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd';
 const FP = '9F1A8B2C3D4E5F60718293A4B5C6D7E8F9012345';
@@ -104,6 +104,11 @@ describe('STATUS_CLIENT BOOTSTRAP', () => {
   it('parses a bootstrap warning', () => {
     const b = parseBootstrap('STATUS_CLIENT WARN BOOTSTRAP PROGRESS=5 TAG=conn SUMMARY="Connecting to a relay" WARNING="Connection refused" REASON=CONNECTREFUSED COUNT=1 RECOMMENDATION=ignore HOSTID="AAA" HOSTADDR="127.0.0.1:5000"');
     expect(b).toMatchObject({ severity: 'WARN', warning: 'Connection refused', reason: 'CONNECTREFUSED' });
+  });
+
+  it('parses GETINFO status/bootstrap-phase values', () => {
+    expect(parseBootstrapPhase('NOTICE BOOTSTRAP PROGRESS=0 TAG=starting SUMMARY="Starting"')).toMatchObject({ progress: 0, tag: 'starting', summary: 'Starting' });
+    expect(() => parseBootstrapPhase('NOTICE CIRCUIT_ESTABLISHED')).toThrow(fmt);
   });
 
   it('returns undefined for other STATUS_CLIENT actions and rejects bad progress', () => {
