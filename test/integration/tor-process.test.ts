@@ -3,12 +3,12 @@
  * port, is restarted after `kill -9` and usable again, stop() ends it, TAKEOWNERSHIP makes tor
  * exit when our control connection closes, and a bad torrc fails the start with tor's words.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TorProcess, type TorProcessEvents } from '../../src/adapters/tor/process.js';
+import { isProcessAlive } from '../../src/adapters/tor/testnet.js';
 import { hasCode } from '../../src/core/errors.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -21,9 +21,7 @@ async function dataDir(): Promise<string> {
   return d;
 }
 
-function alive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`);
-}
+const alive = isProcessAlive;
 
 function once<K extends keyof TorProcessEvents>(
   p: TorProcess,

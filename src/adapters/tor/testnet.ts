@@ -986,8 +986,7 @@ export async function stopTestnetFromState(
       notRunning.push(n.nickname);
     }
   }
-  const alive = (pid: number): boolean =>
-    existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(safeRead(`/proc/${pid}/status`));
+  const alive = isProcessAlive;
   const until = Date.now() + graceMs;
   while (stopped.some((s) => alive(s.pid)) && Date.now() < until)
     await new Promise((r) => setTimeout(r, 100));
@@ -1011,6 +1010,11 @@ export async function stopTestnetFromState(
       `tor processes did not exit: ${stuck.map((s) => s.pid).join(', ')}`,
     );
   return { stopped, killed, notRunning };
+}
+
+/** True if `pid` runs and is not a zombie (Linux /proc; orphaned tors may linger as zombies until reaped). */
+export function isProcessAlive(pid: number): boolean {
+  return existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(safeRead(`/proc/${pid}/status`));
 }
 
 function safeRead(path: string): string {
