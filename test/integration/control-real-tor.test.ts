@@ -30,7 +30,9 @@ const endpoint: ControlEndpoint = { kind: 'unix', path: join(dir, 'control') };
 let tor: ChildProcess | undefined;
 
 function startTor(): ChildProcess {
-  const p = spawn('tor', ['-f', join(dir, 'torrc'), '--defaults-torrc', '/dev/null'], { stdio: 'ignore' });
+  const p = spawn('tor', ['-f', join(dir, 'torrc'), '--defaults-torrc', '/dev/null'], {
+    stdio: 'ignore',
+  });
   return p;
 }
 
@@ -42,7 +44,11 @@ async function killTor(p: ChildProcess): Promise<void> {
 }
 
 async function connectSoon(): Promise<TorControl> {
-  return connectWithRetry(endpoint, { signal: AbortSignal.timeout(30_000), initialDelayMs: 100, maxDelayMs: 500 });
+  return connectWithRetry(endpoint, {
+    signal: AbortSignal.timeout(30_000),
+    initialDelayMs: 100,
+    maxDelayMs: 500,
+  });
 }
 
 beforeAll(() => {
@@ -84,7 +90,9 @@ describe('TorControl with a real tor', () => {
       const contact = 'a "b" \\c #d é';
       await c.setConf([['ContactInfo', contact]]);
       const got = await c.request('GETCONF ContactInfo');
-      expect(parseReplyArgs(got.lines[0]!.text)).toEqual([{ key: 'ContactInfo', value: contact, quoted: true }]);
+      expect(parseReplyArgs(got.lines[0]!.text)).toEqual([
+        { key: 'ContactInfo', value: contact, quoted: true },
+      ]);
       await expect.poll(() => changed.length).toBeGreaterThan(0);
       expect(changed[0]![0]).toBe('CONF_CHANGED');
 
@@ -95,16 +103,25 @@ describe('TorControl with a real tor', () => {
       expect(await c.getInfo('config-text')).toContain('DisableNetwork 1');
 
       // HSPOST: garbage body → 554; malformed HSADDRESS → 512; unknown SERVER → 552.
-      const e554 = await c.hsPost('garbage\n.leading dot\n', { hsAddress: LABEL, servers: [], allowNoServers: true }).catch((e: unknown) => e);
+      const e554 = await c
+        .hsPost('garbage\n.leading dot\n', { hsAddress: LABEL, servers: [], allowNoServers: true })
+        .catch((e: unknown) => e);
       expect(e554).toBeInstanceOf(ControlReplyError);
       expect(e554).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_REPLY', status: 554 });
       expect((e554 as Error).message).toContain('554 Invalid descriptor');
       await expect(c.request('+HSPOST HSADDRESS=aaaa', 'x')).rejects.toMatchObject({ status: 512 });
-      await expect(c.request(`+HSPOST HSADDRESS=${LABEL}.onion`, 'x')).rejects.toMatchObject({ status: 512 });
-      await expect(c.hsPost('x', { hsAddress: LABEL, servers: ['0123456789ABCDEF0123456789ABCDEF01234567'] })).rejects.toMatchObject({ status: 552 });
+      await expect(c.request(`+HSPOST HSADDRESS=${LABEL}.onion`, 'x')).rejects.toMatchObject({
+        status: 512,
+      });
+      await expect(
+        c.hsPost('x', { hsAddress: LABEL, servers: ['0123456789ABCDEF0123456789ABCDEF01234567'] }),
+      ).rejects.toMatchObject({ status: 552 });
 
       // No cached consensus with DisableNetwork → 551.
-      await expect(fetchMicrodescConsensus(c)).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_REPLY', status: 551 });
+      await expect(fetchMicrodescConsensus(c)).rejects.toMatchObject({
+        code: 'TB_ERR_TOR_CONTROL_REPLY',
+        status: 551,
+      });
 
       // The connection is still healthy after all those errors.
       expect(await c.getInfo('version')).toBe(version);
@@ -124,7 +141,9 @@ describe('TorControl with a real tor', () => {
 
       await killTor(tor!);
       expect(await direct.closed).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
-      await expect(direct.getInfo('version')).rejects.toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
+      await expect(direct.getInfo('version')).rejects.toMatchObject({
+        code: 'TB_ERR_TOR_CONTROL_CLOSED',
+      });
       expect(await first.closed).toMatchObject({ code: 'TB_ERR_TOR_CONTROL_CLOSED' });
 
       tor = startTor();
@@ -134,7 +153,9 @@ describe('TorControl with a real tor', () => {
       expect(await second.getInfo('version')).toMatch(/^0\.4\./);
       // SETEVENTS was re-applied on the new connection: a SETCONF produces CONF_CHANGED.
       await second.setConf([['ContactInfo', 'after-restart']]);
-      await expect.poll(() => events.some((e) => e.includes('ContactInfo=after-restart'))).toBe(true);
+      await expect
+        .poll(() => events.some((e) => e.includes('ContactInfo=after-restart')))
+        .toBe(true);
     } finally {
       await r.close();
     }
