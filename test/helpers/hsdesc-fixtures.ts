@@ -20,7 +20,7 @@ import type { RandomBytes } from '../../src/core/random.js';
 /** Deterministic random bytes: SHA-256(seed ‖ counter) blocks. */
 export function seededRandom(seed: string): RandomBytes {
   let counter = 0;
-  let pool = new Uint8Array(0);
+  let pool: Uint8Array = new Uint8Array(0);
   return (n: number) => {
     while (pool.length < n) {
       const block = new Uint8Array(createHash('sha256').update(`${seed}/${counter++}`).digest());

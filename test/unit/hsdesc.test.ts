@@ -203,7 +203,10 @@ describe('decodeDescriptor rejection codes', () => {
   });
 
   it('inner layer: parse, flow-control, pow-params, too many intro points, skipped blocks', () => {
-    const ips = (n: number, seed: string) => Array.from({ length: n }, ((r) => () => randomIntroPoint(r))(seededRandom(seed)));
+    const ips = (n: number, seed: string) => {
+      const r = seededRandom(seed);
+      return Array.from({ length: n }, () => randomIntroPoint(r));
+    };
     const mk = (f: (blocks: string) => string, n = 1) => assembleDescriptor({ identity, inner: (k, exp) => f(introBlocks(ips(n, 'in'), k, exp)) });
     const dec = (a: ReturnType<typeof assembleDescriptor>) => decodeDescriptor(a.text, sub(a));
     expect(codeOf(() => dec(mk((b) => `create2-formats 3\n${b}`)))).toBe('TB_ERR_HSDESC_INNER_PARSE');
@@ -277,18 +280,28 @@ describe('netdoc tokenizer', () => {
     expect(code(() => tokenize(`a ${'x '.repeat(513)}\n`))).toBe('TB_ERR_NETDOC_SYNTAX');
     expect(code(() => tokenize('a\n'.repeat(10), { maxTokens: 5 }))).toBe('TB_ERR_NETDOC_TOO_LARGE');
     expect(code(() => tokenize('a\n', { maxLength: 1 }))).toBe('TB_ERR_NETDOC_TOO_LARGE');
+    let err: unknown;
     try {
       tokenize('a\nb\n c\n');
     } catch (e) {
-      expect((e as DecodeError).position).toBe(3);
+      err = e;
     }
+    expect(err).toBeInstanceOf(DecodeError);
+    expect((err as DecodeError).position).toBe(3);
   });
   it('checks counts, positions, arguments and objects', () => {
     const rules = [rule('first', 'T1_START', { eq: 1 }, 'none'), rule('many', 'T1N', { ge: 2 }, 'optional'), rule('obj', 'T01', 'NO_ARGS', 'required'), rule('end', 'T1_END', 'ARGS', 'none')];
     const ok = tokenize('first x\nmany a b\nunknown\n-----BEGIN Q-----\nAA==\n-----END Q-----\nmany c d e\nend\n');
     checkRules(ok, rules);
     const bad = ['first\nmany a b\nend\n', 'many a b\nfirst x\nend\n', 'first x\nend\n', 'first x\nmany a b\nend\nmore\n', 'first x\nmany a\nend\n', 'first x\nmany a b\nobj\nend\n', 'first x\nmany a b\nend\n-----BEGIN Q-----\nAA==\n-----END Q-----\n', 'first x\nfirst y\nmany a b\nend\n'];
-    for (const b of bad) expect(code(() => checkRules(tokenize(b), rules)), b).toBe('TB_ERR_NETDOC_RULE');
+    for (const b of bad) {
+      expect(
+        code(() => {
+          checkRules(tokenize(b), rules);
+        }),
+        b,
+      ).toBe('TB_ERR_NETDOC_RULE');
+    }
   });
 });
 

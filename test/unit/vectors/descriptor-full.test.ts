@@ -47,7 +47,9 @@ function expectInner(inner: InnerLayer, e: Record<string, any>): void {
   expect(inner.introPoints.length).toBe(e['introduction_point_count']);
   const ips = e['introduction_points'] as Record<string, any>[];
   expect(ips.length).toBe(inner.introPoints.length);
-  inner.introPoints.forEach((ip, k) => expectIntroPoint(ip, ips[k]!));
+  inner.introPoints.forEach((ip, k) => {
+    expectIntroPoint(ip, ips[k]!);
+  });
   for (const k of Object.keys(e)) {
     expect(['create2_formats', 'intro_auth_required', 'single_onion_service', 'flow_control', 'pow_params', 'introduction_points', 'introduction_point_count'].includes(k), k).toBe(true);
   }
@@ -68,7 +70,7 @@ function check(v: Vector): void {
     }
     expect(err).toBeInstanceOf(DecodeError);
     expect((err as DecodeError).code).toBe('TB_ERR_HSDESC_OUTER_PARSE');
-    expect(() => parseOuterLayer(text)).toThrowError(DecodeError);
+    expect(() => parseOuterLayer(text)).toThrow(DecodeError);
     // With the space removed the document is well-formed again (so the space is what fails).
     expect(parseOuterLayer(text.replace('\n signature ', '\nsignature ')).revisionCounter).toBe(42n);
     expect(e['reason']).toMatch(/malformed signature line/i);
@@ -164,7 +166,7 @@ function check(v: Vector): void {
 
   // The same descriptor is rejected after its signing certificate expired, and for another period.
   const expired = (): unknown => decodeDescriptor(text, { ...opts, nowSeconds: d.signingKeyCert.expirationHours * 3600 + 1 });
-  expect(expired).toThrowError(DecodeError);
+  expect(expired).toThrow(DecodeError);
   if ('identityPublicKey' in opts) {
     let err: unknown;
     try {

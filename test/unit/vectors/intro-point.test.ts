@@ -83,8 +83,8 @@ function check(v: Vector): void {
     expect(encoded).toBe(torForm(`${e[reKey]}\n`));
     expect(encoded).toBe(torForm(text.endsWith('\n') ? text : `${text}\n`));
     // tor's checks: another signing key or an expired certificate makes the block unusable.
-    expect(() => parseIntroPoint(text, { descriptorSigningKey: new Uint8Array(32).fill(1), nowSeconds })).toThrowError(DecodeError);
-    expect(() => parseIntroPoint(text, { descriptorSigningKey: signingKey, nowSeconds: auth['expiration_hours_since_epoch'] * 3600 + 1 })).toThrowError(DecodeError);
+    expect(() => parseIntroPoint(text, { descriptorSigningKey: new Uint8Array(32).fill(1), nowSeconds })).toThrow(DecodeError);
+    expect(() => parseIntroPoint(text, { descriptorSigningKey: signingKey, nowSeconds: auth['expiration_hours_since_epoch'] * 3600 + 1 })).toThrow(DecodeError);
     return;
   }
   throw new Error(`unrecognised vector ${v.name}`);

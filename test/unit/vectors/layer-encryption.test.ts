@@ -88,7 +88,7 @@ function check(v: Vector): void {
   const secretData = fromHex(i['secret_data']);
   const sub = fromHex(i['subcredential']);
   const cookieHex = (i['descriptor_cookie'] as string | undefined) ?? '';
-  expect(i['secret_data']).toBe(i['blinded_public_key'] + cookieHex);
+  expect(i['secret_data']).toBe(`${String(i['blinded_public_key'])}${cookieHex}`);
   if ('onion_address' in i) {
     expect(toHex(subcredential(decodeOnionAddress(i['onion_address']).publicKey, fromHex(i['blinded_public_key'])))).toBe(i['subcredential']);
   }
@@ -128,7 +128,7 @@ function check(v: Vector): void {
   // Any flipped byte fails the MAC.
   const bad = blob.slice();
   bad[20] = bad[20]! ^ 1;
-  expect(() => decryptLayer({ blob: bad, secretData, subcredential: sub, revisionCounter, layer })).toThrowError(DecodeError);
+  expect(() => decryptLayer({ blob: bad, secretData, subcredential: sub, revisionCounter, layer })).toThrow(DecodeError);
 }
 
 describe('layer-encryption vectors', () => {
