@@ -1,0 +1,345 @@
+/**
+ * The torbalance node configuration: its schema (zod 4), its defaults (all in {@link DEFAULTS})
+ * and the deeply frozen {@link Config} type.
+ *
+ * Every object is strict (unknown keys are errors) and every check carries an operator-facing
+ * "expected …" message; src/adapters/config/load.ts adds the key path and the TOML line.
+ * Reference: docs/config.md; example: config/torbalance.example.toml (tests keep the three in
+ * sync). Tor limits used here come from tor itself: HiddenServiceNumIntroductionPoints 3..20
+ * (`hs_config.c`, `HS_CONFIG_V3_MAX_INTRO_POINTS`), PoW queue defaults 250/s and burst 2500
+ * (`hs_config.c`; burst must be ≥ rate), see /work/shared/tor-facts.md §1.7, §3.2.
+ *
+ * Paths in the schema are taken as written; {@link resolveConfigPaths} (used by the loader)
+ * makes them absolute relative to the config file's directory and fills the defaults that
+ * depend on `node.data_dir`.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import * as z from 'zod';
+import { decodeOnionAddress } from '../../core/hs/address.js';
+import { checkExtraTorrcKeyword } from '../../core/node-torrc.js';
+
+/** All defaults, in one place. Paths are relative to the config file's directory. */
+export const DEFAULTS = {
+  node: { name: 'torbalance', data_dir: 'data' },
+  master: { key_dir: 'master' },
+  target: { port: 80, mode: 'http', tls: { enabled: false, verify: true } },
+  proxy: {
+    // listen: unix:<data_dir>/proxy.sock (computed by resolveConfigPaths)
+    virtual_port: 80,
+    limits: {
+      max_connections: 1024,
+      max_connections_per_circuit: 16,
+      connect_timeout_ms: 30_000,
+      header_timeout_ms: 30_000,
+      idle_timeout_ms: 300_000,
+    },
+    rewrite_bodies: false,
+  },
+  tor: {
+    binary: 'tor',
+    socks_port: 'auto',
+    num_intro_points: 3,
+    pow: { enabled: false, queue_rate: 250, queue_burst: 2500 },
+    extra_config: [] as string[],
+  },
+  health: { kind: 'tcp', path: '/', interval_ms: 30_000, timeout_ms: 10_000 },
+  log: { level: 'info', format: 'auto' },
+  drain: { timeout_ms: 30_000 },
+} as const;
+
+/** The proxy socket name inside `node.data_dir` when `proxy.listen` is not set. */
+export const DEFAULT_PROXY_SOCKET_NAME = 'proxy.sock';
+
+/** Longest unix socket path we accept (sun_path is 108 bytes on Linux, including the NUL). */
+export const MAX_UNIX_SOCKET_PATH = 100;
+
+const ms = (min: number, max: number): z.ZodNumber =>
+  int(min, max, `expected a duration in milliseconds, an integer from ${min} to ${max}`);
+
+function int(min: number, max: number, message = `expected an integer from ${min} to ${max}`): z.ZodNumber {
+  return z.number({ error: message }).int({ error: message }).min(min, { error: message }).max(max, { error: message });
+}
+
+const bool = (): z.ZodBoolean => z.boolean({ error: 'expected true or false' });
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T): z.ZodEnum<{ [K in T[number]]: K }> {
+  return z.enum(values, { error: `expected one of ${values.map((v) => JSON.stringify(v)).join(', ')}` });
+}
+
+function text(what: string, max = 4096): z.ZodString {
+  return z
+    .string({ error: `expected ${what} (a string)` })
+    .min(1, { error: `expected ${what}, not an empty string` })
+    .max(max, { error: `expected ${what} of at most ${max} characters` })
+    .refine((s) => !/[\0\r\n]/.test(s), { error: `expected ${what} without NUL or line breaks` });
+}
+
+/** A filesystem path: no NUL/newlines; whitespace is refused because tor's torrc would need quoting games. */
+function path(what: string): z.ZodString {
+  return text(what).refine((s) => !/\s/.test(s), { error: `expected ${what} without whitespace` });
+}
+
+/** A v3 onion address, normalised to lower case with ".onion". */
+const onionAddress = z
+  .string({ error: 'expected a v3 onion address ("<56 characters>.onion")' })
+  .transform((s, ctx) => {
+    try {
+      return decodeOnionAddress(s).address;
+    } catch (e) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a v3 onion address ("<56 characters>.onion"): ${e instanceof Error ? e.message : 'invalid'}`,
+      });
+      return z.NEVER;
+    }
+  });
+
+/** `unix:<absolute-or-relative path>` or `127.0.0.1:<port>`. */
+const LISTEN_MESSAGE = 'expected "unix:<path>" or "127.0.0.1:<port>"';
+const listen = z.string({ error: LISTEN_MESSAGE }).refine((s) => parseListenString(s) !== undefined, { error: LISTEN_MESSAGE });
+
+/** One raw torrc line for `tor.extra_config`: "Keyword value". */
+const TORRC_LINE_MESSAGE = 'expected a torrc line "Keyword value" (keyword: letters, digits, _; no line breaks or NUL)';
+const torrcLine = z
+  .string({ error: TORRC_LINE_MESSAGE })
+  .max(8192, { error: 'expected a torrc line of at most 8192 characters' })
+  .superRefine((s, ctx) => {
+    const entry = parseTorrcLine(s);
+    if (entry === undefined) {
+      ctx.addIssue({ code: 'custom', message: TORRC_LINE_MESSAGE });
+      return;
+    }
+    const why = checkExtraTorrcKeyword(entry[0]);
+    if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected a tor option torbalance does not manage: ${why}` });
+  });
+
+/** Status codes for HTTP health checks. */
+const statusCode = int(100, 599, 'expected an HTTP status code from 100 to 599');
+
+/** The schema of the TOML file. */
+export const configSchema = z
+  .strictObject({
+    node: z
+      .strictObject({
+        name: text('a node name of letters, digits, "." "_" "-"', 64)
+          .regex(/^[A-Za-z0-9._-]+$/, { error: 'expected a node name of letters, digits, ".", "_" or "-"' })
+          .default(DEFAULTS.node.name),
+        data_dir: path('a directory path').default(DEFAULTS.node.data_dir),
+      })
+      .prefault({}),
+    master: z.strictObject({ key_dir: path('a directory path').default(DEFAULTS.master.key_dir) }).prefault({}),
+    target: z.strictObject({
+      address: onionAddress,
+      port: int(1, 65535, 'expected a port number from 1 to 65535').default(DEFAULTS.target.port),
+      mode: oneOf(['http', 'tcp']).default(DEFAULTS.target.mode),
+      tls: z
+        .strictObject({
+          enabled: bool().default(DEFAULTS.target.tls.enabled),
+          verify: bool().default(DEFAULTS.target.tls.verify),
+          ca_file: path('a file path').optional(),
+          servername: text('a TLS server name', 253)
+            .regex(/^[A-Za-z0-9.-]+$/, { error: 'expected a TLS server name (letters, digits, ".", "-")' })
+            .optional(),
+        })
+        .prefault({}),
+    }, { error: 'expected a [target] table with at least address = "<56 characters>.onion"' }),
+    proxy: z
+      .strictObject({
+        listen: listen.optional(),
+        virtual_port: int(1, 65535, 'expected a port number from 1 to 65535').default(DEFAULTS.proxy.virtual_port),
+        limits: z
+          .strictObject({
+            max_connections: int(1, 1_000_000).default(DEFAULTS.proxy.limits.max_connections),
+            max_connections_per_circuit: int(1, 1_000_000).default(DEFAULTS.proxy.limits.max_connections_per_circuit),
+            connect_timeout_ms: ms(100, 600_000).default(DEFAULTS.proxy.limits.connect_timeout_ms),
+            header_timeout_ms: ms(100, 600_000).default(DEFAULTS.proxy.limits.header_timeout_ms),
+            idle_timeout_ms: ms(1000, 86_400_000).default(DEFAULTS.proxy.limits.idle_timeout_ms),
+          })
+          .prefault({}),
+        rewrite_bodies: bool().default(DEFAULTS.proxy.rewrite_bodies),
+      })
+      .prefault({}),
+    tor: z
+      .strictObject({
+        binary: path('a program name or path').default(DEFAULTS.tor.binary),
+        socks_port: z
+          .union([z.literal('auto'), int(1, 65535)], { error: 'expected "auto" or a port number from 1 to 65535' })
+          .default(DEFAULTS.tor.socks_port),
+        num_intro_points: int(3, 20, 'expected an integer from 3 to 20 (tor\'s limits for HiddenServiceNumIntroductionPoints)').default(
+          DEFAULTS.tor.num_intro_points,
+        ),
+        pow: z
+          .strictObject({
+            enabled: bool().default(DEFAULTS.tor.pow.enabled),
+            queue_rate: int(1, 1_000_000, 'expected requests per second, an integer from 1 to 1000000').default(DEFAULTS.tor.pow.queue_rate),
+            queue_burst: int(1, 10_000_000, 'expected an integer from 1 to 10000000').default(DEFAULTS.tor.pow.queue_burst),
+          })
+          .prefault({})
+          .refine((p) => p.queue_burst >= p.queue_rate, {
+            error: 'expected queue_burst >= queue_rate (tor refuses a burst below the rate)',
+            path: ['queue_burst'],
+          }),
+        extra_config: z
+          .array(torrcLine, { error: 'expected an array of torrc lines, e.g. ["DisableNetwork 1"]' })
+          .max(512, { error: 'expected at most 512 extra torrc lines' })
+          .default([...DEFAULTS.tor.extra_config]),
+      })
+      .prefault({}),
+    health: z
+      .strictObject({
+        kind: oneOf(['http', 'tcp']).default(DEFAULTS.health.kind),
+        path: text('an HTTP path starting with "/"', 2048)
+          .regex(/^\/[\x21-\x7e]*$/, { error: 'expected an HTTP path starting with "/" (printable ASCII, no spaces)' })
+          .default(DEFAULTS.health.path),
+        interval_ms: ms(1000, 86_400_000).default(DEFAULTS.health.interval_ms),
+        timeout_ms: ms(100, 600_000).default(DEFAULTS.health.timeout_ms),
+        expect_status: z
+          .array(statusCode, { error: 'expected an array of HTTP status codes, e.g. [200, 204]' })
+          .min(1, { error: 'expected at least one status code (omit the key for the default)' })
+          .max(100)
+          .optional(),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.log.level),
+        format: oneOf(['auto', 'json', 'pretty']).default(DEFAULTS.log.format),
+      })
+      .prefault({}),
+    drain: z.strictObject({ timeout_ms: ms(0, 3_600_000).default(DEFAULTS.drain.timeout_ms) }).prefault({}),
+  }, { error: 'expected a TOML document' });
+
+/** Recursively readonly. */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** What the schema yields (before path resolution). */
+export type ParsedConfig = z.output<typeof configSchema>;
+
+/** Where the proxy listens (the target of tor's HiddenServicePort). */
+export type ListenAddress =
+  | { readonly kind: 'unix'; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
+
+/**
+ * The loaded configuration: the schema's output with every path absolute, `proxy.listen`
+ * filled in and parsed, and `tor.extra_config` split into entries. Deeply frozen.
+ */
+export type Config = DeepReadonly<
+  Omit<ParsedConfig, 'proxy' | 'tor'> & {
+    proxy: Omit<ParsedConfig['proxy'], 'listen'> & { listen: ListenAddress };
+    tor: Omit<ParsedConfig['tor'], 'extra_config'> & { extra_config: (readonly [string, string])[] };
+    /** The config file this came from (absolute), or undefined for in-memory configs. */
+    source: string | undefined;
+  }
+>;
+
+/** Parse `unix:<path>` / `127.0.0.1:<port>` (undefined if invalid). The unix path may be relative. */
+export function parseListenString(s: string): ListenAddress | undefined {
+  if (s.startsWith('unix:')) {
+    const p = s.slice(5);
+    if (p === '' || /[\s\0]/.test(p) || Buffer.byteLength(p) > MAX_UNIX_SOCKET_PATH) return undefined;
+    return { kind: 'unix', path: p };
+  }
+  const m = /^127\.0\.0\.1:([0-9]{1,5})$/.exec(s);
+  if (m === null) return undefined;
+  const port = Number(m[1]);
+  return port >= 1 && port <= 65535 ? { kind: 'tcp', host: '127.0.0.1', port } : undefined;
+}
+
+/** Split a raw torrc line "Keyword value" (undefined if not of that shape). */
+export function parseTorrcLine(line: string): readonly [string, string] | undefined {
+  if (/[\0\r\n]/.test(line)) return undefined;
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_]{0,127})(?:[ \t]+(.*?))?\s*$/.exec(line);
+  if (m === null) return undefined;
+  return [m[1]!, m[2] ?? ''];
+}
+
+/** Deep-freeze an object graph (arrays and plain objects). */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Turn the schema output into a {@link Config}: paths absolute (relative ones are taken
+ * relative to `baseDir`, the config file's directory), `proxy.listen` defaulted to
+ * `unix:<data_dir>/proxy.sock` and parsed, `tor.extra_config` split. Returns a frozen object.
+ */
+export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source?: string): Config {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const dataDir = abs(parsed.node.data_dir);
+  const listenRaw = parsed.proxy.listen ?? `unix:${resolve(dataDir, DEFAULT_PROXY_SOCKET_NAME)}`;
+  const listenParsed = parseListenString(listenRaw) ?? { kind: 'unix' as const, path: listenRaw.slice(5) };
+  const listenAddr: ListenAddress = listenParsed.kind === 'unix' ? { kind: 'unix', path: abs(listenParsed.path) } : listenParsed;
+  const binary = parsed.tor.binary.includes('/') ? abs(parsed.tor.binary) : parsed.tor.binary;
+  const tls = parsed.target.tls;
+  const out = {
+    ...parsed,
+    node: { ...parsed.node, data_dir: dataDir },
+    master: { key_dir: abs(parsed.master.key_dir) },
+    target: {
+      ...parsed.target,
+      tls: { ...tls, ...(tls.ca_file === undefined ? {} : { ca_file: abs(tls.ca_file) }) },
+    },
+    proxy: { ...parsed.proxy, listen: listenAddr },
+    tor: { ...parsed.tor, binary, extra_config: parsed.tor.extra_config.map((l) => parseTorrcLine(l)!) },
+    source,
+  };
+  return deepFreeze(out);
+}
+
+/** One documented key: its dotted path and whether it has a default. */
+export interface SchemaKey {
+  readonly path: string;
+  readonly default: unknown;
+  readonly optional: boolean;
+}
+
+interface ZodInternals {
+  readonly _zod: { readonly def: { readonly type: string; readonly innerType?: unknown; readonly shape?: Record<string, unknown>; readonly in?: unknown; readonly schema?: unknown; readonly defaultValue?: unknown } };
+}
+
+function defOf(s: unknown): ZodInternals['_zod']['def'] {
+  return (s as ZodInternals)._zod.def;
+}
+
+/** Every leaf key of the schema (tables are walked, arrays are leaves), with its default. */
+export function schemaKeys(schema: unknown = configSchema, prefix = ''): SchemaKey[] {
+  const out: SchemaKey[] = [];
+  let s = schema;
+  for (;;) {
+    const d = defOf(s);
+    if (d.type === 'pipe') s = d.in;
+    else if (d.type === 'prefault' || d.type === 'optional' || d.type === 'default' || d.type === 'readonly') s = d.innerType;
+    else break;
+  }
+  const shape = defOf(s).shape ?? {};
+  for (const [k, field] of Object.entries(shape)) {
+    const p = prefix === '' ? k : `${prefix}.${k}`;
+    let inner: unknown = field;
+    let dflt: unknown = undefined;
+    let optional = false;
+    for (;;) {
+      const d = defOf(inner);
+      if (d.type === 'default') {
+        dflt = d.defaultValue;
+        inner = d.innerType;
+      } else if (d.type === 'optional') {
+        optional = true;
+        inner = d.innerType;
+      } else if (d.type === 'prefault' || d.type === 'readonly') inner = d.innerType;
+      else if (d.type === 'pipe') inner = d.in;
+      else break;
+    }
+    if (defOf(inner).type === 'object') out.push(...schemaKeys(inner, p));
+    else out.push({ path: p, default: dflt, optional });
+  }
+  return out;
+}
