@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,11 +126,19 @@ describe('torbalance testnet', () => {
     expect(after.processes.every((p) => !p.alive)).toBe(true);
   });
 
-  it('status without state fails; a bad option is a usage error', async () => {
+  it('status without state fails; a bad option is a usage error; a foreign dir is not wiped', async () => {
     const st = await cli(['testnet', 'status', '--dir', join(dir, 'nothing-here')]);
     expect(st.code).toBe(1);
     expect(st.stderr).toMatch(/TB_ERR_TESTNET_STATE/);
     const bad = await cli(['testnet', 'up', '--dir', dir, '--voting-interval', '5']);
     expect(bad.code).toBe(2);
+    // A non-empty directory that no testnet made is never wiped.
+    const foreign = join(dir, 'foreign');
+    await mkdir(foreign);
+    await writeFile(join(foreign, 'precious.txt'), 'keep me');
+    const refused = await cli(['testnet', 'up', '--dir', foreign]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/TB_ERR_TESTNET_CONFIG/);
+    expect(await readFile(join(foreign, 'precious.txt'), 'utf8')).toBe('keep me');
   });
 });

@@ -77,7 +77,7 @@ describe('shared private Tor network', () => {
   it('a service and a client added to the running network work together', async () => {
     const t = Date.now();
     const [svc, client] = await Promise.all([
-      addService({ target: { host: '127.0.0.1', port: http.port } }),
+      addService({ target: { host: '127.0.0.1', port: http.port }, waitForUpload: true }),
       addClient(),
     ]);
     const r = await fetchOnionUntil(client.info.socksPort, svc.info.onion, { deadlineMs: 120_000 });

@@ -685,6 +685,29 @@ export async function preserveTestnetLogs(baseDir: string, dest: string): Promis
   }
 }
 
+/** Marker file: a directory holding it was made by {@link startTestnet} and may be wiped. */
+const MARKER = '.torbalance-testnet';
+
+/**
+ * Empty `baseDir` for a new network. Only a missing or empty directory, or one an earlier
+ * network left (marker file), is wiped; anything else is refused so a mistyped `--dir` never
+ * deletes unrelated files.
+ */
+async function resetBaseDir(baseDir: string): Promise<void> {
+  const entries = await readdir(baseDir).catch(() => undefined);
+  if (entries !== undefined && entries.length > 0) {
+    if (!entries.includes(MARKER)) {
+      throw err(
+        'TB_ERR_TESTNET_CONFIG',
+        `${baseDir} is not empty and was not made by torbalance testnet; refusing to wipe it`,
+      );
+    }
+    await rm(baseDir, { recursive: true, force: true });
+  }
+  await mkdir(baseDir, { recursive: true, mode: 0o700 });
+  await writeFile(join(baseDir, MARKER), 'made by torbalance testnet; may be deleted\n');
+}
+
 interface PlannedRouter {
   nickname: string;
   role: 'authority' | 'relay';
@@ -746,8 +769,7 @@ async function startOnce(options: TestnetOptions): Promise<Testnet> {
   const owned = options.owned ?? true;
   const deadline = t0 + (options.readyTimeoutMs ?? 120_000);
 
-  await rm(baseDir, { recursive: true, force: true });
-  await mkdir(baseDir, { recursive: true, mode: 0o700 });
+  await resetBaseDir(baseDir);
 
   // Plan: ports and keys.
   const ports = await allocatePorts(2 * (nAuth + nRelay));
