@@ -1,0 +1,266 @@
+/**
+ * HTTP mode of the node's reverse proxy: one node:http server fed with accepted visitor
+ * sockets; every request (keep-alive included) goes to the target through tor via a
+ * keep-alive TorAgent, with request headers rewritten master → target (Host, Origin,
+ * Referer) and response headers and text bodies rewritten target → master (core/rewrite).
+ * Bodies stream through `pipeline` (backpressure both ways, bounded memory); compressed text
+ * bodies are decoded, rewritten and re-encoded with the same coding. WebSocket (and other)
+ * upgrades are passed through after rewriting the handshake heads. No header that reveals
+ * anything (Via, X-Forwarded-For) is added. A target that cannot be reached gets the visitor
+ * a 502 page within the connect timeout.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import { pipeline } from 'node:stream';
+import type { Logger } from '../../adapters/log/logger.js';
+import type { SocksEndpoint } from '../../adapters/net/socks-dialer.js';
+import { TorbalanceError } from '../../core/errors.js';
+import {
+  headerLeaksTarget,
+  isRewritableContentType,
+  rewriteRequestHeader,
+  rewriteResponseHeader,
+  type RewriteContext,
+} from '../../core/rewrite/index.js';
+import { filterAcceptEncoding, parseCoding, rewriteChain } from './body.js';
+import { errorPage, rawErrorResponse } from './error-page.js';
+import { countStatus, type MutableStats } from './stats.js';
+import { connectUpstream, type TorAgent, type UpstreamTarget } from './upstream.js';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'http2-settings']);
+
+/** Largest upgrade response head accepted from the target. */
+const MAX_UPGRADE_HEAD = 32 * 1024;
+
+export interface HttpProxyDeps {
+  readonly ctx: RewriteContext;
+  readonly agent: TorAgent;
+  readonly socks: SocksEndpoint;
+  readonly target: UpstreamTarget;
+  readonly rewriteBodies: boolean;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly stats: MutableStats;
+  readonly logger: Logger;
+}
+
+function connectionTokens(headers: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === 'connection') {
+      for (const t of headers[i + 1]!.split(',')) out.add(t.trim().toLowerCase());
+    }
+  }
+  return out;
+}
+
+/** Request headers for the target, as a flat [name, value, …] list (Host first). */
+export function upstreamRequestHeaders(raw: readonly string[], ctx: RewriteContext, rewriteBodies: boolean, keepUpgrade: boolean): string[] {
+  const conn = connectionTokens(raw);
+  const out: string[] = ['Host', ctx.targetAuthority];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lname = name.toLowerCase();
+    if (lname === 'host') continue;
+    if (keepUpgrade && (lname === 'connection' || lname === 'upgrade')) {
+      out.push(name, raw[i + 1]!);
+      continue;
+    }
+    if (HOP_BY_HOP.has(lname) || conn.has(lname)) continue;
+    let value = rewriteRequestHeader(name, raw[i + 1]!, ctx);
+    if (lname === 'accept-encoding' && rewriteBodies) value = filterAcceptEncoding(value);
+    out.push(name, value);
+  }
+  return out;
+}
+
+/** Response headers for the visitor (rewritten, hop-by-hop and leaking ones dropped). */
+export function visitorResponseHeaders(raw: readonly string[], ctx: RewriteContext, bodyRewritten: boolean, onDrop: (name: string) => void): string[] {
+  const conn = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lname = name.toLowerCase();
+    if (HOP_BY_HOP.has(lname) || conn.has(lname)) continue;
+    if (bodyRewritten && (lname === 'content-length' || lname === 'content-md5' || lname === 'digest' || lname === 'repr-digest' || lname === 'content-digest')) continue;
+    let value = rewriteResponseHeader(name, raw[i + 1]!, ctx);
+    if (bodyRewritten && lname === 'etag' && !value.startsWith('W/')) value = `W/${value}`;
+    if (headerLeaksTarget(name, value, ctx)) {
+      onDrop(name);
+      continue;
+    }
+    out.push(name, value);
+  }
+  return out;
+}
+
+/** Attach the request and upgrade handlers to `server`. */
+export function attachHttpProxy(server: http.Server, d: HttpProxyDeps): void {
+  server.on('request', (req, res) => {
+    handleRequest(req, res, d);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    handleUpgrade(req, socket, head, d);
+  });
+}
+
+function sendError(res: http.ServerResponse, status: number, d: HttpProxyDeps): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const p = errorPage(status);
+  res.writeHead(status, p.reason, p.headers);
+  res.end(res.req.method === 'HEAD' ? undefined : p.body);
+  void d;
+}
+
+function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: HttpProxyDeps): void {
+  d.stats.requests++;
+  res.on('finish', () => {
+    countStatus(d.stats, res.statusCode);
+  });
+  const headers = upstreamRequestHeaders(req.rawHeaders, d.ctx, d.rewriteBodies, false);
+  const up = http.request({
+    agent: d.agent,
+    host: d.target.address,
+    port: d.target.port,
+    method: req.method ?? 'GET',
+    path: req.url ?? '/',
+    headers,
+    setHost: false,
+  });
+  let finished = false;
+  // Visitor gone before the response completed: stop the upstream request too.
+  res.on('close', () => {
+    if (!res.writableFinished) up.destroy();
+  });
+  up.setTimeout(d.connectTimeoutMs + d.idleTimeoutMs, () => {
+    up.destroy(new TorbalanceError('TB_ERR_PROXY_UPSTREAM_TIMEOUT', 'target', 'the target did not answer in time'));
+  });
+  up.on('error', (e: Error) => {
+    if (finished) return;
+    finished = true;
+    d.logger.debug({ code: (e as { code?: unknown }).code, err: e.message }, 'upstream request failed');
+    sendError(res, 502, d);
+  });
+  up.on('response', (ur) => {
+    up.setTimeout(d.idleTimeoutMs);
+    const status = ur.statusCode ?? 502;
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const ctype = ur.headers['content-type'];
+    const coding = parseCoding(ur.headers['content-encoding']);
+    const rewrite = d.rewriteBodies && !noBody && isRewritableContentType(ctype);
+    if (rewrite && coding === undefined) {
+      // A text body in a coding we cannot decode could carry the target address: fail closed.
+      finished = true;
+      d.logger.warn({ encoding: ur.headers['content-encoding'] }, 'target sent a text body in an unsupported content coding');
+      ur.destroy();
+      sendError(res, 502, d);
+      return;
+    }
+    const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, (name) => {
+      d.logger.warn({ header: name }, 'dropped a response header that still named the target');
+    });
+    res.writeHead(status, ur.statusMessage, out);
+    const chain = rewrite && coding !== undefined ? rewriteChain(coding, d.ctx.forward) : [];
+    pipeline([ur, ...chain, res], (err) => {
+      finished = true;
+      if (err !== undefined && err !== null) {
+        d.logger.debug({ err: err.message }, 'response stream ended with an error');
+        res.destroy();
+      }
+    });
+  });
+  pipeline(req, up, (err) => {
+    if (err !== undefined && err !== null) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
+  });
+}
+
+function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, d: HttpProxyDeps): void {
+  d.stats.requests++;
+  socket.on('error', () => undefined);
+  const onIdle = (): void => {
+    socket.destroy();
+  };
+  socket.setTimeout(d.idleTimeoutMs, onIdle);
+  const ac = new AbortController();
+  socket.once('close', () => {
+    ac.abort();
+  });
+  connectUpstream(d.socks, d.target, d.connectTimeoutMs, ac.signal).then(
+    (up) => {
+      if (socket.destroyed) {
+        up.destroy();
+        return;
+      }
+      pipeUpgrade(req, socket, head, up, d);
+    },
+    (e: unknown) => {
+      d.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 'upgrade: cannot reach target');
+      countStatus(d.stats, 502);
+      if (!socket.destroyed) socket.end(rawErrorResponse(502));
+    },
+  );
+}
+
+function pipeUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, up: net.Socket, d: HttpProxyDeps): void {
+  up.on('error', () => {
+    socket.destroy();
+  });
+  socket.on('close', () => up.destroy());
+  up.on('close', () => socket.destroy());
+  up.setTimeout(d.idleTimeoutMs, () => up.destroy());
+  const h = upstreamRequestHeaders(req.rawHeaders, d.ctx, false, true);
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
+  for (let i = 0; i < h.length; i += 2) text += `${h[i]!}: ${h[i + 1]!}\r\n`;
+  up.write(Buffer.from(`${text}\r\n`, 'latin1'));
+  if (head.length > 0) up.write(head);
+  // Read the target's response head, rewrite it, then splice both directions.
+  let acc = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    acc = Buffer.concat([acc, chunk]);
+    const end = acc.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (acc.length > MAX_UPGRADE_HEAD) {
+        up.removeListener('data', onData);
+        up.destroy();
+        countStatus(d.stats, 502);
+        socket.end(rawErrorResponse(502));
+      }
+      return;
+    }
+    up.removeListener('data', onData);
+    up.pause();
+    const lines = acc.subarray(0, end).toString('latin1').split('\r\n');
+    const statusLine = lines[0] ?? '';
+    const raw: string[] = [];
+    for (const line of lines.slice(1)) {
+      const c = line.indexOf(':');
+      if (c <= 0) continue;
+      raw.push(line.slice(0, c).trim(), line.slice(c + 1).trim());
+    }
+    // Keep the Connection/Upgrade pair of a 101; everything else by the usual rules.
+    const keep: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const l = raw[i]!.toLowerCase();
+      if (l === 'connection' || l === 'upgrade') keep.push(raw[i]!, raw[i + 1]!);
+    }
+    const rest = visitorResponseHeaders(raw, d.ctx, false, (name) => {
+      d.logger.warn({ header: name }, 'dropped an upgrade response header that still named the target');
+    });
+    const all = [...keep, ...rest];
+    let outHead = `${statusLine.replace(/[^\x20-\x7e]/g, '')}\r\n`;
+    for (let i = 0; i < all.length; i += 2) outHead += `${all[i]!}: ${all[i + 1]!}\r\n`;
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
+    countStatus(d.stats, m === null ? 502 : Number(m[1]));
+    socket.write(Buffer.from(`${outHead}\r\n`, 'latin1'));
+    const remainder = acc.subarray(end + 4);
+    if (remainder.length > 0) socket.write(remainder);
+    up.pipe(socket);
+    socket.pipe(up);
+  };
+  up.on('data', onData);
+  up.resume();
+}
