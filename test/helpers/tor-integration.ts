@@ -232,6 +232,24 @@ export async function readNetworkView(ctl: TorControl): Promise<NetworkView> {
   };
 }
 
+/**
+ * {@link readNetworkView} once `ctl`'s tor has a consensus and at least `minRelays` ring
+ * members (a freshly started tor has neither for a few seconds).
+ */
+export async function waitForNetworkView(
+  ctl: TorControl,
+  opts: { readonly minRelays?: number; readonly timeoutMs?: number } = {},
+): Promise<NetworkView> {
+  return waitUntil(
+    'a consensus with microdescriptors',
+    async () => {
+      const v = await readNetworkView(ctl);
+      return v.relays.length >= (opts.minRelays ?? 1) ? v : undefined;
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 500 },
+  );
+}
+
 /** The two descriptors tor would upload for `identity` under `view` (core/hs/hashring.ts). */
 export function targetsFor(view: NetworkView, identityPublicKey: Uint8Array): DescriptorTargets {
   return descriptorTargets(view.consensus, identityPublicKey, {
