@@ -17,7 +17,7 @@
  * `tor_cert_checksig`). New certificates get `EXPIRATION_DATE = ceil((now + lifetime)/3600)`.
  */
 import { ByteReader, bytesEqual, concatBytes, fromBase64, toBase64, u16be, u32be, wrapBase64 } from '../bytes.js';
-import { ed25519SignExpanded, ed25519Verify } from '../crypto/index.js';
+import { ed25519SignExpanded, ed25519SignSeed, ed25519Verify } from '../crypto/index.js';
 import { DecodeError } from '../errors.js';
 
 /** Certificate types tor uses (cert-spec §A.1). Others parse generically. */
@@ -212,6 +212,15 @@ export interface Ed25519SigningKey {
   /** 64 bytes `a ‖ RH`; secret. */
   readonly expandedSecretKey: Uint8Array;
   readonly publicKey: Uint8Array;
+  /** The 32-byte seed, when known (keys we generate); enables the faster OpenSSL signer. Secret. */
+  readonly seed?: Uint8Array;
+}
+
+/** Sign `message` with `key` (seed-based OpenSSL path when the seed is known; same bytes). */
+export function signWith(key: Ed25519SigningKey, message: Uint8Array): Uint8Array {
+  return key.seed === undefined
+    ? ed25519SignExpanded(key.expandedSecretKey, message, key.publicKey)
+    : ed25519SignSeed(key.seed, message, key.publicKey);
 }
 
 export interface BuildCertInput {
@@ -257,7 +266,7 @@ export function buildCert(input: BuildCertInput): Uint8Array {
     ...input,
     ...((input.includeSigningKey ?? true) ? { signingPublicKey: input.signingKey.publicKey } : {}),
   });
-  const sig = ed25519SignExpanded(input.signingKey.expandedSecretKey, body, input.signingKey.publicKey);
+  const sig = signWith(input.signingKey, body);
   return concatBytes(body, sig);
 }
 

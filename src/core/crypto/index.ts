@@ -6,7 +6,18 @@
  *
  * Nothing here draws randomness or reads a clock: callers pass random bytes in.
  */
-import { createCipheriv, createHash, timingSafeEqual } from 'node:crypto';
+import {
+  constants as cryptoConstants,
+  createCipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  publicDecrypt,
+  sign as nodeSign,
+  timingSafeEqual,
+  verify as nodeVerify,
+} from 'node:crypto';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 
 /** SHA3-256 (tor's `H()` in rend-spec-v3). */
@@ -56,8 +67,6 @@ export function aes256ctr(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Ui
   out.set(b, a.length);
   return out;
 }
-
-/** AES-128-CTR (client-authorization cookies are not this; kept out). */
 
 /** Constant-time equality for MACs and secrets; false on length mismatch. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -177,14 +186,36 @@ export function ed25519SignExpanded(
   return sig;
 }
 
-/** Verify an ed25519 signature (RFC 8032; S must be canonical). Never throws. */
+/**
+ * Sign with an ed25519 key given by its 32-byte seed (RFC 8032), through OpenSSL. Byte-identical
+ * to {@link ed25519SignExpanded} over `ed25519ExpandSeed(seed)` (EdDSA is deterministic) and
+ * about 20× faster; used for per-descriptor signing keys, whose seed we generate.
+ */
+export function ed25519SignSeed(seed: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  if (seed.length !== 32 || publicKey.length !== 32) throw new RangeError('ed25519 seed and public key must be 32 bytes');
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: toBase64Url(seed), x: toBase64Url(publicKey) }, format: 'jwk' });
+  return new Uint8Array(nodeSign(null, message, key));
+}
+
+/**
+ * Verify an ed25519 signature (RFC 8032: S must be canonical, A and R must decode). Never
+ * throws. Uses OpenSSL through node:crypto (about 40× faster than pure-JS verification; a
+ * descriptor with 20 intro points needs 41 verifications).
+ */
 export function ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(publicKey) }, format: 'jwk' });
+    return nodeVerify(null, message, key, signature);
   } catch {
     return false;
   }
+}
+
+function toBase64Url(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 /**
@@ -238,7 +269,6 @@ export function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array
 // ---------------------------------------------------------------------------------------
 // HMAC (appended by the control-port helper; the import sits here to keep the append local)
 
-import { createHmac } from 'node:crypto';
 
 /** HMAC-SHA256(key, parts…) (RFC 2104); used by the control port's SAFECOOKIE authentication. */
 export function hmacSha256(key: Uint8Array, ...parts: readonly Uint8Array[]): Uint8Array {
@@ -268,7 +298,6 @@ export function ed25519IsValidPublicKey(point: Uint8Array): boolean {
 // ---------------------------------------------------------------------------------------
 // RSA (appended by the hsdesc helper: legacy intro-point cross-certificates)
 
-import { constants as cryptoConstants, createPublicKey, publicDecrypt } from 'node:crypto';
 
 /**
  * tor's `crypto_pk_public_checksig`: apply the RSA public key (PKCS#1 `RSAPublicKey` DER) to

@@ -335,8 +335,9 @@ export function buildDescriptor(input: BuildDescriptorInput): BuiltDescriptor {
   const blindedSigner: Ed25519SigningKey = { expandedSecretKey: blinded.expandedSecretKey, publicKey: blinded.publicKey };
   const subcredential = computeSubcredential(identity.publicKey, blinded.publicKey);
 
-  const signingExpanded = ed25519ExpandSeed(randomBytes(32));
-  const signingKey: Ed25519SigningKey = { expandedSecretKey: signingExpanded, publicKey: ed25519PublicFromExpanded(signingExpanded) };
+  const signingSeed = randomBytes(32);
+  const signingExpanded = ed25519ExpandSeed(signingSeed);
+  const signingKey: Ed25519SigningKey = { expandedSecretKey: signingExpanded, publicKey: ed25519PublicFromExpanded(signingExpanded), seed: signingSeed };
   const ephemeralSecret = randomBytes(32);
   const ephemeralKey = x25519PublicKey(ephemeralSecret);
 

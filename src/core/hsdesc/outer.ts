@@ -23,8 +23,8 @@
  * {@link CheckedOuterLayer} — the only thing the decryption step accepts.
  */
 import { concatBytes, toBase64, toBase64NoPad, utf8, wrapBase64 } from '../bytes.js';
-import { CERT_TYPE, encodeCertPem, parseCert, verifyCert, type Ed25519Cert, type Ed25519SigningKey } from '../cert/ed25519-cert.js';
-import { ed25519SignExpanded, ed25519Verify } from '../crypto/index.js';
+import { CERT_TYPE, encodeCertPem, parseCert, signWith, verifyCert, type Ed25519Cert, type Ed25519SigningKey } from '../cert/ed25519-cert.js';
+import { ed25519Verify } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
 import { checkRules, requireToken, rule, tokenize, type NetdocToken, type TokenRule } from '../netdoc/tokenize.js';
 import { MAC_LEN, SALT_LEN } from './encryption.js';
@@ -199,6 +199,6 @@ export function encodeOuterBody(input: Omit<OuterLayerEncoding, 'signingKey'>): 
 /** Write and sign the outer document exactly as tor's `desc_encode_v3` does. */
 export function encodeOuterLayer(input: OuterLayerEncoding): string {
   const body = encodeOuterBody(input);
-  const sig = ed25519SignExpanded(input.signingKey.expandedSecretKey, concatBytes(DESCRIPTOR_SIG_PREFIX, utf8(body)), input.signingKey.publicKey);
+  const sig = signWith(input.signingKey, concatBytes(DESCRIPTOR_SIG_PREFIX, utf8(body)));
   return `${body}signature ${toBase64NoPad(sig)}\n`;
 }
