@@ -1,0 +1,41 @@
+/**
+ * `torbalance config check FILE [--no-keys]`: validate a config file without starting
+ * anything. Prints `OK …` on stdout, or fails with every problem listed as
+ * `key (line N): expected …` (TB_ERR_CONFIG_INVALID / TB_ERR_CONFIG_SYNTAX). Unless
+ * `--no-keys`, also checks the master key directory (permissions, consistency; target ≠ master)
+ * and prints warnings on stderr.
+ */
+import type { Command } from 'commander';
+import { loadConfig, loadMasterKey } from '../../adapters/config/load.js';
+
+/** Result of {@link checkConfig}. */
+export interface ConfigCheckResult {
+  readonly file: string;
+  readonly masterAddress: string | undefined;
+  readonly targetAddress: string;
+  readonly warnings: readonly string[];
+}
+
+/** Validate `file` (and its key directory unless `keys` is false). Throws on problems. */
+export async function checkConfig(file: string, keys = true): Promise<ConfigCheckResult> {
+  const config = await loadConfig(file);
+  const m = keys ? await loadMasterKey(config) : undefined;
+  return { file: config.source ?? file, masterAddress: m?.masterAddress, targetAddress: config.target.address, warnings: m?.warnings ?? [] };
+}
+
+/** Register `config check`. */
+export function register(program: Command): void {
+  const config = program.command('config').description('configuration tools');
+  config
+    .command('check')
+    .description('validate a config file (and its master key directory); prints OK or the errors')
+    .argument('<file>', 'config file')
+    .option('--no-keys', 'do not check the master key directory')
+    .action(async (file: string, opts: { keys: boolean }) => {
+      const r = await checkConfig(file, opts.keys);
+      for (const w of r.warnings) process.stderr.write(`torbalance: warning: ${w}\n`);
+      process.stdout.write(
+        `OK ${r.file}${r.masterAddress === undefined ? '' : ` (master ${r.masterAddress})`} target ${r.targetAddress}\n`,
+      );
+    });
+}

@@ -1,0 +1,146 @@
+/**
+ * `torbalance init --dir DIR --target <addr>.onion [--import-hs-dir PATH] [--name N] [--force]`:
+ * set up a node directory:
+ * - `DIR/` (0700) with `DIR/master/`, the master key in tor's HiddenServiceDir format (0700,
+ *   files 0600; src/adapters/fs/key-store.ts), either freshly generated from the OS CSPRNG
+ *   (tor's `ed25519_keypair_generate`) or imported from an existing tor HiddenServiceDir
+ *   (permission- and consistency-checked);
+ * - `DIR/torbalance.toml` (0600), a minimal config that loads with `loadConfig`; everything
+ *   else takes the documented defaults (docs/config.md).
+ * Prints the master onion address on stdout. Refuses to overwrite an existing config or key
+ * unless `--force` (TB_ERR_INIT_EXISTS / TB_ERR_KEYSTORE_EXISTS).
+ */
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parseConfigText } from '../../adapters/config/load.js';
+import { importTorHiddenServiceDir, writeKeyDirectory } from '../../adapters/fs/key-store.js';
+import { systemRandomBytes } from '../../adapters/system/random.js';
+import { TorbalanceError } from '../../core/errors.js';
+import { decodeOnionAddress } from '../../core/hs/address.js';
+import { HsIdentityKeypair } from '../../core/hs/keys.js';
+
+/** Name of the config file `init` writes. */
+export const CONFIG_FILE_NAME = 'torbalance.toml';
+
+/** Options of {@link initNode}. */
+export interface InitOptions {
+  readonly dir: string;
+  readonly target: string;
+  readonly importHsDir?: string;
+  readonly name?: string;
+  readonly force?: boolean;
+}
+
+/** What {@link initNode} created. */
+export interface InitResult {
+  readonly masterAddress: string;
+  readonly configPath: string;
+  readonly keyDir: string;
+}
+
+/** The config text `init` writes. */
+export function initConfigText(opts: { name: string; target: string }): string {
+  return `# torbalance node configuration (written by \`torbalance init\`).
+# Reference: docs/config.md; every key with its default: config/torbalance.example.toml.
+# Relative paths are relative to this file's directory.
+
+[node]
+name = ${JSON.stringify(opts.name)}
+data_dir = "data"
+
+[master]
+# The master key (tor HiddenServiceDir format; directory 0700, secret key 0600).
+key_dir = "master"
+
+[target]
+# The onion service being balanced.
+address = ${JSON.stringify(opts.target)}
+port = 80
+mode = "http"
+`;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Write `text` to `path` with mode 0600 from creation (temp file + rename). */
+async function writePrivateFile(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await unlink(tmp).catch(() => undefined);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await fh.chmod(0o600);
+    await fh.writeFile(text, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Create a node directory (see the module comment). */
+export async function initNode(options: InitOptions): Promise<InitResult> {
+  const dir = resolve(options.dir);
+  const configPath = join(dir, CONFIG_FILE_NAME);
+  const keyDir = join(dir, 'master');
+  const name = options.name ?? 'torbalance';
+  let target: string;
+  try {
+    target = decodeOnionAddress(options.target).address;
+  } catch (cause) {
+    throw new TorbalanceError('TB_ERR_INIT_TARGET', 'config', `--target is not a v3 onion address: ${(cause as Error).message}`, { cause });
+  }
+  // Validate the config before touching the disk (node name, target).
+  parseConfigText(initConfigText({ name, target }), { baseDir: dir, source: configPath });
+  if (options.force !== true && (await exists(configPath))) {
+    throw new TorbalanceError('TB_ERR_INIT_EXISTS', 'config', `${configPath} already exists (use --force to overwrite it)`);
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  let keypair: HsIdentityKeypair;
+  if (options.importHsDir !== undefined) {
+    keypair = await importTorHiddenServiceDir(resolve(options.importHsDir), keyDir, { force: options.force === true });
+  } else {
+    keypair = HsIdentityKeypair.generate(systemRandomBytes);
+    await writeKeyDirectory(keyDir, keypair, { force: options.force === true });
+  }
+  if (keypair.address === target) {
+    throw new TorbalanceError('TB_ERR_CONFIG_TARGET_IS_MASTER', 'config', `--target is the master address ${target}; the target must be the backend service`);
+  }
+  await writePrivateFile(configPath, initConfigText({ name, target }));
+  return { masterAddress: keypair.address, configPath, keyDir };
+}
+
+/** Register `init`. */
+export function register(program: Command): void {
+  program
+    .command('init')
+    .description('create a node directory: master key (generated or imported) and a config file; prints the master address')
+    .requiredOption('--dir <dir>', 'node directory to create (mode 0700)')
+    .requiredOption('--target <address>', 'the onion service to balance (<56 characters>.onion)')
+    .option('--import-hs-dir <path>', 'use the key of an existing tor HiddenServiceDir as the master key')
+    .option('--name <name>', 'node name for logs', 'torbalance')
+    .option('--force', 'overwrite an existing config and key', false)
+    .action(async (opts: { dir: string; target: string; importHsDir?: string; name: string; force: boolean }) => {
+      const r = await initNode({
+        dir: opts.dir,
+        target: opts.target,
+        name: opts.name,
+        force: opts.force,
+        ...(opts.importHsDir === undefined ? {} : { importHsDir: opts.importHsDir }),
+      });
+      process.stdout.write(`${r.masterAddress}\n`);
+      process.stderr.write(
+        `torbalance: wrote ${r.configPath} and the master key in ${r.keyDir}\n` +
+          `torbalance: start the node with: torbalance run --config ${r.configPath}\n`,
+      );
+    });
+}

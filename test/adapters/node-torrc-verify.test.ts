@@ -1,0 +1,82 @@
+/**
+ * The rendered node torrc is accepted by the real tor (`tor --verify-config`, offline, fast),
+ * including HiddenServiceOnionBalanceInstance with its ob_config, PoW and the unix-socket
+ * HiddenServicePort; and tor rejects it without the ob_config (so the check is meaningful).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeKeyDirectory } from '../../src/adapters/fs/key-store.js';
+import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
+import { nodeTorrcEntries, obConfigContent, type NodeTorrcInput } from '../../src/core/node-torrc.js';
+import { renderTorrc } from '../../src/core/torrc.js';
+
+const run = promisify(execFile);
+const MASTER = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(9));
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> = {}): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'tb-vc-'));
+  dirs.push(d);
+  await chmod(d, 0o700);
+  await mkdir(join(d, 'tor'), { mode: 0o700 });
+  await writeKeyDirectory(join(d, 'hs'), MASTER);
+  if (withObConfig) await writeFile(join(d, 'hs', 'ob_config'), obConfigContent(MASTER.address), { mode: 0o600 });
+  const entries = nodeTorrcEntries({
+    hsDir: join(d, 'hs'),
+    socksPort: 19999,
+    virtualPort: 80,
+    proxyListen: { kind: 'unix', path: join(d, 'proxy.sock') },
+    numIntroPoints: 5,
+    maxStreamsPerCircuit: 16,
+    pow: { enabled: true, queueRate: 250, queueBurst: 2500 },
+    publishDescriptors: true,
+    extra: [['DisableNetwork', '1']],
+    ...over,
+  });
+  // What the supervisor (src/adapters/tor/process.ts) prepends.
+  const base = renderTorrc([
+    ['DataDirectory', join(d, 'tor')],
+    ['ControlPort', `unix:${join(d, 'tor', 'control.sock')}`],
+    ['CookieAuthentication', '1'],
+  ]);
+  await writeFile(join(d, 'torrc'), base + renderTorrc(entries), { mode: 0o600 });
+  await writeFile(join(d, 'torrc-defaults'), '', { mode: 0o600 });
+  return d;
+}
+
+async function verify(d: string): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await run('tor', ['--verify-config', '-f', join(d, 'torrc'), '--defaults-torrc', join(d, 'torrc-defaults')], { timeout: 30_000 });
+    return { ok: true, out: r.stdout + r.stderr };
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string };
+    return { ok: false, out: `${x.stdout ?? ''}${x.stderr ?? ''}` };
+  }
+}
+
+describe('node torrc against tor --verify-config', () => {
+  it('is valid and registers the OnionBalance master address', async () => {
+    const r = await verify(await setup(true));
+    expect(r.out).toContain('Configuration was valid');
+    expect(r.out).toContain(`OnionBalance: MasterOnionAddress ${MASTER.address} registered`);
+    expect(r.ok).toBe(true);
+  });
+
+  it('is valid with a TCP proxy target and without PoW', async () => {
+    const r = await verify(await setup(true, { proxyListen: { kind: 'tcp', host: '127.0.0.1', port: 18080 }, pow: { enabled: false, queueRate: 1, queueBurst: 1 }, numIntroPoints: 20 }));
+    expect(r.out).toContain('Configuration was valid');
+  });
+
+  it('is rejected by tor without ob_config', async () => {
+    const r = await verify(await setup(false));
+    expect(r.ok).toBe(false);
+    expect(r.out).not.toContain('Configuration was valid');
+  });
+});
