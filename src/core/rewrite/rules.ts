@@ -6,10 +6,11 @@
  * see `<master>.onion`. A {@link ReplaceRule} says "replace this ASCII needle (matched
  * case-insensitively, hostnames being case-insensitive, RFC 4343) by that text".
  * {@link StreamReplacer} applies a rule set to a byte stream cut into arbitrary chunks and
- * produces exactly the output of a one-shot replacement ({@link replaceAllBytes}): it keeps a
- * tail of (longest needle + 1 − 1) bytes between chunks, the +1 being the one-byte
- * look-ahead of rules that must not be followed by a digit (`host:80` must not match
- * `host:8080`). At each position the longest matching needle wins; matching resumes after
+ * produces exactly the output of a one-shot replacement ({@link replaceAllBytes}): between
+ * chunks it holds back only a suffix that could still start a match — shorter than the
+ * longest needle plus the one-byte look-ahead of rules that must not be followed by a digit
+ * (`host:80` must not match `host:8080`) — so text that cannot be part of an address is
+ * passed on at once (server-sent events are not delayed). At each position the longest matching needle wins; matching resumes after
  * the replaced text (replacements are never rescanned). Replacement need not keep the length.
  *
  * Subdomains (`www.<target>.onion`) are covered because the host needle matches inside them.
@@ -79,14 +80,22 @@ export function compileRules(rules: readonly ReplaceRule[]): RuleSet {
   return { rules: compiled, window: longest + 1, firstByte };
 }
 
-/** Index of the rule matching at `i` in `buf` (`final`: nothing follows `buf`), or −1; −2 = need more data. */
+/**
+ * Index of the rule matching at `i` in `buf` (`final`: nothing follows `buf`), −1 for no
+ * match, −2 when the answer depends on bytes not seen yet: the rest of `buf` is a proper
+ * prefix of a needle at least as preferred as any full match, or a full match waits for its
+ * one-byte look-ahead.
+ */
 function matchAt(set: RuleSet, buf: Uint8Array, i: number, final: boolean): number {
   if (set.firstByte[lower(buf[i]!)] !== 1) return -1;
   for (let k = 0; k < set.rules.length; k++) {
     const r = set.rules[k]!;
     const n = r.from.length;
     if (i + n > buf.length) {
-      if (!final) return -2;
+      if (final) continue;
+      let j = 0;
+      while (i + j < buf.length && lower(buf[i + j]!) === r.from[j]) j++;
+      if (i + j === buf.length) return -2;
       continue;
     }
     let j = 0;
@@ -105,7 +114,7 @@ function matchAt(set: RuleSet, buf: Uint8Array, i: number, final: boolean): numb
 /**
  * Streaming replacer: `push` each chunk, then `end`. Output concatenated equals
  * `replaceAllBytes(input, set)` for every chunking of the input. Memory held between chunks
- * is below `set.window` bytes.
+ * is below `set.window` bytes (only a possible needle prefix is held).
  */
 export class StreamReplacer {
   readonly #set: RuleSet;
@@ -146,7 +155,6 @@ export class StreamReplacer {
     let seg = 0;
     let i = 0;
     while (i < buf.length) {
-      if (!final && buf.length - i < set.window) break;
       const k = matchAt(set, buf, i, final);
       if (k === -2) break;
       if (k < 0) {

@@ -142,8 +142,15 @@ export class ReverseProxy {
       this.#http?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const s of this.#sockets) s.destroy();
+    const closing = [...this.#sockets].map((s) => new Promise<void>((resolve) => {
+      if (s.closed) resolve();
+      else s.once('close', () => {
+        resolve();
+      });
+      s.destroy();
+    }));
     this.#http?.closeAllConnections();
+    await Promise.all(closing);
     this.#agent?.destroy();
     await closed;
     this.#server = undefined;
