@@ -35,6 +35,7 @@ import {
 import { toBase64NoPad, toHex } from '../../src/core/bytes.js';
 import {
   descriptorTargets,
+  hsdirIndex,
   ringPeriodParams,
   type DescriptorTarget,
   type DescriptorTargets,
@@ -335,6 +336,23 @@ export interface ServiceDescriptor {
 }
 
 /**
+ * `GETINFO hs/service/desc/id/<addr>` decoded with the identity public key, or undefined while
+ * its revision counter is 0 or it lists fewer than `minIntroPoints` intro points.
+ */
+export async function readServiceDescriptor(
+  ctl: TorControl,
+  address: string,
+  identityPublicKey: Uint8Array,
+  periodParams: TimePeriodParams,
+  minIntroPoints = 1,
+): Promise<ServiceDescriptor | undefined> {
+  const text = (await ctl.getInfo(`hs/service/desc/id/${address}`)) + '\n';
+  const decoded = decodeDescriptor(text, { identityPublicKey, periodParams, nowSeconds: nowSeconds() });
+  if (decoded.revisionCounter === 0n || decoded.introPoints.length < minIntroPoints) return undefined;
+  return { text, decoded, intro: introPointRelays(decoded) };
+}
+
+/**
  * `GETINFO hs/service/desc/id/<addr>` decoded with the identity public key, once it has a
  * non-zero revision counter and at least `minIntroPoints` intro points (tor sets both at its
  * first, possibly suppressed, upload attempt; torlab pitfall 3). `accept` can demand more
@@ -354,15 +372,14 @@ export async function serviceDescriptor(
   return waitUntil(
     `a published-ready descriptor of ${address.slice(0, 12)}…`,
     async () => {
-      const text = (await ctl.getInfo(`hs/service/desc/id/${address}`)) + '\n';
-      const decoded = decodeDescriptor(text, {
+      const d = await readServiceDescriptor(
+        ctl,
+        address,
         identityPublicKey,
         periodParams,
-        nowSeconds: nowSeconds(),
-      });
-      if (decoded.revisionCounter === 0n) return undefined;
-      if (decoded.introPoints.length < (opts.minIntroPoints ?? 1)) return undefined;
-      const d: ServiceDescriptor = { text, decoded, intro: introPointRelays(decoded) };
+        opts.minIntroPoints ?? 1,
+      );
+      if (d === undefined) return undefined;
       if (opts.accept !== undefined && !(await opts.accept(d))) return undefined;
       return d;
     },
@@ -582,4 +599,141 @@ export function describePosts(posts: readonly PostResult[]): string {
         (p.silent.length > 0 ? ` silent ${p.silent.length}` : ''),
     )
     .join('; ');
+}
+
+/** One publication round of {@link TestPublisher}. */
+export interface PublishRound {
+  readonly at: number;
+  /** Consensus valid-after the round was computed from. */
+  readonly validAfter: number;
+  readonly reason: string;
+  readonly planKey: string;
+  readonly intro: readonly string[];
+  readonly posts: readonly PostResult[];
+}
+
+/**
+ * The publisher in miniature, for an {@link ObSelfService}: every second it looks at the
+ * service tor's consensus and its `GETINFO` descriptor, and whenever the descriptor plan
+ * (periods/SRVs; changes at each SR-run start) or the intro-point set (changes when tor
+ * rotates its descriptors and closes desc_current's intro circuits) differs from what it last
+ * published, it builds and HSPOSTs both descriptors again ({@link publishDescriptors}).
+ */
+export class TestPublisher {
+  readonly rounds: PublishRound[] = [];
+  readonly errors: string[] = [];
+  /** Highest consensus valid-after at which a round found everything already published. */
+  idleValidAfter = 0;
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+  #lastPostSecond = 0;
+  readonly #svc: ObSelfService;
+
+  constructor(svc: ObSelfService) {
+    this.#svc = svc;
+  }
+
+  /** stop() was called. */
+  isStopped(): boolean {
+    return this.#stopped;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#loop;
+  }
+
+  /** Resolve once a round at consensus valid-after ≥ `validAfter` had nothing to publish. */
+  async settledAt(validAfter: number, timeoutMs: number): Promise<void> {
+    await waitUntil(
+      `the publisher to be up to date at valid-after ${hms(validAfter)}`,
+      () => (this.idleValidAfter >= validAfter ? true : undefined),
+      { timeoutMs, intervalMs: 250 },
+    );
+  }
+
+  async #run(): Promise<void> {
+    const { node, identity, recorder } = this.#svc;
+    const ctl = recorder.control;
+    const address = node.info.address;
+    let lastVa: number | undefined;
+    let view: NetworkView | undefined;
+    let published: { plan: string; intro: string } | undefined;
+    while (!this.isStopped()) {
+      try {
+        const va = await consensusValidAfter(ctl);
+        if (va !== undefined && (va !== lastVa || view === undefined)) {
+          view = await readNetworkView(ctl);
+          lastVa = view.consensus.validAfter;
+        }
+        if (view !== undefined && lastVa !== undefined) {
+          const targets = targetsFor(view, identity.publicKey);
+          const plan = planKey(targets);
+          const desc = await readServiceDescriptor(ctl, address, identity.publicKey, view.periodParams, 3);
+          if (desc !== undefined) {
+            const intro = desc.intro.join(',');
+            if (published === undefined || published.plan !== plan || published.intro !== intro) {
+              // Revision counters are per second: a repost within the same second would not be higher.
+              while (nowSeconds() <= this.#lastPostSecond) await new Promise((r) => setTimeout(r, 100));
+              this.#lastPostSecond = nowSeconds();
+              const reason =
+                published === undefined
+                  ? 'initial'
+                  : [published.plan !== plan ? 'plan' : '', published.intro !== intro ? 'intro points' : '']
+                      .filter((x) => x !== '')
+                      .join('+');
+              const posts = await publishDescriptors({
+                control: ctl,
+                recorder,
+                identity,
+                targets,
+                introPoints: desc.decoded.introPoints,
+                flowControl: desc.decoded.inner.flowControl,
+              });
+              this.rounds.push({ at: Date.now(), validAfter: lastVa, reason, planKey: plan, intro: desc.intro, posts });
+              published = { plan, intro };
+            } else {
+              this.idleValidAfter = Math.max(this.idleValidAfter, lastVa);
+            }
+          }
+        }
+      } catch (e) {
+        this.errors.push(e instanceof Error ? e.message : String(e));
+      }
+      const until = Date.now() + 1000;
+      while (!this.isStopped() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * Compare tor's first round of `HS_DESC UPLOAD` events for one descriptor with our ring target: the same
+ * HSDirs in the same order, each with our hsdir_index for the target's (SRV, period).
+ * Returns the differences (empty when they agree).
+ */
+export function uploadMismatches(
+  uploads: readonly HsDescEvent[],
+  target: DescriptorTarget,
+  periodLengthMinutes: number,
+): string[] {
+  const key = blindedB64(target.blindedPublicKey);
+  // The first upload round only (tor re-uploads when intro points change).
+  const ups = uploads
+    .filter((e) => e.action === 'UPLOAD' && e.descriptorId === key)
+    .slice(0, target.hsdirs.length);
+  const problems: string[] = [];
+  const theirs = ups.map((e) => e.hsDir?.nickname ?? '?').join(',');
+  const ours = target.hsdirs.map((h) => h.nickname ?? h.rsaFingerprint).join(',');
+  if (theirs !== ours) problems.push(`${target.descriptor}: tor uploaded to [${theirs}], our ring says [${ours}]`);
+  for (const e of ups) {
+    const relay = target.hsdirs.find((h) => h.rsaFingerprint === e.hsDir?.fingerprint);
+    if (relay === undefined) continue;
+    const want = toHex(hsdirIndex(relay.ed25519Id, target.srv, target.periodNum, periodLengthMinutes)).toUpperCase();
+    if (e.hsDirIndex?.toUpperCase() !== want) problems.push(`${target.descriptor}: HSDIR_INDEX of ${relay.nickname} differs`);
+  }
+  return problems;
 }

@@ -171,7 +171,8 @@ describe('HSDir hash ring against real tor', () => {
 
     for (const d of t.descriptors) {
       const key = blindedB64(d.blindedPublicKey);
-      const ups = o.uploads.filter((e) => e.descriptorId === key);
+      // The first upload round (a later one would follow an intro-point change).
+      const ups = o.uploads.filter((e) => e.descriptorId === key).slice(0, d.hsdirs.length);
       // The same HSDirs, in tor's order (replica 1's picks, then replica 2's).
       expect(ups.map((e) => e.hsDir?.fingerprint)).toEqual(d.hsdirs.map((h) => h.rsaFingerprint));
       expect(d.hsdirs.length).toBe(
