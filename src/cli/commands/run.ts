@@ -1,0 +1,65 @@
+/**
+ * `torbalance run --config FILE`: run a node (src/node/daemon.ts) in the foreground until
+ * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
+ * while draining skips the rest of the drain. If tor keeps failing (restart budget used up)
+ * the node stops and the command fails with TB_ERR_NODE_FAILED (exit code 1).
+ * Logs go to stderr (JSON, or human-readable on a terminal; `log.format`).
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../../adapters/config/load.js';
+import { TorbalanceError } from '../../core/errors.js';
+import { loggerForConfig, startNode } from '../../node/daemon.js';
+
+/** Options of {@link runNode}. */
+export interface RunOptions {
+  readonly configPath: string;
+  /** Signals that stop the node. Default SIGTERM and SIGINT. */
+  readonly signals?: readonly NodeJS.Signals[];
+}
+
+/** Run a node until a signal; resolves after a clean stop. */
+export async function runNode(options: RunOptions): Promise<void> {
+  const config = await loadConfig(options.configPath);
+  const log = loggerForConfig(config);
+  let fatal: Error | undefined;
+  const node = await startNode({
+    config,
+    logger: log,
+    onFatal: (e) => {
+      fatal = e;
+      void node.stop(0);
+    },
+  });
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  let count = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    count += 1;
+    if (count === 1) {
+      log.info({ signal: sig }, 'signal received; draining');
+      void node.stop();
+    } else {
+      log.warn({ signal: sig }, 'second signal; closing open connections now');
+      void node.stop(0);
+    }
+  };
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    await node.stopped;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
+  if (fatal !== undefined) {
+    throw new TorbalanceError('TB_ERR_NODE_FAILED', 'tor', `the node stopped because tor keeps failing: ${fatal.message}`, { cause: fatal });
+  }
+}
+
+/** Register `run`. */
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops)')
+    .requiredOption('--config <file>', 'config file (see docs/config.md)')
+    .action(async (opts: { config: string }) => {
+      await runNode({ configPath: opts.config });
+    });
+}

@@ -1,0 +1,333 @@
+/**
+ * The node daemon: the composition root of `torbalance run`.
+ *
+ * Start-up, in order:
+ * 1. check the master key directory (key-store permission checks; target ≠ master);
+ * 2. prepare `node.data_dir` (0700) and its HiddenServiceDir `hs/` (0700): a copy of the master
+ *    key (files 0600) and `ob_config` (`MasterOnionAddress <master>.onion`, 0600) — written before
+ *    tor starts, as `HiddenServiceOnionBalanceInstance` requires (tor-facts §1.8, §4);
+ * 3. pick the SOCKS port (`tor.socks_port = "auto"`: a free 127.0.0.1 port chosen once, so it
+ *    stays the same across tor restarts);
+ * 4. start the reverse proxy (src/node/proxy) where HiddenServicePort points, so visitors
+ *    never meet a closed socket once tor publishes;
+ * 5. start the node's own tor (src/adapters/tor/process.ts: supervised, restarted with
+ *    backoff, exits with us via __OwningControllerProcess) with the torrc from
+ *    src/core/node-torrc.ts; ready = control port up. Bootstrap progress is watched in the
+ *    background and reported in {@link NodeHandle.status} (tor may run offline with
+ *    `DisableNetwork 1`, or take long on a slow network);
+ * 6. start the target health checker (src/node/health.ts).
+ *
+ * `stop()` drains: the proxy stops accepting and waits up to `drain.timeout_ms` for open
+ * connections (tor stays up meanwhile: both legs of a connection run through it), then the
+ * health checker and tor are stopped. Secrets are never logged: only addresses and paths.
+ */
+import { mkdir, chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { loadMasterKey } from '../adapters/config/load.js';
+import type { Config } from '../adapters/config/schema.js';
+import { writeKeyDirectory } from '../adapters/fs/key-store.js';
+import { createLogger, type Logger } from '../adapters/log/logger.js';
+import { TorProcess, type Timers } from '../adapters/tor/process.js';
+import { TorbalanceError } from '../core/errors.js';
+import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
+import { TargetHealth } from './health.js';
+import { NodeHealth, type NodeHealthState } from './node-health.js';
+import { ReverseProxy, type ProxyStats } from './proxy/index.js';
+
+/** Layout of `node.data_dir`. */
+export interface NodePaths {
+  readonly dataDir: string;
+  /** tor's DataDirectory (torrc, control.sock, tor-output.log). */
+  readonly torDir: string;
+  /** The HiddenServiceDir (master key copy + ob_config). */
+  readonly hsDir: string;
+  readonly obConfig: string;
+}
+
+/** The paths the node uses under `dataDir`. */
+export function nodePaths(dataDir: string): NodePaths {
+  const hsDir = join(dataDir, 'hs');
+  return { dataDir, torDir: join(dataDir, 'tor'), hsDir, obConfig: join(hsDir, 'ob_config') };
+}
+
+/** Options of {@link startNode}. */
+export interface StartNodeOptions {
+  readonly config: Config;
+  /** Default: a logger built from `config.log` writing to stderr. */
+  readonly logger?: Logger;
+  readonly timers?: Timers;
+  /** Deadline for tor's control port to come up. Default 120 s. */
+  readonly torStartTimeoutMs?: number;
+  /** Called once if the node fails for good (tor's restart budget is used up). */
+  readonly onFatal?: (error: Error) => void;
+}
+
+/** What {@link NodeHandle.status} reports. */
+export interface NodeStatus {
+  readonly name: string;
+  readonly masterAddress: string;
+  readonly targetAddress: string;
+  readonly state: 'running' | 'stopping' | 'stopped' | 'failed';
+  /** The supervisor's view of tor. */
+  readonly tor: {
+    readonly state: string;
+    readonly pid: number | undefined;
+    readonly restarts: number;
+    readonly socksPort: number;
+  };
+  /**
+   * Target health, tor bootstrap (`health.tor.progress`, 100 = bootstrapped) and the intro
+   * points of tor's current descriptor for the master address (`health.intro`), freshly read.
+   */
+  readonly health: NodeHealthState;
+  readonly proxy: ProxyStats;
+}
+
+/** A running node. */
+export interface NodeHandle {
+  readonly masterAddress: string;
+  readonly paths: NodePaths;
+  readonly socksPort: number;
+  /** Drain and stop (idempotent): stop accepting, wait up to `drainMs` (default `drain.timeout_ms`), stop health and tor. */
+  stop(drainMs?: number): Promise<void>;
+  status(): Promise<NodeStatus>;
+  /** Resolves when the node has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+function daemonError(code: string, message: string, cause?: unknown): TorbalanceError {
+  return new TorbalanceError(code, 'config', message, cause === undefined ? {} : { cause });
+}
+
+/** Create `dir` with mode 0700 (tightening an existing one) and check it is ours. */
+async function privateDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const st = await stat(dir);
+    if (!st.isDirectory()) throw daemonError('TB_ERR_NODE_DATA_DIR', `${dir} is not a directory`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && uid !== 0 && st.uid !== uid) {
+      throw daemonError('TB_ERR_NODE_DATA_DIR', `${dir} is owned by uid ${st.uid}, not by this user (uid ${uid})`);
+    }
+    if ((st.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+  } catch (e) {
+    if (e instanceof TorbalanceError) throw e;
+    throw daemonError('TB_ERR_NODE_DATA_DIR', `cannot prepare directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, e);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; used once at start-up). */
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/** Logger for a config: level and format from `config.log`, stderr. */
+export function loggerForConfig(config: Config, destination?: NodeJS.WritableStream | number): Logger {
+  const pretty = config.log.format === 'pretty' || (config.log.format === 'auto' && process.stderr.isTTY);
+  return createLogger({
+    level: config.log.level,
+    pretty,
+    base: { node: config.node.name },
+    ...(destination === undefined ? {} : { destination }),
+  });
+}
+
+/** Start a node from a loaded config. Rejects (after cleaning up) if any part fails to start. */
+export async function startNode(options: StartNodeOptions): Promise<NodeHandle> {
+  const { config } = options;
+  const log = options.logger ?? loggerForConfig(config);
+  const paths = nodePaths(config.node.data_dir);
+
+  const { key, masterAddress, warnings } = await loadMasterKey(config);
+  for (const w of warnings) log.warn(w);
+  await privateDir(paths.dataDir);
+  await privateDir(paths.torDir);
+  await writeKeyDirectory(paths.hsDir, key.keypair, { force: true });
+  await writeFile(paths.obConfig, obConfigContent(masterAddress), { mode: 0o600 });
+  await chmod(paths.obConfig, 0o600);
+
+  const socksPort = config.tor.socks_port === 'auto' ? await freeLoopbackPort() : config.tor.socks_port;
+  const socks = { host: '127.0.0.1', port: socksPort };
+  const torrc = nodeTorrcEntries({
+    hsDir: paths.hsDir,
+    socksPort,
+    virtualPort: config.proxy.virtual_port,
+    proxyListen: config.proxy.listen,
+    numIntroPoints: config.tor.num_intro_points,
+    maxStreamsPerCircuit: config.proxy.limits.max_connections_per_circuit,
+    pow: { enabled: config.tor.pow.enabled, queueRate: config.tor.pow.queue_rate, queueBurst: config.tor.pow.queue_burst },
+    publishDescriptors: true,
+    extra: config.tor.extra_config,
+  });
+
+  let ca: string | undefined;
+  if (config.target.tls.enabled && config.target.tls.ca_file !== undefined) {
+    try {
+      ca = await readFile(config.target.tls.ca_file, 'utf8');
+    } catch (e) {
+      throw daemonError('TB_ERR_CONFIG_FILE', `cannot read target.tls.ca_file ${config.target.tls.ca_file}`, e);
+    }
+  }
+  const tls = config.target.tls.enabled
+    ? {
+        verify: config.target.tls.verify,
+        ...(config.target.tls.servername === undefined ? {} : { servername: config.target.tls.servername }),
+        ...(ca === undefined ? {} : { ca }),
+      }
+    : undefined;
+
+  const proxy = new ReverseProxy({
+    listen: config.proxy.listen,
+    mode: config.target.mode,
+    masterAddress,
+    target: { address: config.target.address, port: config.target.port, ...(tls === undefined ? {} : { tls }) },
+    socks,
+    proxyProtocol: true,
+    limits: {
+      maxConnections: config.proxy.limits.max_connections,
+      maxConnectionsPerCircuit: config.proxy.limits.max_connections_per_circuit,
+      connectTimeoutMs: config.proxy.limits.connect_timeout_ms,
+      headerTimeoutMs: config.proxy.limits.header_timeout_ms,
+      idleTimeoutMs: config.proxy.limits.idle_timeout_ms,
+    },
+    rewriteBodies: config.proxy.rewrite_bodies,
+    logger: log.child({ component: 'proxy' }),
+  });
+
+  const tor = new TorProcess({
+    dataDir: paths.torDir,
+    torrc,
+    torBinary: config.tor.binary,
+    readiness: 'control',
+    restart: true,
+    owned: true,
+    startTimeoutMs: options.torStartTimeoutMs ?? 120_000,
+    ...(options.timers === undefined ? {} : { timers: options.timers }),
+  });
+  const torLog = log.child({ component: 'tor' });
+
+  const health = new TargetHealth({
+    target: { address: config.target.address, port: config.target.port },
+    socks,
+    probe:
+      config.health.kind === 'http'
+        ? { kind: 'http', path: config.health.path, ...(config.health.expect_status === undefined ? {} : { expectStatus: config.health.expect_status }) }
+        : { kind: 'tcp' },
+    intervalMs: config.health.interval_ms,
+    timeoutMs: config.health.timeout_ms,
+    ...(options.timers === undefined ? {} : { timers: options.timers }),
+    logger: log.child({ component: 'health' }),
+  });
+
+  const nodeHealth = new NodeHealth({
+    target: health,
+    control: () => (tor.state === 'ready' ? tor.control : undefined),
+    serviceAddress: masterAddress,
+    intervalMs: Math.min(5000, config.health.interval_ms),
+    ...(options.timers === undefined ? {} : { timers: options.timers }),
+    logger: log.child({ component: 'node-health' }),
+  });
+
+  let state: NodeStatus['state'] = 'running';
+  let bootstrapped = false;
+  let resolveStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopPromise: Promise<void> | undefined;
+
+  nodeHealth.onChange((h) => {
+    if (h.tor.progress === 100 && !bootstrapped) {
+      bootstrapped = true;
+      torLog.info({ masterAddress }, 'tor bootstrapped; the onion service is being published');
+    } else if (h.tor.progress < 100) bootstrapped = false;
+    log.info({ healthy: h.healthy, reasons: h.reasons, introPoints: h.intro.introPoints }, h.healthy ? 'node healthy' : 'node not healthy');
+  });
+
+  tor.on('exit', (e) => {
+    if (!e.expected) torLog.warn({ pid: e.pid, code: e.code, signal: e.signal, output: tor.output().slice(-5) }, 'tor exited unexpectedly');
+  });
+  tor.on('restart', (e) => {
+    bootstrapped = false;
+    torLog.warn({ attempt: e.attempt, delayMs: e.delayMs }, 'restarting tor');
+  });
+  tor.on('ready', (e) => {
+    torLog.info({ pid: e.pid, restarts: e.restarts }, 'tor is up');
+  });
+  tor.on('error', (e) => {
+    torLog.error({ err: e.error, gaveUp: e.gaveUp }, e.gaveUp ? 'tor keeps failing; giving up' : 'tor restart failed');
+    if (e.gaveUp && state === 'running') {
+      state = 'failed';
+      options.onFatal?.(e.error);
+    }
+  });
+
+  const stop = (drainMs: number = config.drain.timeout_ms): Promise<void> => {
+    if (stopPromise !== undefined) {
+      // Already draining: a zero drain cuts it short (closes what is still open).
+      if (drainMs === 0 && state === 'stopping') void proxy.stop(0).catch(() => undefined);
+      return stopPromise;
+    }
+    stopPromise = (async () => {
+      const wasFailed = state === 'failed';
+      state = 'stopping';
+      nodeHealth.stop();
+      log.info({ drainMs }, 'stopping: draining connections');
+      try {
+        await proxy.stop(drainMs);
+      } catch (e) {
+        log.warn({ err: e }, 'proxy stop failed');
+      }
+      health.stop();
+      await tor.stop();
+      state = wasFailed ? 'failed' : 'stopped';
+      log.info('stopped');
+      resolveStopped();
+    })();
+    return stopPromise;
+  };
+
+  try {
+    await proxy.start();
+    log.info({ torDir: paths.torDir, socksPort }, 'starting tor');
+    await tor.start();
+  } catch (e) {
+    await proxy.stop(0).catch(() => undefined);
+    await tor.stop().catch(() => undefined);
+    throw e;
+  }
+  health.start();
+  nodeHealth.start();
+  log.info({ masterAddress, target: config.target.address, listen: config.proxy.listen }, 'node running');
+
+  return {
+    masterAddress,
+    paths,
+    socksPort,
+    stop,
+    stopped,
+    async status(): Promise<NodeStatus> {
+      const h = state === 'running' ? await nodeHealth.refresh() : nodeHealth.state;
+      return {
+        name: config.node.name,
+        masterAddress,
+        targetAddress: config.target.address,
+        state,
+        tor: { state: tor.state, pid: tor.pid, restarts: tor.restarts, socksPort },
+        health: h,
+        proxy: proxy.stats(),
+      };
+    },
+  };
+}
