@@ -9,13 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { configFromObject, extraConfigLines } from '../../src/adapters/config/load.js';
 import { writeKeyDirectory } from '../../src/adapters/fs/key-store.js';
+import { testnetCommonTorrc } from '../../src/adapters/tor/testnet.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { nodeTorrcEntries, obConfigContent, type NodeTorrcInput } from '../../src/core/node-torrc.js';
 import { renderTorrc } from '../../src/core/torrc.js';
 
 const run = promisify(execFile);
 const MASTER = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(9));
+const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -78,5 +81,26 @@ describe('node torrc against tor --verify-config', () => {
     const r = await verify(await setup(false));
     expect(r.ok).toBe(false);
     expect(r.out).not.toContain('Configuration was valid');
+  });
+});
+
+describe('private test network lines through tor.extra_config', () => {
+  it('testnetCommonTorrc lines survive the config schema and tor accepts the result', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'tb-vc-'));
+    dirs.push(d);
+    const fpr = 'A'.repeat(40);
+    const common = testnetCommonTorrc(
+      { dirAuthorities: [`auth0 orport=5000 no-v2 v3ident=${'B'.repeat(40)} 127.0.0.1:7000 ${fpr}`], infoLogs: true },
+      'tbnode1',
+      join(d, 'tor'),
+    );
+    const config = configFromObject(
+      { target: { address: TARGET }, node: { data_dir: d }, tor: { extra_config: extraConfigLines(common) } },
+      { baseDir: d },
+    );
+    expect(config.tor.extra_config).toEqual(common);
+    const r = await verify(await setup(true, { extra: config.tor.extra_config }));
+    expect(r.out).toContain('Configuration was valid');
+    expect(r.ok).toBe(true);
   });
 });

@@ -262,6 +262,22 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
 }
 
 /**
+ * Validate a config given as a JS object shaped like the TOML document (for programs and
+ * tests that build configs in memory). Issues carry key paths but no lines. Throws
+ * {@link ConfigError} TB_ERR_CONFIG_INVALID.
+ */
+export function configFromObject(doc: unknown, options: ParseConfigOptions = {}): Config {
+  const r = configSchema.safeParse(doc);
+  if (!r.success) throw new ConfigError('TB_ERR_CONFIG_INVALID', options.source, mapIssues(r.error.issues, '', doc));
+  return resolveConfigPaths(r.data, options.baseDir ?? process.cwd(), options.source);
+}
+
+/** Torrc entries (e.g. `testnetCommonTorrc(...)`) as `tor.extra_config` lines ("Keyword value"). */
+export function extraConfigLines(entries: readonly (readonly [string, string])[]): string[] {
+  return entries.map(([k, v]) => (v === '' ? k : `${k} ${v}`));
+}
+
+/**
  * Read, parse and validate a config file. Relative paths in it are relative to the file's
  * directory. Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
  * TorbalanceError TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE.
