@@ -17,7 +17,7 @@ import { decodeFrame, encodeFrame, TargetApp, wsAccept } from '../helpers/target
 const T = encodeOnionAddress(new Uint8Array(32).fill(11));
 const M = encodeOnionAddress(new Uint8Array(32).fill(12));
 const LABEL = T.slice(0, 56);
-const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => { cb(); } }) });
 
 let app: TargetApp;
 let socks: FakeSocksServer;
@@ -116,7 +116,7 @@ function get(port: number, path: string, opts: { agent?: http.Agent; headers?: R
       (res) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, raw: res.rawHeaders, body: Buffer.concat(parts) }));
+        res.on('end', () => { resolve({ status: res.statusCode!, headers: res.headers, raw: res.rawHeaders, body: Buffer.concat(parts) }); });
         res.on('error', reject);
       },
     );
@@ -135,14 +135,14 @@ describe('ReverseProxy http mode', () => {
     expect(body).toBe(expectedHtml());
     expect(r.headers['set-cookie']).toEqual([`sid=abc; Domain=.${M}; Path=/; HttpOnly`, `pref=1; domain=www.${M}; Path=/`]);
     expect(r.headers['content-security-policy']).toBe(`default-src 'self' http://${M} *.${M}; img-src ${M}:* data:`);
-    expect(r.headers.link).toBe(`<http://${M}/style.css>; rel=preload; as=style, </rel.js>; rel=preload`);
+    expect(r.headers['link']).toBe(`<http://${M}/style.css>; rel=preload; as=style, </rel.js>; rel=preload`);
     expect(r.headers['access-control-allow-origin']).toBe(`http://${M}`);
     expect(r.headers['content-location']).toBe(`http://${M}/index.html`);
     expect(r.headers['x-custom']).toBe(`served by http://${M}/`);
     expect(r.headers['content-length']).toBeUndefined();
     for (const h of ['via', 'x-forwarded-for', 'forwarded']) expect(r.headers[h]).toBeUndefined();
     const seen = app.requests.slice(n0);
-    expect(seen.map((q) => q.headers.host)).toEqual([T]);
+    expect(seen.map((q) => q.headers['host'])).toEqual([T]);
     // The proxy never resolved a name: tor got the onion name as ATYP domain.
     expect(socks.requests.length).toBeGreaterThan(0);
     for (const q of socks.requests) expect(q).toMatchObject({ atyp: 3, host: T });
@@ -156,15 +156,15 @@ describe('ReverseProxy http mode', () => {
     const n0 = app.requests.length;
     for (const path of ['/redirect', '/', '/refresh', '/redirect-rel']) {
       const r = await get(port, path, { agent });
-      if (path === '/redirect') expect(r.headers.location).toBe(`http://${M}/dest`);
-      if (path === '/redirect-rel') expect(r.headers.location).toBe('/dest');
-      if (path === '/refresh') expect(r.headers.refresh).toBe(`0; url=http://${M}/r`);
+      if (path === '/redirect') expect(r.headers['location']).toBe(`http://${M}/dest`);
+      if (path === '/redirect-rel') expect(r.headers['location']).toBe('/dest');
+      if (path === '/refresh') expect(r.headers['refresh']).toBe(`0; url=http://${M}/r`);
     }
     agent.destroy();
     expect(p.stats().accepted - accepted0).toBe(1);
     expect(p.stats().requests).toBe(4);
     expect(p.stats().byStatus).toMatchObject({ '302': 2, '200': 2 });
-    expect(app.requests.slice(n0).every((q) => q.headers.host === T)).toBe(true);
+    expect(app.requests.slice(n0).every((q) => q.headers['host'] === T)).toBe(true);
   });
 
   it('rewrites Origin and Referer master → target; strips hop-by-hop headers', async () => {
@@ -172,8 +172,8 @@ describe('ReverseProxy http mode', () => {
     const n0 = app.requests.length;
     await get(port, '/echo', { headers: { origin: `http://${M}`, referer: `http://${M}/page?x=1`, 'x-keep': 'yes', connection: 'keep-alive, x-drop', 'x-drop': '1', 'accept-encoding': 'zstd, br;q=0.9, gzip' } });
     const q = app.requests[n0]!;
-    expect(q.headers.origin).toBe(`http://${T}`);
-    expect(q.headers.referer).toBe(`http://${T}/page?x=1`);
+    expect(q.headers['origin']).toBe(`http://${T}`);
+    expect(q.headers['referer']).toBe(`http://${T}/page?x=1`);
     expect(q.headers['x-keep']).toBe('yes');
     expect(q.headers['x-drop']).toBeUndefined();
     expect(q.headers['accept-encoding']).toBe('br;q=0.9, gzip');
@@ -192,7 +192,7 @@ describe('ReverseProxy http mode', () => {
     const port = await startProxy();
     const firstChunk = await new Promise<{ text: string; res: http.IncomingMessage }>((resolve, reject) => {
       const req = http.get({ host: '127.0.0.1', port, path: '/slow', agent: recordingAgent(port), headers: { host: M } }, (res) => {
-        res.once('data', (d: Buffer) => resolve({ text: d.toString(), res }));
+        res.once('data', (d: Buffer) => { resolve({ text: d.toString(), res }); });
       });
       req.on('error', reject);
     });
@@ -200,7 +200,7 @@ describe('ReverseProxy http mode', () => {
     const rest = new Promise<string>((resolve) => {
       let acc = '';
       firstChunk.res.on('data', (d: Buffer) => (acc += d.toString()));
-      firstChunk.res.on('end', () => resolve(acc));
+      firstChunk.res.on('end', () => { resolve(acc); });
     });
     app.releaseSlow();
     expect(await rest).toContain(`last http://${M}/`);
@@ -279,8 +279,8 @@ describe('ReverseProxy http mode', () => {
     expect(head).toMatch(/^HTTP\/1\.1 101 /);
     expect(head).toContain(`Sec-WebSocket-Accept: ${wsAccept(key)}`);
     expect(head).toContain(`X-Served-By: http://${M}/`);
-    expect(app.requests[n0]!.headers.host).toBe(T);
-    expect(app.requests[n0]!.headers.origin).toBe(`http://${T}`);
+    expect(app.requests[n0]!.headers['host']).toBe(T);
+    expect(app.requests[n0]!.headers['origin']).toBe(`http://${T}`);
     sock.write(encodeFrame(1, Buffer.from('hello through tor'), true));
     const frame = await new Promise<{ opcode: number; payload: Buffer }>((resolve) => {
       const check = (): void => {
@@ -332,7 +332,7 @@ describe('ReverseProxy http mode', () => {
     const text = await new Promise<string>((resolve) => {
       let acc = '';
       sock.on('data', (d: Buffer) => (acc += d.toString()));
-      sock.on('close', () => resolve(acc));
+      sock.on('close', () => { resolve(acc); });
     });
     expect(text).toMatch(/^HTTP\/1\.1 502 /);
   });
@@ -344,7 +344,7 @@ describe('ReverseProxy http mode', () => {
     const b = visitorSocket(port);
     await new Promise((r) => setTimeout(r, 100));
     const c = visitorSocket(port);
-    await new Promise<void>((resolve) => c.on('close', () => resolve()));
+    await new Promise<void>((resolve) => c.on('close', () => { resolve(); }));
     expect(p.stats().rejected).toBe(1);
     expect(p.stats().open).toBe(2);
     a.destroy();
@@ -360,16 +360,16 @@ describe('ReverseProxy http mode', () => {
     // Second connection on the same circuit while the first is open: closed.
     const dup = visitorSocket(port, 1001);
     dup.write(`GET / HTTP/1.1\r\nHost: ${M}\r\n\r\n`);
-    await new Promise<void>((resolve) => dup.on('close', () => resolve()));
+    await new Promise<void>((resolve) => dup.on('close', () => { resolve(); }));
     // Another circuit is fine.
     const r2 = await get(port, '/redirect', { agent: recordingAgent(port, 2002) });
-    expect(r2.headers.location).toBe(`http://${M}/dest`);
+    expect(r2.headers['location']).toBe(`http://${M}/dest`);
     // No header / silence: closed.
     const bare = visitorSocket(port);
     bare.write(`GET / HTTP/1.1\r\nHost: ${M}\r\n\r\n`);
-    await new Promise<void>((resolve) => bare.on('close', () => resolve()));
+    await new Promise<void>((resolve) => bare.on('close', () => { resolve(); }));
     const silent = visitorSocket(port);
-    await new Promise<void>((resolve) => silent.on('close', () => resolve()));
+    await new Promise<void>((resolve) => silent.on('close', () => { resolve(); }));
     expect(p.stats().rejected).toBe(3);
     a1.destroy();
   });
@@ -394,7 +394,7 @@ describe('ReverseProxy tcp mode', () => {
     const text = await new Promise<string>((resolve) => {
       let acc = '';
       s.on('data', (d: Buffer) => (acc += d.toString()));
-      s.on('end', () => resolve(acc));
+      s.on('end', () => { resolve(acc); });
     });
     expect(text).toBe('got 100000');
   });
@@ -402,7 +402,7 @@ describe('ReverseProxy tcp mode', () => {
   it('closes the visitor when the target cannot be reached', async () => {
     const port = await startProxy({ mode: 'tcp', target: { address: T, port: 9 } });
     const s = visitorSocket(port);
-    await new Promise<void>((resolve) => s.on('close', () => resolve()));
+    await new Promise<void>((resolve) => s.on('close', () => { resolve(); }));
   });
 
   it('supports PROXY headers in tcp mode', async () => {
@@ -412,7 +412,7 @@ describe('ReverseProxy tcp mode', () => {
     const text = await new Promise<string>((resolve) => {
       let acc = '';
       s.on('data', (d: Buffer) => (acc += d.toString()));
-      s.on('end', () => resolve(acc));
+      s.on('end', () => { resolve(acc); });
     });
     expect(text).toBe('got 3');
   });

@@ -22,7 +22,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await socks.stop();
-  await new Promise<void>((r) => echo.close(() => r()));
+  await new Promise<void>((r) => echo.close(() => { r(); }));
 });
 
 async function expectDialError(p: Promise<unknown>, code: string): Promise<SocksDialError> {
@@ -95,7 +95,7 @@ describe('dialThroughTor', () => {
     try {
       const ac = new AbortController();
       const p = dialThroughTor(socks.endpoint, { host: T, port: 80 }, 5000, ac.signal);
-      setTimeout(() => ac.abort(), 50);
+      setTimeout(() => { ac.abort(); }, 50);
       await expectDialError(p, 'TB_ERR_SOCKS_ABORTED');
     } finally {
       socks.hang = false;
@@ -106,7 +106,7 @@ describe('dialThroughTor', () => {
     const tmp = createServer();
     await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', r));
     const port = (tmp.address() as { port: number }).port;
-    await new Promise<void>((r) => tmp.close(() => r()));
+    await new Promise<void>((r) => tmp.close(() => { r(); }));
     await expectDialError(dialThroughTor({ host: '127.0.0.1', port }, { host: T, port: 80 }, 2000), 'TB_ERR_SOCKS_CONNECT');
   });
 

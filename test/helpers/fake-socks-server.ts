@@ -56,7 +56,7 @@ export class FakeSocksServer {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((resolve) => {
       if (this.#server === undefined) resolve();
-      else this.#server.close(() => resolve());
+      else this.#server.close(() => { resolve(); });
     });
   }
 

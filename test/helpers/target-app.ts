@@ -103,7 +103,7 @@ export class TargetApp {
     this.#server = undefined;
     this.releaseSlow();
     for (const sock of this.#sockets) sock.destroy();
-    if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (s !== undefined) await new Promise<void>((resolve) => s.close(() => { resolve(); }));
   }
 
   releaseSlow(): void {

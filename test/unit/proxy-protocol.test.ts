@@ -81,7 +81,7 @@ describe('PROXY v1 fuzz', () => {
         if (!(e instanceof TorbalanceError)) throw e;
       }
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(b)), { numRuns: 40_000 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => { check(b); }), { numRuns: 40_000 });
     fc.assert(
       fc.property(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(120), (seed, muts, cut) => {
         const b = seed.slice(0, Math.max(1, Math.min(seed.length, cut + 1)));
@@ -90,7 +90,7 @@ describe('PROXY v1 fuzz', () => {
       }),
       { numRuns: 40_000 },
     );
-    fc.assert(fc.property(fc.string({ maxLength: 110 }), (s) => check(enc(`PROXY ${s}\r\n`))), { numRuns: 25_000 });
+    fc.assert(fc.property(fc.string({ maxLength: 110 }), (s) => { check(enc(`PROXY ${s}\r\n`)); }), { numRuns: 25_000 });
     expect(runs).toBeGreaterThanOrEqual(100_000);
   });
 });

@@ -105,7 +105,7 @@ export function attachHttpProxy(server: http.Server, d: HttpProxyDeps): void {
   });
 }
 
-function sendError(res: http.ServerResponse, status: number, d: HttpProxyDeps): void {
+function sendError(res: http.ServerResponse, status: number): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -113,7 +113,6 @@ function sendError(res: http.ServerResponse, status: number, d: HttpProxyDeps): 
   const p = errorPage(status);
   res.writeHead(status, p.reason, p.headers);
   res.end(res.req.method === 'HEAD' ? undefined : p.body);
-  void d;
 }
 
 function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: HttpProxyDeps): void {
@@ -143,7 +142,7 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
     if (finished) return;
     finished = true;
     d.logger.debug({ code: (e as { code?: unknown }).code, err: e.message }, 'upstream request failed');
-    sendError(res, 502, d);
+    sendError(res, 502);
   });
   up.on('response', (ur) => {
     up.setTimeout(d.idleTimeoutMs);
@@ -157,7 +156,7 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
       finished = true;
       d.logger.warn({ encoding: ur.headers['content-encoding'] }, 'target sent a text body in an unsupported content coding');
       ur.destroy();
-      sendError(res, 502, d);
+      sendError(res, 502);
       return;
     }
     const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, (name) => {
@@ -167,14 +166,14 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
     const chain = rewrite && coding !== undefined ? rewriteChain(coding, d.ctx.forward) : [];
     pipeline([ur, ...chain, res], (err) => {
       finished = true;
-      if (err !== undefined && err !== null) {
+      if (err) {
         d.logger.debug({ err: err.message }, 'response stream ended with an error');
         res.destroy();
       }
     });
   });
   pipeline(req, up, (err) => {
-    if (err !== undefined && err !== null) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
+    if (err) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
   });
 }
 

@@ -244,7 +244,7 @@ export class ReverseProxy {
 export function readProxyHeader(sock: net.Socket, timeoutMs: number): Promise<ProxyHeaderV1> {
   return new Promise((resolve, reject) => {
     let acc: Buffer = Buffer.alloc(0);
-    const finish = (err: unknown, h?: ProxyHeaderV1): void => {
+    const finish = (err: Error | undefined, h?: ProxyHeaderV1): void => {
       clearTimeout(timer);
       sock.removeListener('readable', onReadable);
       sock.removeListener('close', onClose);
@@ -252,7 +252,7 @@ export function readProxyHeader(sock: net.Socket, timeoutMs: number): Promise<Pr
         const left = acc.subarray(h.length);
         if (left.length > 0) sock.unshift(left);
         resolve(h);
-      } else reject(err);
+      } else reject(err ?? new Error('PROXY header not read'));
     };
     const timer = setTimeout(() => {
       finish(new TorbalanceError('TB_ERR_PROXY_HEADER_TIMEOUT', 'input', `no PROXY header within ${timeoutMs} ms`));
@@ -269,7 +269,7 @@ export function readProxyHeader(sock: net.Socket, timeoutMs: number): Promise<Pr
         try {
           h = parseProxyV1(acc);
         } catch (e) {
-          finish(e);
+          finish(e instanceof Error ? e : new Error(String(e)));
           return;
         }
         if (h !== undefined) {
