@@ -16,7 +16,7 @@ import { countIntroPoints, NodeHealth, type ControlLike, type NodeHealthState } 
 import { FakeSocksServer } from '../helpers/fake-socks-server.js';
 import { assembleDescriptor, identityFrom, introBlocks, NOW, randomIntroPoint, seededRandom } from '../helpers/hsdesc-fixtures.js';
 
-const TARGET = `${'a'.repeat(52)}aqd.onion`;
+const TARGET = encodeOnionAddress(new Uint8Array(32).fill(7));
 const log = createLogger({ level: 'silent' });
 
 /** A manual clock: timers fire only when the test advances time. */
