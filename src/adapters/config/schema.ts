@@ -33,7 +33,7 @@ export const DEFAULTS = {
       header_timeout_ms: 30_000,
       idle_timeout_ms: 300_000,
     },
-    rewrite_bodies: false,
+    rewrite_bodies: true,
   },
   tor: {
     binary: 'tor',
