@@ -417,3 +417,44 @@ describe('ReverseProxy tcp mode', () => {
     expect(text).toBe('got 3');
   });
 });
+
+describe('ReverseProxy with TLS to the target', () => {
+  it('speaks TLS (certificate for the target .onion, verified) and downgrades https://target to http://master', async () => {
+    const cp = await import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const https = await import('node:https');
+    const dir = mkdtempSync(join(tmpdir(), 'tb-tls-'));
+    try {
+      cp.execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+        '-subj', `/CN=${T}`, '-addext', `subjectAltName=DNS:${T}`, '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+      const key = readFileSync(join(dir, 'k.pem'));
+      const cert = readFileSync(join(dir, 'c.pem'));
+      const srv = https.createServer({ key, cert }, (req, res) => {
+        res.writeHead(302, { location: `https://${T}/secure`, 'content-type': 'text/html', 'x-host': req.headers.host === T ? 'ok' : 'bad' });
+        res.end(`<a href="https://${T}/x">x</a> <a href="https://${T}:443/y">y</a>`);
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const tlsPort = (srv.address() as net.AddressInfo).port;
+      const tlsSocks = new FakeSocksServer({ route: (host, port) => (host === T && port === 443 ? { host: '127.0.0.1', port: tlsPort } : undefined) });
+      await tlsSocks.start();
+      try {
+        const port = await startProxy({ socks: tlsSocks.endpoint, target: { address: T, port: 443, tls: { verify: true, ca: cert.toString() } } });
+        const r = await get(port, '/');
+        expect(r.status).toBe(302);
+        expect(r.headers['location']).toBe(`http://${M}/secure`);
+        expect(r.headers['x-host']).toBe('ok');
+        expect(r.body.toString()).toBe(`<a href="http://${M}/x">x</a> <a href="http://${M}/y">y</a>`);
+        // Verification is real: a proxy trusting another CA gets a 502.
+        const port2 = await startProxy({ socks: tlsSocks.endpoint, target: { address: T, port: 443, tls: { verify: true } } });
+        expect((await get(port2, '/')).status).toBe(502);
+      } finally {
+        await tlsSocks.stop();
+        srv.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
