@@ -23,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { dialThroughTor } from '../src/adapters/net/socks-dialer.js';
 import { encodeOnionAddress } from '../src/core/hs/address.js';
@@ -174,15 +175,17 @@ class DialAgent extends http.Agent {
     super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
     this.#dial = dial;
   }
-  override createConnection(_o: unknown, cb?: (err: Error | null, s?: net.Socket) => void): net.Socket {
+  override createConnection(_o: unknown, cb?: (err: Error | null, s: Duplex) => void): Duplex {
     this.#dial().then(
       (s) => {
         cb?.(null, s);
         s.resume();
       },
-      (e: unknown) => cb?.(e instanceof Error ? e : new Error(String(e))),
+      (e: unknown) => {
+        cb?.(e instanceof Error ? e : new Error(String(e)), undefined as unknown as Duplex);
+      },
     );
-    return undefined as unknown as net.Socket;
+    return undefined as unknown as Duplex;
   }
 }
 
