@@ -422,10 +422,10 @@ describe('ReverseProxy with TLS to the target', () => {
   it('speaks TLS (certificate for the target .onion, verified) and downgrades https://target to http://master', async () => {
     const cp = await import('node:child_process');
     const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const os = await import('node:os');
     const { join } = await import('node:path');
     const https = await import('node:https');
-    const dir = mkdtempSync(join(tmpdir(), 'tb-tls-'));
+    const dir = mkdtempSync(join(os.tmpdir(), 'tb-tls-'));
     try {
       cp.execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
         '-subj', `/CN=${T}`, '-addext', `subjectAltName=DNS:${T}`, '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
