@@ -423,7 +423,8 @@ describe('ReverseProxy with TLS to the target', () => {
     const cp = await import('node:child_process');
     const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
     const os = await import('node:os');
-    const { join } = await import('node:path');
+    const path = await import('node:path');
+    const join = (...p: string[]): string => path.join(...p);
     const https = await import('node:https');
     const dir = mkdtempSync(join(os.tmpdir(), 'tb-tls-'));
     try {
