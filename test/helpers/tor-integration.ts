@@ -18,6 +18,9 @@
  *   (first/second, tor-facts §2.11) with the service's intro points, HSPOST each to the HSDirs
  *   our ring computes, and track `HS_DESC UPLOADED/FAILED` per HSDir with a timeout.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import {
   fetchAllMicrodescriptors,
@@ -736,4 +739,45 @@ export function uploadMismatches(
     if (e.hsDirIndex?.toUpperCase() !== want) problems.push(`${target.descriptor}: HSDIR_INDEX of ${relay.nickname} differs`);
   }
   return problems;
+}
+
+const FIXTURE_DIR = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), '..'),
+  'fixtures',
+  'consensus',
+);
+
+/**
+ * With TORBALANCE_SAVE_FIXTURES=1: write `view`'s consensus and microdescriptors plus tor's
+ * UPLOAD events for `address` to test/fixtures/consensus/<prefix>-{consensus-microdesc.txt,
+ * microdescs.txt,uploads.json} (checked offline by test/unit/regressions-f.test.ts).
+ */
+export async function maybeSaveRingFixture(
+  prefix: string,
+  view: NetworkView,
+  address: string,
+  uploads: readonly HsDescEvent[],
+  source: string,
+): Promise<void> {
+  if (process.env['TORBALANCE_SAVE_FIXTURES'] !== '1') return;
+  await mkdir(FIXTURE_DIR, { recursive: true });
+  await writeFile(join(FIXTURE_DIR, `${prefix}-consensus-microdesc.txt`), view.consensusText);
+  await writeFile(join(FIXTURE_DIR, `${prefix}-microdescs.txt`), view.microdescText);
+  const expected = {
+    provenance:
+      'tor 0.4.9.11 private test network (3 authorities, 5 relays, V3AuthVotingInterval 10, TestingTorNetwork 1); ' +
+      `HS_DESC UPLOAD events of the service, recorded by ${source} with TORBALANCE_SAVE_FIXTURES=1`,
+    address,
+    validAfter: view.consensus.validAfter,
+    periodLengthMinutes: view.periodParams.lengthMinutes,
+    uploads: uploads
+      .filter((e) => e.action === 'UPLOAD' && e.address === address)
+      .map((e) => ({
+        blindedKey: e.descriptorId,
+        hsdir: e.hsDir?.fingerprint,
+        nickname: e.hsDir?.nickname,
+        hsdirIndex: e.hsDirIndex,
+      })),
+  };
+  await writeFile(join(FIXTURE_DIR, `${prefix}-uploads.json`), JSON.stringify(expected, null, 2) + '\n');
 }

@@ -19,9 +19,6 @@
  * TORBALANCE_SAVE_FIXTURES=1 also writes the consensus, microdescriptors and tor's uploads to
  * test/fixtures/consensus/real-testnet-* (used by test/unit/regressions-f.test.ts).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TorControl } from '../../src/adapters/tor/control.js';
 import { toHex } from '../../src/core/bytes.js';
@@ -29,7 +26,6 @@ import {
   buildRing,
   hsdirIndex,
   responsibleHsdirs,
-  type DescriptorTargets,
 } from '../../src/core/hs/hashring.js';
 import { blindPublicKey } from '../../src/core/hs/blinding.js';
 import { decodeOnionAddress } from '../../src/core/hs/address.js';
@@ -39,6 +35,7 @@ import {
   cleanupTors,
   hms,
   hsDescOf,
+  maybeSaveRingFixture,
   openRecorder,
   planKey,
   readNetworkView,
@@ -51,11 +48,6 @@ import { sharedHttp, sharedTestnet } from '../helpers/testnet.js';
 
 const net = sharedTestnet();
 const http = sharedHttp();
-const FIXTURES = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..'),
-  'fixtures',
-  'consensus',
-);
 
 afterAll(async () => {
   await cleanupTors();
@@ -110,30 +102,6 @@ async function observeFirstUploads(): Promise<Observed> {
   };
 }
 
-async function saveFixtures(o: Observed, t: DescriptorTargets): Promise<void> {
-  await mkdir(FIXTURES, { recursive: true });
-  await writeFile(join(FIXTURES, 'real-testnet-consensus-microdesc.txt'), o.after.consensusText);
-  await writeFile(join(FIXTURES, 'real-testnet-microdescs.txt'), o.after.microdescText);
-  const expected = {
-    provenance:
-      'tor 0.4.9.11 private test network (3 authorities, 5 relays, V3AuthVotingInterval 10, TestingTorNetwork 1); ' +
-      'written by test/integration/hashring.test.ts with TORBALANCE_SAVE_FIXTURES=1',
-    address: o.address,
-    validAfter: o.after.consensus.validAfter,
-    periodLengthMinutes: t.plan.periodParams.lengthMinutes,
-    uploads: o.uploads.map((e) => ({
-      blindedKey: e.descriptorId,
-      hsdir: e.hsDir?.fingerprint,
-      nickname: e.hsDir?.nickname,
-      hsdirIndex: e.hsDirIndex,
-    })),
-  };
-  await writeFile(
-    join(FIXTURES, 'real-testnet-uploads.json'),
-    JSON.stringify(expected, null, 2) + '\n',
-  );
-}
-
 describe('HSDir hash ring against real tor', () => {
   it('computes exactly the HSDirs (and order, indexes, blinded keys) tor uploads both descriptors to', async () => {
     let o: Observed | undefined;
@@ -186,7 +154,7 @@ describe('HSDir hash ring against real tor', () => {
         );
       }
     }
-    if (process.env['TORBALANCE_SAVE_FIXTURES'] === '1') await saveFixtures(o, t);
+    await maybeSaveRingFixture('real-testnet', o.after, o.address, o.uploads, 'test/integration/hashring.test.ts');
 
     // A client's fetches go to HSDirs in our fetch set (2 × hsdir_spread_fetch), with our fetch index.
     const client = await openRecorder(net.clients[0]!.control, ['HS_DESC']);

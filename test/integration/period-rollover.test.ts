@@ -27,6 +27,7 @@ import {
   consensusValidAfter,
   hms,
   hsDescOf,
+  maybeSaveRingFixture,
   openRecorder,
   readNetworkView,
   secs,
@@ -181,5 +182,8 @@ describe('time-period roll-over', () => {
       `[rollover] hs0 new desc_next tp=${second.periodNum} with ${second.srvSource} SRV → ${second.hsdirs.length} HSDirs`,
     );
     expect(uploadMismatches(ups, second, rview.periodParams.lengthMinutes)).toEqual([]);
+    if (second.srvSource !== 'disaster') {
+      await maybeSaveRingFixture('real-testnet-srv', rview, hs0.address, ups, 'test/integration/period-rollover.test.ts');
+    }
   });
 });
