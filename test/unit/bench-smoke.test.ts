@@ -1,0 +1,24 @@
+/**
+ * The proxy benchmark (bench/proxy.ts) runs in its quick mode: both paths answer every
+ * request, bodies arrive whole, idle connections are counted by the proxy. Numbers are
+ * printed, never asserted (timing is not tested).
+ */
+import { describe, expect, it } from 'vitest';
+import { QUICK, runProxyBench } from '../../bench/proxy.js';
+
+describe('bench proxy --quick', () => {
+  it('measures both paths and the idle-connection memory', async () => {
+    const lines: string[] = [];
+    const r = await runProxyBench(QUICK, (l) => lines.push(l));
+    console.log(lines.join('\n'));
+    expect(r.direct.requests).toBe(QUICK.requests);
+    expect(r.proxy.requests).toBe(QUICK.requests);
+    // same-length addresses: rewriting keeps every body the same size
+    expect(r.direct.bodyBytes).toBe(QUICK.bodies * QUICK.bodyBytes);
+    expect(r.proxy.bodyBytes).toBe(r.direct.bodyBytes);
+    expect(r.requestRatio).toBeGreaterThan(0);
+    expect(r.throughputRatio).toBeGreaterThan(0);
+    expect(r.idle.map((i) => i.connections)).toEqual([...QUICK.idleCounts]);
+    expect(r.notes).toEqual([]);
+  }, 120_000);
+});
