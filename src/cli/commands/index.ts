@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import { register as registerTestnet } from './testnet.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerInspectDescriptor } from './inspect-descriptor.js';
-import { register as registerInspectDescriptor } from './inspect-descriptor.js';
 import { register as registerKeygen } from './keygen.js';
 import { register as registerInit } from './init.js';
 import { register as registerRun } from './run.js';
@@ -16,7 +15,6 @@ export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
   registerTestnet(_program);
   registerInspect(_program);
-  registerInspectDescriptor(_program);
   registerInspectDescriptor(_program);
   registerKeygen(_program);
   registerInit(_program);
