@@ -54,8 +54,8 @@ import { tokenize } from '../../src/core/netdoc/tokenize.js';
 import { seededRandom } from '../interop/stem.js';
 
 const N = 100_000;
-const N_SHALLOW = 4_000;
-const N_DEEP = 1_000;
+const N_SHALLOW = 10_000;
+const N_DEEP = 2_000;
 
 // ---------------------------------------------------------------------------------------
 // Random source and mutators
