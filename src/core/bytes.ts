@@ -25,9 +25,19 @@ export function fromUtf8(b: Uint8Array): string {
 
 /** Latin-1 style decode (one char per byte); never fails. For descriptor text we check ASCII separately. */
 export function fromAscii(b: Uint8Array): string {
+  // Pure ASCII (the common case: descriptors, consensus text) decodes identically as UTF-8,
+  // which the native decoder does far faster than building the string by hand.
+  let ascii = true;
+  for (const x of b) {
+    if (x >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return textDecoder.decode(b);
   let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) {
-    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  for (let i = 0; i < b.length; i += 0x2000) {
+    s += String.fromCharCode(...b.subarray(i, i + 0x2000));
   }
   return s;
 }
@@ -112,10 +122,11 @@ export function toBase64NoPad(b: Uint8Array): string {
  * whitespace and no non-zero trailing bits. Raises TB_ERR_BASE64.
  */
 export function fromBase64(s: string): Uint8Array {
-  let body = s;
-  const pad = /=*$/.exec(s)?.[0].length ?? 0;
+  // Count trailing '=' with a bounded loop (a regex like /=*$/ is quadratic on long runs).
+  let pad = 0;
+  while (pad < 3 && pad < s.length && s.charCodeAt(s.length - 1 - pad) === 61) pad++;
   if (pad > 2) throw new DecodeError('TB_ERR_BASE64', 'invalid base64 padding');
-  body = s.slice(0, s.length - pad);
+  const body = s.slice(0, s.length - pad);
   if (pad > 0 && (body.length + pad) % 4 !== 0) {
     throw new DecodeError('TB_ERR_BASE64', 'invalid base64 padding');
   }
