@@ -326,11 +326,11 @@ const HEADER_ONCE = new Set([
 ]);
 
 function parseSrv(l: Line): SharedRandomValue {
-  if (l.args.length < 2) throw badField(`${C}_BAD_FIELD`, l.keyword, l.no);
+  if (l.args.length < 2) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', l.keyword, l.no);
   const numReveals = parseUint(l.args[0], 0xffffffff, l.no, l.keyword);
   // tor's sr_parse_srv wants the 44-character padded base64 of 32 bytes.
-  if (l.args[1]!.length !== 44) throw badField(`${C}_BAD_FIELD`, l.keyword, l.no);
-  return { numReveals, value: decodeB64(l.args[1], 32, `${C}_BAD_FIELD`, l.keyword, l.no) };
+  if (l.args[1]!.length !== 44) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', l.keyword, l.no);
+  return { numReveals, value: decodeB64(l.args[1], 32, 'TB_ERR_CONSENSUS_BAD_FIELD', l.keyword, l.no) };
 }
 
 /**
@@ -351,9 +351,9 @@ export function parseMicrodescConsensus(text: string): Consensus {
     if (cur === undefined) return;
     const d = cur;
     cur = undefined;
-    if (d.flags === undefined) throw new DecodeError(`${C}_MISSING_FIELD`, 'relay entry has no "s" line', d.line);
+    if (d.flags === undefined) throw new DecodeError('TB_ERR_CONSENSUS_MISSING_FIELD', 'relay entry has no "s" line', d.line);
     if (flavor === 'microdesc' && d.microdescDigest === undefined) {
-      throw new DecodeError(`${C}_MISSING_FIELD`, 'relay entry has no "m" line', d.line);
+      throw new DecodeError('TB_ERR_CONSENSUS_MISSING_FIELD', 'relay entry has no "m" line', d.line);
     }
     const protocols = d.protocols ?? undefined;
     relays.push({
@@ -377,11 +377,11 @@ export function parseMicrodescConsensus(text: string): Consensus {
   for (const l of tokenize(text, MAX_CONSENSUS_LINE, C)) {
     if (flavor === undefined) {
       if (l.keyword !== 'network-status-version' || l.args[0] !== '3' || l.args.length > 2) {
-        throw new DecodeError(`${C}_SYNTAX`, 'not a network-status-version 3 document', l.no);
+        throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'not a network-status-version 3 document', l.no);
       }
       if (l.args.length === 1) flavor = 'ns';
       else if (l.args[1] === 'microdesc') flavor = 'microdesc';
-      else throw new DecodeError(`${C}_SYNTAX`, 'unsupported consensus flavor', l.no);
+      else throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'unsupported consensus flavor', l.no);
       continue;
     }
     if (inFooter) continue;
@@ -392,24 +392,24 @@ export function parseMicrodescConsensus(text: string): Consensus {
     }
     if (l.keyword === 'r') {
       finish();
-      if (relays.length >= MAX_RELAYS) throw new DecodeError(`${C}_TOO_LARGE`, `more than ${MAX_RELAYS} relays`, l.no);
+      if (relays.length >= MAX_RELAYS) throw new DecodeError('TB_ERR_CONSENSUS_TOO_LARGE', `more than ${MAX_RELAYS} relays`, l.no);
       const n = flavor === 'microdesc' ? 7 : 8;
-      if (l.args.length < n) throw badField(`${C}_BAD_FIELD`, '"r" line', l.no);
+      if (l.args.length < n) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', '"r" line', l.no);
       const a = l.args;
       const nickname = a[0]!;
-      if (!NICKNAME_RE.test(nickname)) throw badField(`${C}_BAD_FIELD`, 'nickname', l.no);
-      const identity = decodeB64(a[1], 20, `${C}_BAD_FIELD`, 'relay identity', l.no);
+      if (!NICKNAME_RE.test(nickname)) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', 'nickname', l.no);
+      const identity = decodeB64(a[1], 20, 'TB_ERR_CONSENSUS_BAD_FIELD', 'relay identity', l.no);
       let i = 2;
       let descriptorDigest: string | undefined;
-      if (flavor === 'ns') descriptorDigest = toHex(decodeB64(a[i++], 20, `${C}_BAD_FIELD`, 'descriptor digest', l.no));
+      if (flavor === 'ns') descriptorDigest = toHex(decodeB64(a[i++], 20, 'TB_ERR_CONSENSUS_BAD_FIELD', 'descriptor digest', l.no));
       const published = parseTime(a[i], a[i + 1], l.no, 'publication time');
       const address = a[i + 2]!;
       const ip = IPV4_RE.exec(address);
-      if (ip === null || ip.slice(1).some((o) => Number(o) > 255)) throw badField(`${C}_BAD_FIELD`, 'address', l.no);
+      if (ip === null || ip.slice(1).some((o) => Number(o) > 255)) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', 'address', l.no);
       const orPort = parseUint(a[i + 3], 65535, l.no, 'ORPort');
       const dirPort = parseUint(a[i + 4], 65535, l.no, 'DirPort');
       if (prevIdentity !== undefined && compareBytes(prevIdentity, identity) >= 0) {
-        throw new DecodeError(`${C}_ORDER`, 'relay entries not in strictly ascending identity order', l.no);
+        throw new DecodeError('TB_ERR_CONSENSUS_ORDER', 'relay entries not in strictly ascending identity order', l.no);
       }
       prevIdentity = identity;
       cur = {
@@ -430,18 +430,18 @@ export function parseMicrodescConsensus(text: string): Consensus {
     if (cur !== undefined) {
       switch (l.keyword) {
         case 's':
-          if (cur.flags !== undefined) throw new DecodeError(`${C}_SYNTAX`, 'duplicate "s" line', l.no);
+          if (cur.flags !== undefined) throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'duplicate "s" line', l.no);
           cur.flags = new Set(l.args);
           break;
         case 'pr':
-          if (cur.protocols !== null) throw new DecodeError(`${C}_SYNTAX`, 'duplicate "pr" line', l.no);
+          if (cur.protocols !== null) throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'duplicate "pr" line', l.no);
           cur.protocols = parseProtocols(l.args);
           break;
         case 'm':
           if (flavor !== 'microdesc') break; // votes only in the ns flavor; not used
-          if (cur.microdescDigest !== undefined) throw new DecodeError(`${C}_SYNTAX`, 'duplicate "m" line', l.no);
-          if (l.args.length !== 1 || l.args[0]!.length !== 43) throw badField(`${C}_BAD_FIELD`, 'microdescriptor digest', l.no);
-          decodeB64(l.args[0], 32, `${C}_BAD_FIELD`, 'microdescriptor digest', l.no);
+          if (cur.microdescDigest !== undefined) throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'duplicate "m" line', l.no);
+          if (l.args.length !== 1 || l.args[0]!.length !== 43) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', 'microdescriptor digest', l.no);
+          decodeB64(l.args[0], 32, 'TB_ERR_CONSENSUS_BAD_FIELD', 'microdescriptor digest', l.no);
           cur.microdescDigest = l.args[0];
           break;
         default:
@@ -451,20 +451,20 @@ export function parseMicrodescConsensus(text: string): Consensus {
     }
     // Header.
     if (HEADER_ONCE.has(l.keyword)) {
-      if (seen.has(l.keyword)) throw new DecodeError(`${C}_SYNTAX`, `duplicate "${l.keyword}" line`, l.no);
+      if (seen.has(l.keyword)) throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', `duplicate "${l.keyword}" line`, l.no);
       seen.set(l.keyword, l);
     }
   }
   finish();
-  if (flavor === undefined) throw new DecodeError(`${C}_SYNTAX`, 'empty document');
+  if (flavor === undefined) throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'empty document');
 
   const need = (k: string): Line => {
     const l = seen.get(k);
-    if (l === undefined) throw new DecodeError(`${C}_MISSING_FIELD`, `missing "${k}" line`);
+    if (l === undefined) throw new DecodeError('TB_ERR_CONSENSUS_MISSING_FIELD', `missing "${k}" line`);
     return l;
   };
   const vs = need('vote-status');
-  if (vs.args[0] !== 'consensus') throw new DecodeError(`${C}_SYNTAX`, 'vote-status is not "consensus"', vs.no);
+  if (vs.args[0] !== 'consensus') throw new DecodeError('TB_ERR_CONSENSUS_SYNTAX', 'vote-status is not "consensus"', vs.no);
   const timeOf = (k: string): number => {
     const l = need(k);
     return parseTime(l.args[0], l.args[1], l.no, k);
@@ -473,7 +473,7 @@ export function parseMicrodescConsensus(text: string): Consensus {
   const freshUntil = timeOf('fresh-until');
   const validUntil = timeOf('valid-until');
   if (!(validAfter < freshUntil && freshUntil <= validUntil)) {
-    throw new DecodeError(`${C}_BAD_FIELD`, 'valid-after < fresh-until <= valid-until does not hold', need('fresh-until').no);
+    throw new DecodeError('TB_ERR_CONSENSUS_BAD_FIELD', 'valid-after < fresh-until <= valid-until does not hold', need('fresh-until').no);
   }
   const cm = seen.get('consensus-method');
   const consensusMethod = cm === undefined ? undefined : parseUint(cm.args[0], 0xffffffff, cm.no, 'consensus-method');
@@ -486,9 +486,9 @@ export function parseMicrodescConsensus(text: string): Consensus {
   if (pl !== undefined) {
     for (const p of pl.args) {
       const m = /^([^=]{1,128})=(-?\d{1,10})$/.exec(p);
-      if (m === null) throw badField(`${C}_BAD_FIELD`, 'params element', pl.no);
+      if (m === null) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', 'params element', pl.no);
       const v = Number(m[2]);
-      if (v < -2147483648 || v > 2147483647) throw badField(`${C}_BAD_FIELD`, 'params value', pl.no);
+      if (v < -2147483648 || v > 2147483647) throw badField('TB_ERR_CONSENSUS_BAD_FIELD', 'params value', pl.no);
       if (!params.has(m[1]!)) params.set(m[1]!, v);
     }
   }
@@ -537,7 +537,7 @@ export function parseMicrodescriptors(text: string, options: ParseMicrodescripto
     let end = text.indexOf('\n', offset);
     if (end < 0) end = text.length;
     no++;
-    if (end - offset > MAX_MICRODESC_LINE) throw new DecodeError(`${M}_TOO_LARGE`, 'line too long', no);
+    if (end - offset > MAX_MICRODESC_LINE) throw new DecodeError('TB_ERR_MICRODESC_TOO_LARGE', 'line too long', no);
     const raw = text.slice(offset, end);
     const isAnnotation = raw.startsWith('@');
     const isOnionKey = raw.startsWith('onion-key');
@@ -582,25 +582,25 @@ function parseOneMicrodesc(segment: string, firstNo: number): Microdescriptor {
     const l = { ...l0, no: l0.no + firstNo - 1 };
     if (onionKeyLine === undefined) {
       if (l.keyword.startsWith('@')) continue;
-      if (l.keyword !== 'onion-key') throw new DecodeError(`${M}_SYNTAX`, 'microdescriptor does not start with "onion-key"', l.no);
-      if (l.args.length !== 0) throw badField(`${M}_BAD_FIELD`, '"onion-key" line', l.no);
+      if (l.keyword !== 'onion-key') throw new DecodeError('TB_ERR_MICRODESC_SYNTAX', 'microdescriptor does not start with "onion-key"', l.no);
+      if (l.args.length !== 0) throw badField('TB_ERR_MICRODESC_BAD_FIELD', '"onion-key" line', l.no);
       onionKeyLine = l0;
       bodyOffset = l0.offset;
       continue;
     }
-    if (l.keyword.startsWith('@')) throw new DecodeError(`${M}_SYNTAX`, 'annotation inside a microdescriptor', l.no);
+    if (l.keyword.startsWith('@')) throw new DecodeError('TB_ERR_MICRODESC_SYNTAX', 'annotation inside a microdescriptor', l.no);
     switch (l.keyword) {
       case 'onion-key':
-        throw new DecodeError(`${M}_SYNTAX`, 'duplicate "onion-key" line', l.no);
+        throw new DecodeError('TB_ERR_MICRODESC_SYNTAX', 'duplicate "onion-key" line', l.no);
       case 'ntor-onion-key':
-        if (ntorOnionKey !== undefined) throw new DecodeError(`${M}_SYNTAX`, 'duplicate "ntor-onion-key" line', l.no);
-        ntorOnionKey = decodeB64(l.args[0], 32, `${M}_BAD_FIELD`, 'ntor-onion-key', l.no);
+        if (ntorOnionKey !== undefined) throw new DecodeError('TB_ERR_MICRODESC_SYNTAX', 'duplicate "ntor-onion-key" line', l.no);
+        ntorOnionKey = decodeB64(l.args[0], 32, 'TB_ERR_MICRODESC_BAD_FIELD', 'ntor-onion-key', l.no);
         break;
       case 'id':
-        if (l.args.length < 2) throw badField(`${M}_BAD_FIELD`, '"id" line', l.no);
+        if (l.args.length < 2) throw badField('TB_ERR_MICRODESC_BAD_FIELD', '"id" line', l.no);
         if (l.args[0] === 'ed25519') {
-          if (ed25519Id !== undefined) throw new DecodeError(`${M}_SYNTAX`, 'extra ed25519 key in microdescriptor', l.no);
-          ed25519Id = decodeB64(l.args[1], 32, `${M}_BAD_FIELD`, 'ed25519 identity', l.no);
+          if (ed25519Id !== undefined) throw new DecodeError('TB_ERR_MICRODESC_SYNTAX', 'extra ed25519 key in microdescriptor', l.no);
+          ed25519Id = decodeB64(l.args[1], 32, 'TB_ERR_MICRODESC_BAD_FIELD', 'ed25519 identity', l.no);
         }
         break;
       default:
@@ -608,7 +608,7 @@ function parseOneMicrodesc(segment: string, firstNo: number): Microdescriptor {
     }
   }
   if (onionKeyLine === undefined || bodyOffset < 0) {
-    throw new DecodeError(`${M}_MISSING_FIELD`, 'microdescriptor has no "onion-key" line', firstNo);
+    throw new DecodeError('TB_ERR_MICRODESC_MISSING_FIELD', 'microdescriptor has no "onion-key" line', firstNo);
   }
   const digest = toBase64NoPad(sha256(utf8(segment.slice(bodyOffset))));
   return { digest, ed25519Id, ntorOnionKey, hasTapKey, line: onionKeyLine.no + firstNo - 1 };
