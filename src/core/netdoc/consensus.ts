@@ -165,7 +165,7 @@ const OBJECT_BEGIN_RE = /^-----BEGIN ([A-Za-z0-9 ]{1,64})-----$/;
 function* tokenize(
   text: string,
   maxLine: number,
-  code: string,
+  code: DocCodes,
   onObject?: (after: Line | undefined, tag: string) => void,
 ): Generator<Line> {
   let offset = 0;
@@ -175,7 +175,7 @@ function* tokenize(
     let end = text.indexOf('\n', offset);
     if (end < 0) end = text.length;
     no++;
-    if (end - offset > maxLine) throw new DecodeError(`${code}_TOO_LARGE`, 'line too long', no);
+    if (end - offset > maxLine) throw new DecodeError(code.tooLarge, 'line too long', no);
     const raw = text.slice(offset, end);
     const lineOffset = offset;
     offset = end + 1;
@@ -186,15 +186,15 @@ function* tokenize(
       const endMarker = `-----END ${tag}-----`;
       const startNo = no;
       for (;;) {
-        if (offset >= text.length) throw new DecodeError(`${code}_SYNTAX`, `unterminated ${tag} object`, startNo);
+        if (offset >= text.length) throw new DecodeError(code.syntax, `unterminated ${tag} object`, startNo);
         let e = text.indexOf('\n', offset);
         if (e < 0) e = text.length;
         no++;
-        if (e - offset > maxLine) throw new DecodeError(`${code}_TOO_LARGE`, 'line too long', no);
+        if (e - offset > maxLine) throw new DecodeError(code.tooLarge, 'line too long', no);
         const objLine = text.slice(offset, e);
         offset = e + 1;
         if (objLine === endMarker) break;
-        if (objLine.startsWith('-----')) throw new DecodeError(`${code}_SYNTAX`, `bad object delimiter`, no);
+        if (objLine.startsWith('-----')) throw new DecodeError(code.syntax, `bad object delimiter`, no);
       }
       onObject?.(last, tag);
       continue;
@@ -208,7 +208,7 @@ function* tokenize(
       args = args.slice(1);
     }
     if (!KEYWORD_RE.test(keyword) && !keyword.startsWith('@')) {
-      throw new DecodeError(`${code}_SYNTAX`, 'line does not start with a keyword', no);
+      throw new DecodeError(code.syntax, 'line does not start with a keyword', no);
     }
     last = { keyword, args, no, offset: lineOffset };
     yield last;
@@ -289,9 +289,9 @@ function supports(protocols: ReadonlyMap<string, readonly (readonly [number, num
 const NICKNAME_RE = /^[A-Za-z0-9]{1,19}$/;
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-function checkInput(text: unknown, max: number, code: string): asserts text is string {
-  if (typeof text !== 'string') throw new DecodeError(`${code}_SYNTAX`, 'document must be a string');
-  if (text.length > max) throw new DecodeError(`${code}_TOO_LARGE`, `document larger than ${max} characters`);
+function checkInput(text: unknown, max: number, code: DocCodes): asserts text is string {
+  if (typeof text !== 'string') throw new DecodeError(code.syntax, 'document must be a string');
+  if (text.length > max) throw new DecodeError(code.tooLarge, `document larger than ${max} characters`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -311,7 +311,13 @@ interface RelayDraft {
   microdescDigest: string | undefined;
 }
 
-const C = 'TB_ERR_CONSENSUS';
+/** Error codes of one document kind (consensus or microdescriptors). */
+interface DocCodes {
+  readonly syntax: string;
+  readonly tooLarge: string;
+}
+
+const C: DocCodes = { syntax: 'TB_ERR_CONSENSUS_SYNTAX', tooLarge: 'TB_ERR_CONSENSUS_TOO_LARGE' };
 const HEADER_ONCE = new Set([
   'vote-status',
   'consensus-method',
@@ -515,7 +521,7 @@ export function parseMicrodescConsensus(text: string): Consensus {
 // ---------------------------------------------------------------------------------------
 // microdescriptors
 
-const M = 'TB_ERR_MICRODESC';
+const M: DocCodes = { syntax: 'TB_ERR_MICRODESC_SYNTAX', tooLarge: 'TB_ERR_MICRODESC_TOO_LARGE' };
 
 /**
  * Parse a concatenation of microdescriptors (the body of a `/tor/micro/d/…` response,
