@@ -17,10 +17,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TorControl } from '../../src/adapters/tor/control.js';
 import { decodeOnionAddress } from '../../src/core/hs/address.js';
 import { decodeDescriptor } from '../../src/core/hsdesc/descriptor.js';
+import { inPeriodBetweenTpAndSrv, timePeriodNum } from '../../src/core/hs/time-period.js';
 import { parseHsDescContent } from '../../src/core/torctl/events.js';
 import {
   blindedB64,
   cleanupTors,
+  consensusValidAfter,
   hsDescOf,
   introCircuits,
   introPointRelays,
@@ -30,6 +32,7 @@ import {
   readNetworkView,
   serviceDescriptor,
   targetsFor,
+  type EventRecorder,
 } from '../helpers/tor-integration.js';
 import { sharedTestnet } from '../helpers/testnet.js';
 
@@ -85,31 +88,18 @@ describe('descriptors made by real tor decode with our core', () => {
     const svc = await TorControl.connect(hs0.control);
     const client = await openRecorder(net.clients[0]!.control, ['HS_DESC', 'HS_DESC_CONTENT']);
     try {
-      const since = client.mark();
-      await client.control.hsFetch(hs0.address);
-      const content = await client.waitFor(
-        'a non-empty HS_DESC_CONTENT for hs0',
-        (r) => {
-          if (r.event.type === 'HS_DESC') {
-            const e = hsDescOf(r);
-            if (e?.action === 'FAILED' && e.address === hs0.address && e.reason === 'BAD_DESC') {
-              throw new Error('the client rejected hs0\'s descriptor (BAD_DESC)');
-            }
-            return undefined;
-          }
-          if (r.event.type !== 'HS_DESC_CONTENT') return undefined;
-          const c = parseHsDescContent(r.event);
-          return c.address === hs0.address && c.descriptor !== '' ? c : undefined;
-        },
-        { since, timeoutMs: 60_000 },
-      );
-      const cview = await readNetworkView(client.control);
-      const plan = targetsFor(cview, identityPublicKey).plan;
-      const fetched = decodeDescriptor(content.descriptor, {
-        identityPublicKey,
-        periodParams: cview.periodParams,
-        nowSeconds: nowSeconds(),
-      });
+      // One HSFETCH, the client's plan and the service's desc_current, retried if a boundary
+      // (period or SR-run start) passed meanwhile on either tor.
+      let got: Awaited<ReturnType<typeof fetchOnce>> | undefined;
+      for (let attempt = 1; attempt <= 3 && got === undefined; attempt++) {
+        const phase0 = await phases(client.control, svc);
+        const r = await fetchOnce(client, svc);
+        const phase1 = await phases(client.control, svc);
+        if (new Set([...phase0, ...phase1]).size === 1) got = r;
+        else console.log(`[decrypt] attempt ${attempt}: a boundary passed (${[...phase0, ...phase1].join(' ')}); retrying`);
+      }
+      if (got === undefined) throw new Error('a boundary passed during every attempt');
+      const { content, plan, fetched, current } = got;
       // The client fetches its current period's descriptor under the key in the event.
       expect(fetched.periodNum).toBe(plan.fetch.periodNum);
       expect(blindedB64(fetched.blindedPublicKey)).toBe(content.descriptorId);
@@ -118,7 +108,6 @@ describe('descriptors made by real tor decode with our core', () => {
       const established = await waitEstablished(svc, ips);
       for (const fp of ips) expect(established.has(fp)).toBe(true);
 
-      const current = await serviceDescriptor(svc, hs0.address, identityPublicKey, cview.periodParams);
       const sameDescriptor = current.decoded.periodNum === fetched.periodNum;
       console.log(
         `[decrypt] client fetched tp=${fetched.periodNum} rev=${fetched.revisionCounter} from ${content.hsDir?.nickname}; ` +
@@ -136,6 +125,48 @@ describe('descriptors made by real tor decode with our core', () => {
     }
   });
 });
+
+/** The HSFETCH result for hs0 (decoded), the client's plan and hs0's GETINFO descriptor. */
+async function fetchOnce(client: EventRecorder, svc: TorControl) {
+  const since = client.mark();
+  await client.control.hsFetch(hs0.address);
+  const content = await client.waitFor(
+    'a non-empty HS_DESC_CONTENT for hs0',
+    (r) => {
+      if (r.event.type === 'HS_DESC') {
+        const e = hsDescOf(r);
+        if (e?.action === 'FAILED' && e.address === hs0.address && e.reason === 'BAD_DESC') {
+          throw new Error("the client rejected hs0's descriptor (BAD_DESC)");
+        }
+        return undefined;
+      }
+      if (r.event.type !== 'HS_DESC_CONTENT') return undefined;
+      const c = parseHsDescContent(r.event);
+      return c.address === hs0.address && c.descriptor !== '' ? c : undefined;
+    },
+    { since, timeoutMs: 60_000 },
+  );
+  const cview = await readNetworkView(client.control);
+  const plan = targetsFor(cview, identityPublicKey).plan;
+  const fetched = decodeDescriptor(content.descriptor, {
+    identityPublicKey,
+    periodParams: cview.periodParams,
+    nowSeconds: nowSeconds(),
+  });
+  const current = await serviceDescriptor(svc, hs0.address, identityPublicKey, cview.periodParams);
+  return { content, plan, fetched, current };
+}
+
+/** "tp/between" of the client's and the service's consensus (both must agree for a stable comparison). */
+async function phases(client: TorControl, svc: TorControl): Promise<string[]> {
+  const out: string[] = [];
+  for (const ctl of [client, svc]) {
+    const va = await consensusValidAfter(ctl);
+    if (va === undefined) throw new Error('tor has no consensus');
+    out.push(`${timePeriodNum(va, net.timePeriod)}/${inPeriodBetweenTpAndSrv(va, net.timePeriod)}`);
+  }
+  return out;
+}
 
 /** hs0's established intro points once they include all of `ips` (or whatever they are after 30 s). */
 async function waitEstablished(ctl: TorControl, ips: readonly string[]): Promise<Set<string>> {

@@ -22,6 +22,7 @@ import {
   describePosts,
   openRecorder,
   publishDescriptors,
+  readNetworkView,
   secs,
   serviceDescriptor,
   startObSelfService,
@@ -95,8 +96,12 @@ describe('descriptors built and published by torbalance', () => {
     // The client took the descriptor for its current period: one of the two we posted.
     const postedKeys = posts.map((p) => p.blindedKey);
     for (const r of received) expect(postedKeys).toContain(r.descriptorId);
+    // …namely the one for the period the client's consensus says is current.
+    const cview = await readNetworkView(client.control);
+    const ctargets = targetsFor(cview, identity.publicKey);
     const fetchKey = blindedB64(
-      targets.descriptors.find((d) => d.periodNum === targets.plan.fetch.periodNum)!.blindedPublicKey,
+      ctargets.descriptors.find((d) => d.periodNum === ctargets.plan.fetch.periodNum)!
+        .blindedPublicKey,
     );
     expect(received[0]!.descriptorId).toBe(fetchKey);
 
