@@ -313,6 +313,67 @@ describe('ReverseProxy http mode', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('a target that goes down after serving (pooled keep-alive connection) gets a 502 within the connect timeout; served again when back', async () => {
+    const port = await startProxy({}, { connectTimeoutMs: 1500, idleTimeoutMs: 300_000 });
+    const agent = recordingAgent(port);
+    expect((await get(port, '/', { agent })).status).toBe(200);
+    await app.stop(); // closes the server and destroys its sockets (the proxy's pooled one too)
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // let the FIN reach the proxy's pool
+      const t0 = performance.now();
+      const r = await Promise.race([
+        get(port, '/', { agent }),
+        new Promise<never>((_r, reject) => setTimeout(() => { reject(new Error('no answer within 10 s: the request hung')); }, 10_000)),
+      ]);
+      expect(r.status).toBe(502);
+      expect(r.body.toString()).toContain('502');
+      // not asserted as a timing: a bound that only a hang (idle timeout, 300 s) would break
+      expect(performance.now() - t0).toBeLessThan(10_000);
+    } finally {
+      await app.start();
+    }
+    expect((await get(port, '/', { agent })).status).toBe(200);
+    agent.destroy();
+  });
+
+  it('a pooled connection the target closes as a request arrives: idempotent bodyless requests are retried once on a fresh connection', async () => {
+    const port = await startProxy();
+    const agent = recordingAgent(port);
+    expect((await get(port, '/', { agent })).status).toBe(200);
+    const dialed = socks.requests.length;
+    app.dropReusedOnce = true;
+    const r = await get(port, '/redirect', { agent });
+    expect(app.dropped).toBe(1);
+    expect(r.status).toBe(302);
+    expect(r.headers['location']).toBe(`http://${M}/dest`);
+    expect(socks.requests.length).toBe(dialed + 1); // the retry dialed a new stream
+    // A request with a body is not repeated: the visitor gets a 502.
+    expect((await get(port, '/', { agent })).status).toBe(200);
+    app.dropReusedOnce = true;
+    const post = await get(port, '/upload', { agent, method: 'POST', body: Buffer.from('abc') });
+    expect(app.dropped).toBe(2);
+    expect(post.status).toBe(502);
+    expect((await get(port, '/upload', { agent, method: 'POST', body: Buffer.from('abc') })).body.toString()).toBe('3');
+    agent.destroy();
+  });
+
+  it('a target that dies mid-response aborts the visitor response (no clean end)', async () => {
+    const port = await startProxy();
+    const outcome = await new Promise<string>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/slow', agent: recordingAgent(port), headers: { host: M } }, (res) => {
+        res.once('data', () => {
+          app.killConnections();
+        });
+        res.on('data', () => undefined);
+        res.on('end', () => { resolve(res.complete ? 'complete' : 'incomplete'); });
+        res.on('error', () => { resolve('aborted'); });
+        res.on('aborted', () => { resolve('aborted'); });
+      });
+      req.on('error', () => { resolve('aborted'); });
+    });
+    expect(outcome).not.toBe('complete');
+  });
+
   it('a target that never connects gets a 502 within connectTimeoutMs (not a hang)', async () => {
     const port = await startProxy({}, { connectTimeoutMs: 400 });
     socks.hang = true;

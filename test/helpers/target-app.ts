@@ -19,7 +19,9 @@
  *   /binary         application/octet-stream (passed through unmodified)
  *   /upload         POST: answers with the number of body bytes received
  *   /ws             WebSocket echo (RFC 6455 handshake and frames implemented here)
- * `stop()` then `start()` reuses the same port (simulates the target going down and back).
+ * `stop()` then `start()` reuses the same port (simulates the target going down and back);
+ * `killConnections()` cuts every open connection (a crash mid-response); `dropReusedOnce`
+ * closes a reused keep-alive connection instead of answering (the keep-alive race).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -52,6 +54,14 @@ export class TargetApp {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
   #slowWaiters: (() => void)[] = [];
+  readonly #served = new WeakMap<Socket, number>();
+  /**
+   * When set, the next request that arrives on an already used keep-alive connection is
+   * answered by closing that connection (a server whose keep-alive timeout fired as the
+   * request arrived); the flag then clears itself. Counted in `dropped`.
+   */
+  dropReusedOnce = false;
+  dropped = 0;
 
   constructor(opts: TargetAppOptions) {
     this.address = opts.address;
@@ -106,6 +116,11 @@ export class TargetApp {
     if (s !== undefined) await new Promise<void>((resolve) => s.close(() => { resolve(); }));
   }
 
+  /** Destroy every open connection abruptly (responses in progress are cut, nothing is ended cleanly); keep listening. */
+  killConnections(): void {
+    for (const sock of this.#sockets) sock.destroy();
+  }
+
   releaseSlow(): void {
     const w = this.#slowWaiters;
     this.#slowWaiters = [];
@@ -113,6 +128,14 @@ export class TargetApp {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const n = (this.#served.get(req.socket) ?? 0) + 1;
+    this.#served.set(req.socket, n);
+    if (this.dropReusedOnce && n > 1) {
+      this.dropReusedOnce = false;
+      this.dropped++;
+      req.socket.destroy();
+      return;
+    }
     this.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
     const t = this.address;
     const url = new URL(req.url ?? '/', 'http://x');

@@ -115,66 +115,116 @@ function sendError(res: http.ServerResponse, status: number): void {
   res.end(res.req.method === 'HEAD' ? undefined : p.body);
 }
 
+/** Methods a request may be repeated with (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Errors of a connection the target (or tor) closed under us. */
+const CONN_LOST = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_DESTROYED']);
+
+/** True if the visitor's request carries a body (RFC 9112 §6.3: Transfer-Encoding or a Content-Length > 0). */
+function requestHasBody(req: http.IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const cl = req.headers['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
+/**
+ * Forward one request. Failure handling:
+ * - before the target's response head, any upstream failure (dial error or timeout within
+ *   connectTimeoutMs, reset, close, TLS error) gets the visitor a 502 page;
+ * - a pooled connection found dead when reused (the target closed it as the request went
+ *   out: "socket hang up", ECONNRESET, EPIPE) is retried once on a fresh connection when the
+ *   request is idempotent and has no body, as undici does;
+ * - after the head was sent on, a failure aborts the visitor's response (connection
+ *   destroyed, so a truncated body is never taken for a complete one).
+ */
 function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: HttpProxyDeps): void {
   d.stats.requests++;
   res.on('finish', () => {
     countStatus(d.stats, res.statusCode);
   });
   const headers = upstreamRequestHeaders(req.rawHeaders, d.ctx, d.rewriteBodies, false);
-  const up = http.request({
-    agent: d.agent,
-    host: d.target.address,
-    port: d.target.port,
-    method: req.method ?? 'GET',
-    path: req.url ?? '/',
-    headers,
-    setHost: false,
-  });
-  let finished = false;
+  const method = req.method ?? 'GET';
+  const bodyless = !requestHasBody(req);
+  const retryable = bodyless && IDEMPOTENT.has(method);
+  if (bodyless) req.resume();
+  let current: http.ClientRequest | undefined;
+  let errorSent = false;
   // Visitor gone before the response completed: stop the upstream request too.
   res.on('close', () => {
-    if (!res.writableFinished) up.destroy();
+    if (!res.writableFinished) current?.destroy();
   });
-  up.setTimeout(d.connectTimeoutMs + d.idleTimeoutMs, () => {
-    up.destroy(new TorbalanceError('TB_ERR_PROXY_UPSTREAM_TIMEOUT', 'target', 'the target did not answer in time'));
-  });
-  up.on('error', (e: Error) => {
-    if (finished) return;
-    finished = true;
-    d.logger.debug({ code: (e as { code?: unknown }).code, err: e.message }, 'upstream request failed');
-    sendError(res, 502);
-  });
-  up.on('response', (ur) => {
-    up.setTimeout(d.idleTimeoutMs);
-    const status = ur.statusCode ?? 502;
-    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
-    const ctype = ur.headers['content-type'];
-    const coding = parseCoding(ur.headers['content-encoding']);
-    const rewrite = d.rewriteBodies && !noBody && isRewritableContentType(ctype);
-    if (rewrite && coding === undefined) {
-      // A text body in a coding we cannot decode could carry the target address: fail closed.
-      finished = true;
-      d.logger.warn({ encoding: ur.headers['content-encoding'] }, 'target sent a text body in an unsupported content coding');
-      ur.destroy();
-      sendError(res, 502);
-      return;
-    }
-    const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, (name) => {
-      d.logger.warn({ header: name }, 'dropped a response header that still named the target');
+
+  const send = (attempt: number): void => {
+    const common = { host: d.target.address, port: d.target.port, method, path: req.url ?? '/', headers, setHost: false };
+    // The retry goes on a connection of its own (not a possibly dead pooled one).
+    const up = attempt === 0
+      ? http.request({ ...common, agent: d.agent })
+      : http.request({ ...common, createConnection: (o, cb) => d.agent.createConnection(o, cb) });
+    current = up;
+    let gotResponse = false;
+    let responseDone = false;
+    up.setTimeout(d.connectTimeoutMs + d.idleTimeoutMs, () => {
+      up.destroy(new TorbalanceError('TB_ERR_PROXY_UPSTREAM_TIMEOUT', 'target', 'the target did not answer in time'));
     });
-    res.writeHead(status, ur.statusMessage, out);
-    const chain = rewrite && coding !== undefined ? rewriteChain(coding, d.ctx.forward) : [];
-    pipeline([ur, ...chain, res], (err) => {
-      finished = true;
-      if (err) {
-        d.logger.debug({ err: err.message }, 'response stream ended with an error');
-        res.destroy();
+    up.on('error', (e: Error) => {
+      if (current !== up) return;
+      const code = (e as { code?: unknown }).code;
+      if (gotResponse) {
+        // Response head already sent on: abort the visitor's response.
+        if (!responseDone) {
+          d.logger.debug({ code, err: e.message }, 'upstream failed during the response');
+          res.destroy();
+        }
+        return;
       }
+      if (errorSent || res.destroyed) return;
+      if (attempt === 0 && retryable && up.reusedSocket && (typeof code === 'string' && CONN_LOST.has(code))) {
+        d.logger.debug({ code, err: e.message }, 'pooled connection to the target was closed; retrying on a fresh one');
+        send(1);
+        return;
+      }
+      errorSent = true;
+      d.logger.debug({ code, err: e.message }, 'upstream request failed');
+      sendError(res, 502);
     });
-  });
-  pipeline(req, up, (err) => {
-    if (err) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
-  });
+    up.on('response', (ur) => {
+      gotResponse = true;
+      up.setTimeout(d.idleTimeoutMs);
+      const status = ur.statusCode ?? 502;
+      const noBody = method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+      const ctype = ur.headers['content-type'];
+      const coding = parseCoding(ur.headers['content-encoding']);
+      const rewrite = d.rewriteBodies && !noBody && isRewritableContentType(ctype);
+      if (rewrite && coding === undefined) {
+        // A text body in a coding we cannot decode could carry the target address: fail closed.
+        responseDone = true;
+        d.logger.warn({ encoding: ur.headers['content-encoding'] }, 'target sent a text body in an unsupported content coding');
+        ur.destroy();
+        sendError(res, 502);
+        return;
+      }
+      const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, (name) => {
+        d.logger.warn({ header: name }, 'dropped a response header that still named the target');
+      });
+      res.writeHead(status, ur.statusMessage, out);
+      const chain = rewrite && coding !== undefined ? rewriteChain(coding, d.ctx.forward) : [];
+      pipeline([ur, ...chain, res], (err) => {
+        responseDone = true;
+        if (err) {
+          d.logger.debug({ err: err.message }, 'response stream ended with an error');
+          res.destroy();
+        }
+      });
+    });
+    if (bodyless) up.end();
+    else {
+      pipeline(req, up, (err) => {
+        if (err) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
+      });
+    }
+  };
+  send(0);
 }
 
 function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, d: HttpProxyDeps): void {

@@ -74,7 +74,17 @@ export interface TorAgentOptions {
 
 type CreateConnectionCallback = (err: Error | null, socket: Duplex) => void;
 
-/** A keep-alive http.Agent whose connections go through tor to the one configured target. */
+/**
+ * A keep-alive http.Agent whose connections go through tor to the one configured target.
+ *
+ * The dialer's sockets are allowHalfOpen (tcp mode passes half-closes on). HTTP needs no
+ * half-close upstream, and a half-open socket in the free pool is a trap: when the target
+ * closes it, node's agent never sees a 'close' (only an 'end' nobody listens to while the
+ * socket is free), keeps it, and the next request is written into a dead stream and waits
+ * for the idle timeout. So a pooled socket is destroyed as soon as the target ends it, and
+ * on 'close' or 'error' the agent drops it as usual. Nagle is off (`setNoDelay`): requests
+ * and small responses must not wait for the peer's delayed ACK.
+ */
 export class TorAgent extends http.Agent {
   readonly #opts: TorAgentOptions;
 
@@ -88,6 +98,7 @@ export class TorAgent extends http.Agent {
     const o = this.#opts;
     connectUpstream(o.socks, o.target, o.connectTimeoutMs).then(
       (sock) => {
+        prepareHttpSocket(sock);
         callback?.(null, sock);
         // The socket is paused: http's parser attaches its 'data' listener on the next tick,
         // before this resume takes effect.
@@ -99,4 +110,18 @@ export class TorAgent extends http.Agent {
     );
     return undefined as unknown as Duplex;
   }
+}
+
+/**
+ * Make a dialed socket fit for HTTP: no Nagle, and destroyed once the target ends it (after
+ * the current 'end' dispatch, so node's http client, when the socket is in use, first
+ * finishes a response delimited by the close).
+ */
+export function prepareHttpSocket(sock: net.Socket): void {
+  sock.setNoDelay(true);
+  sock.once('end', () => {
+    process.nextTick(() => {
+      sock.destroy();
+    });
+  });
 }
