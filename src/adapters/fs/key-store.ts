@@ -69,7 +69,7 @@ function currentUid(): number | undefined {
 }
 
 /** Check the directory of a key store before reading. */
-async function checkDirectoryForRead(dir: string): Promise<void> {
+export async function checkDirectoryForRead(dir: string): Promise<void> {
   let st: Stats;
   try {
     st = await stat(dir);
@@ -95,7 +95,7 @@ async function checkDirectoryForRead(dir: string): Promise<void> {
  * Read one key-directory file without following symlinks, bounded to MAX_READ bytes. Returns
  * undefined if it does not exist and `optional`. With `secret`, refuses group/world access.
  */
-async function readKeyFile(path: string, opts: { secret: boolean; optional: boolean }): Promise<Uint8Array | undefined> {
+export async function readKeyFile(path: string, opts: { secret: boolean; optional: boolean }): Promise<Uint8Array | undefined> {
   let fh: FileHandle;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -173,7 +173,7 @@ export interface WriteKeyDirectoryOptions {
   readonly force?: boolean;
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
     return true;
@@ -184,7 +184,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Create `dir` (and parents) with mode 0700, or tighten an existing directory to 0700. */
-async function ensurePrivateDirectory(dir: string): Promise<void> {
+export async function ensurePrivateDirectory(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true, mode: KEY_DIR_MODE });
   } catch (e) {
@@ -214,7 +214,7 @@ async function ensurePrivateDirectory(dir: string): Promise<void> {
 let tmpCounter = 0;
 
 /** Write `data` to `path` atomically: temp file (0600 from creation), fsync, rename, fsync dir. */
-async function writeFileAtomic(dir: string, path: string, data: Uint8Array): Promise<void> {
+export async function writeFileAtomic(dir: string, path: string, data: Uint8Array): Promise<void> {
   const tmp = join(dir, `.torbalance-tmp-${process.pid}-${Date.now()}-${tmpCounter++}`);
   let fh: FileHandle | undefined;
   try {
@@ -232,7 +232,7 @@ async function writeFileAtomic(dir: string, path: string, data: Uint8Array): Pro
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(dir, constants.O_RDONLY);
