@@ -1,0 +1,203 @@
+/**
+ * Mesh message authentication (cluster contract, "Cluster secret", "Frame", "Replay/skew").
+ *
+ * {@link MessageVerifier.verify} checks a frame (without its length prefix) in this order,
+ * stopping at the first failure, and never throws:
+ *
+ * | step | check                                                                 | reason      |
+ * |------|-----------------------------------------------------------------------|-------------|
+ * | 1    | MIN_PAYLOAD_BYTES + 96 ≤ |frame| ≤ maxFrameBytes                      | `size`      |
+ * | 2    | HMAC-SHA256(K_mac, payload) = mac, constant time — before any parsing | `mac`       |
+ * | 3    | strict UTF-8, JSON nesting ≤ MAX_JSON_DEPTH, JSON.parse              | `schema`    |
+ * | 4    | envelope fields (strict keys, lengths, ranges)                        | `schema`    |
+ * | 5    | `v` = MESH_PROTOCOL_VERSION                                           | `version`   |
+ * | 6    | body of the message type (strict; unknown type is a schema error)     | `schema`    |
+ * | 7    | nodeIdOf(pub) = from (self-certifying identity)                       | `identity`  |
+ * | 8    | ed25519 signature of payload by pub                                   | `signature` |
+ * | 9    | |ts − now| ≤ maxSkewMs                                                | `skew`      |
+ * | 10   | (from, nonce) not seen before and ts above the eviction watermark     | `replay`    |
+ *
+ * Replay cache: accepted (from, nonce) pairs are kept until now + 2·maxSkewMs (after that
+ * the skew check rejects any replay of them: ts ≤ now_accept + maxSkewMs). An expired entry
+ * raises the watermark (below) to its ts, which is harmless (such ts already fail the skew
+ * check) but makes the cache safe against a local clock that jumps back. It holds at most `replayCacheSize` entries;
+ * when full it evicts the oldest entry and raises a watermark to that entry's `ts`: later
+ * frames with ts ≤ watermark are rejected as `replay` (we can no longer prove they are
+ * fresh). So the cache is bounded and never lets a replay through, at worst it rejects old
+ * but genuine frames under a flood.
+ *
+ * Rejection details are short and name only the failed check (field paths, sizes) — never
+ * payload values, keys or the cluster secret.
+ */
+import { fromBase64, fromUtf8 } from '../bytes.js';
+import { constantTimeEqual, ed25519Verify, hmacSha256 } from '../crypto/index.js';
+import { meshMacKey, splitFrame } from './codec.js';
+import { nodeIdOf } from './identity.js';
+import {
+  DEFAULT_MAX_SKEW_MS,
+  FRAME_TRAILER_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_JSON_DEPTH,
+  MESH_PROTOCOL_VERSION,
+  MIN_PAYLOAD_BYTES,
+  SchemaViolation,
+  jsonDepthExceeds,
+  validateEnvelope,
+  validateMessage,
+  type MeshMessage,
+} from './protocol.js';
+
+/** Why a frame was rejected. */
+export type RejectReason = 'mac' | 'signature' | 'replay' | 'skew' | 'size' | 'schema' | 'version' | 'identity';
+
+/** Every RejectReason, for counters. */
+export const REJECT_REASONS: readonly RejectReason[] = ['mac', 'signature', 'replay', 'skew', 'size', 'schema', 'version', 'identity'];
+
+/** An accepted message. */
+export interface VerifiedMessage {
+  readonly ok: true;
+  /** Sender nodeId (proven: pub hashes to it and signed the payload). */
+  readonly from: string;
+  readonly publicKey: Uint8Array;
+  /** Sender's timestamp, unix ms (within maxSkewMs of our now). */
+  readonly ts: number;
+  readonly msg: MeshMessage;
+}
+
+/** A rejected frame. `from` is set only once the identity was proven (steps ≥ 9). */
+export interface RejectedMessage {
+  readonly ok: false;
+  readonly reason: RejectReason;
+  readonly detail: string;
+  readonly from?: string;
+}
+
+export type VerifyResult = VerifiedMessage | RejectedMessage;
+
+/** Options of {@link MessageVerifier}. */
+export interface MessageVerifierOptions {
+  readonly clusterSecret: Uint8Array;
+  /** Default 30 000. */
+  readonly maxSkewMs?: number;
+  /** Most remembered (from, nonce) pairs; default 65 536. */
+  readonly replayCacheSize?: number;
+  /** Default MAX_FRAME_BYTES. */
+  readonly maxFrameBytes?: number;
+}
+
+interface ReplayEntry {
+  readonly ts: number;
+  readonly expiresAt: number;
+}
+
+function reject(reason: RejectReason, detail: string, from?: string): RejectedMessage {
+  return from === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, from };
+}
+
+/** Verifies frames and owns the replay cache. One per node (shared by all connections). */
+export class MessageVerifier {
+  private readonly macKey: Uint8Array;
+  private readonly maxSkewMs: number;
+  private readonly replayCacheSize: number;
+  private readonly maxFrameBytes: number;
+  /** key `${from}:${nonce}` → entry, in insertion order. */
+  private readonly seen = new Map<string, ReplayEntry>();
+  private watermarkTs = -1;
+
+  constructor(opts: MessageVerifierOptions) {
+    this.macKey = meshMacKey(opts.clusterSecret);
+    this.maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+    this.replayCacheSize = Math.max(1, opts.replayCacheSize ?? 65_536);
+    this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
+  /** Entries in the replay cache. */
+  get replayCacheEntries(): number {
+    return this.seen.size;
+  }
+
+  /** Check one frame (without length prefix) at local time nowMs. Never throws. */
+  verify(frame: Uint8Array, nowMs: number): VerifyResult {
+    try {
+      return this.verifyUnsafe(frame, nowMs);
+    } catch {
+      // Unreachable by design (every step is guarded); a fault here must not escape the transport.
+      return reject('schema', 'internal verification fault');
+    }
+  }
+
+  private verifyUnsafe(frame: Uint8Array, nowMs: number): VerifyResult {
+    // 1. size
+    if (frame.length > this.maxFrameBytes) return reject('size', `frame of ${frame.length} bytes exceeds ${this.maxFrameBytes}`);
+    const parts = splitFrame(frame);
+    if (!parts) return reject('size', `frame of ${frame.length} bytes is shorter than ${MIN_PAYLOAD_BYTES + FRAME_TRAILER_BYTES}`);
+    // 2. MAC, before any parsing
+    if (!constantTimeEqual(hmacSha256(this.macKey, parts.payload), parts.mac)) return reject('mac', 'bad cluster MAC');
+    // 3. JSON
+    let text: string;
+    try {
+      text = fromUtf8(parts.payload);
+    } catch {
+      return reject('schema', 'payload is not UTF-8');
+    }
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return reject('schema', `JSON nested deeper than ${MAX_JSON_DEPTH}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return reject('schema', 'payload is not JSON');
+    }
+    // 4-6. envelope, version, body
+    let msg: MeshMessage;
+    let header;
+    try {
+      header = validateEnvelope(parsed);
+    } catch (e) {
+      return reject('schema', e instanceof SchemaViolation ? e.message : 'bad envelope');
+    }
+    if (header.v !== MESH_PROTOCOL_VERSION) return reject('version', `protocol version ${header.v} (want ${MESH_PROTOCOL_VERSION})`);
+    try {
+      msg = validateMessage(header.type, header.body);
+    } catch (e) {
+      return reject('schema', e instanceof SchemaViolation ? e.message : 'bad body');
+    }
+    // 7. identity
+    const publicKey = fromBase64(header.pub);
+    if (nodeIdOf(publicKey) !== header.from) return reject('identity', 'pub does not hash to from');
+    // 8. signature
+    if (!ed25519Verify(parts.sig, parts.payload, publicKey)) return reject('signature', 'bad node signature');
+    const from = header.from;
+    // 9. skew
+    const skew = header.ts - nowMs;
+    if (!(Math.abs(skew) <= this.maxSkewMs)) return reject('skew', `clock skew ${skew} ms exceeds ${this.maxSkewMs}`, from);
+    // 10. replay
+    this.expire(nowMs);
+    const key = `${from}:${header.nonce}`;
+    if (this.seen.has(key)) return reject('replay', 'nonce already seen', from);
+    if (header.ts <= this.watermarkTs) return reject('replay', 'older than the replay-cache watermark', from);
+    while (this.seen.size >= this.replayCacheSize) this.evictOldest();
+    this.seen.set(key, { ts: header.ts, expiresAt: nowMs + 2 * this.maxSkewMs });
+    return { ok: true, from, publicKey, ts: header.ts, msg };
+  }
+
+  /**
+   * Drop entries whose expiry has passed (insertion order = expiry order for a non-decreasing
+   * clock; otherwise expiry is merely delayed). Expired entries also raise the watermark, so
+   * even a local clock that jumps back cannot readmit a forgotten frame.
+   */
+  private expire(nowMs: number): void {
+    for (const [k, e] of this.seen) {
+      if (e.expiresAt >= nowMs) break;
+      this.seen.delete(k);
+      if (e.ts > this.watermarkTs) this.watermarkTs = e.ts;
+    }
+  }
+
+  private evictOldest(): void {
+    const first = this.seen.entries().next();
+    if (first.done === true) return;
+    const [k, e] = first.value;
+    this.seen.delete(k);
+    if (e.ts > this.watermarkTs) this.watermarkTs = e.ts;
+  }
+}

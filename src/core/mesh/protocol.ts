@@ -1,0 +1,495 @@
+/**
+ * Mesh protocol v1: constants, message and body types, and their schema validation.
+ *
+ * This is torbalance's own cluster protocol (docs: /work/notes/cluster-contracts.md, "Frame
+ * (mesh protocol v1)"); it implements no tor spec. A frame on the wire is
+ *
+ *     u32be length ‖ payload ‖ mac(32) ‖ sig(64)        length = |payload| + 96 ≤ MAX_FRAME_BYTES
+ *
+ * where `payload` is the UTF-8 JSON envelope `{ v, type, from, pub, ts, nonce, body }`.
+ *
+ * Validation is hand-written and strict, because every byte here comes from the network:
+ * - objects must be plain JSON objects with exactly the known keys (unknown keys, including
+ *   `__proto__`, `constructor` and `prototype`, are violations — so prototype pollution
+ *   through a parsed body is impossible, and validated values are rebuilt as fresh objects);
+ * - strings have bounded lengths and fixed character sets; base64 fields have exact lengths
+ *   and must be canonical (padded, no stray bits);
+ * - numbers are finite safe integers within stated ranges;
+ * - arrays are bounded (≤ {@link MAX_GOSSIP_PEERS} peers, ≤ {@link MAX_INTRO_POINTS} intro points,
+ *   ≤ {@link MAX_HEALTH_REASONS} reasons).
+ *
+ * Violations throw {@link SchemaViolation} (a DecodeError `TB_ERR_MESH_SCHEMA` carrying a path
+ * and a short problem, never the offending value, so nothing attacker-controlled or secret
+ * reaches logs).
+ */
+import { compareBytes, concatBytes, fromBase64, toBase64, toHex, u32be, utf8 } from '../bytes.js';
+import { sha3_256 } from '../crypto/index.js';
+import { DecodeError } from '../errors.js';
+import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
+import type { IntroPointInput } from '../hsdesc/descriptor.js';
+
+/** The `v` field of every envelope. */
+export const MESH_PROTOCOL_VERSION = 1;
+/** Largest frame (the length-prefix value: payload + MAC + signature). */
+export const MAX_FRAME_BYTES = 256 * 1024;
+/** HMAC-SHA256 tag length. */
+export const MAC_BYTES = 32;
+/** ed25519 signature length. */
+export const SIG_BYTES = 64;
+/** Bytes after the payload in a frame (MAC then signature). */
+export const FRAME_TRAILER_BYTES = MAC_BYTES + SIG_BYTES;
+/** Length of the random per-message nonce. */
+export const NONCE_BYTES = 16;
+/** Smallest payload that can possibly be a valid envelope (`{}` is 2 bytes; real ones are ~200). */
+export const MIN_PAYLOAD_BYTES = 2;
+/** Deepest JSON nesting accepted (envelope → body → peers → peer is 4). */
+export const MAX_JSON_DEPTH = 6;
+/** Most peers gossiped in one heartbeat. */
+export const MAX_GOSSIP_PEERS = 64;
+/** Most intro points in one `intro-points` message (a descriptor holds at most 20). */
+export const MAX_INTRO_POINTS = 20;
+/** Most health reasons in a heartbeat/hello. */
+export const MAX_HEALTH_REASONS = 16;
+/** Longest health reason / leave reason. */
+export const MAX_REASON_CHARS = 200;
+/** Longest node name. */
+export const MAX_NAME_CHARS = 64;
+/** Longest mesh address ("tcp:host:port" or "tor:<56>.onion:port"). */
+export const MAX_ADDR_CHARS = 128;
+/** Longest encoded link-specifier list of one intro point, in bytes. */
+export const MAX_LINK_SPECIFIER_BYTES = 512;
+/** Priorities are integers in [MIN_PRIORITY, MAX_PRIORITY]; higher wins the election. */
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 1000;
+/** Largest `lastSeenAgoMs` in gossip (about 24.8 days; larger values are nonsense). */
+export const MAX_AGO_MS = 2 ** 31 - 1;
+/** Default maximum clock skew between nodes. */
+export const DEFAULT_MAX_SKEW_MS = 30_000;
+
+/** Message types of protocol v1. */
+export const MESSAGE_TYPES = ['hello', 'heartbeat', 'intro-points', 'leave', 'lease'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/** A node's health as it reports it. */
+export interface HealthInfo {
+  readonly healthy: boolean;
+  readonly reasons: readonly string[];
+}
+
+/** A lease the sender holds: `holder` must equal the envelope's `from` (others are ignored). */
+export interface LeaseClaim {
+  readonly holder: string;
+  /** Expiry in the holder's clock, unix ms. */
+  readonly until: number;
+}
+
+/** One gossiped peer: a node the sender hears from directly. */
+export interface GossipPeer {
+  readonly id: string;
+  readonly addr: string;
+  readonly lastSeenAgoMs: number;
+}
+
+/** `hello`: sent first on every connection (node info). */
+export interface HelloBody {
+  readonly name: string;
+  /** How to reach the sender ("tcp:10.99.0.1:7700" or "tor:<56>.onion:7700"). */
+  readonly addr: string;
+  readonly priority: number;
+  readonly health: HealthInfo;
+  /** {@link introDigest} of the sender's intro points. */
+  readonly introDigest: string;
+}
+
+/** `heartbeat`: every heartbeatMs. */
+export interface HeartbeatBody extends HelloBody {
+  /** Present while the sender holds the publisher lease (renewed every heartbeat). */
+  readonly lease?: LeaseClaim | undefined;
+  /** Peers the sender hears from directly (gossip). */
+  readonly peers: readonly GossipPeer[];
+}
+
+/** An intro point as carried between nodes: exactly what buildDescriptor needs, no certs. */
+export interface IntroPointWire {
+  /** base64 of the encoded link-specifier list (NSPEC ‖ specs), ≤ 512 bytes. */
+  readonly ls: string;
+  /** base64 (padded) of the 32-byte ntor onion key. */
+  readonly onionKey: string;
+  /** base64 (padded) of the 32-byte ed25519 intro auth key. */
+  readonly authKey: string;
+  /** base64 (padded) of the 32-byte curve25519 enc key. */
+  readonly encKey: string;
+}
+
+/** `intro-points`: the sender's current intro points. */
+export interface IntroPointsBody {
+  /** {@link introDigest} of `points`. */
+  readonly digest: string;
+  /** When the sender read them from its tor, unix ms. */
+  readonly fetchedAt: number;
+  readonly points: readonly IntroPointWire[];
+}
+
+/** `leave`: the sender is shutting down. */
+export interface LeaveBody {
+  readonly reason: string;
+}
+
+/** `lease`: explicit claim or renewal; `until` ≤ now (sender's clock) releases it. */
+export interface LeaseBody {
+  readonly until: number;
+}
+
+export type MeshMessage =
+  | { readonly type: 'hello'; readonly body: HelloBody }
+  | { readonly type: 'heartbeat'; readonly body: HeartbeatBody }
+  | { readonly type: 'intro-points'; readonly body: IntroPointsBody }
+  | { readonly type: 'leave'; readonly body: LeaveBody }
+  | { readonly type: 'lease'; readonly body: LeaseBody };
+
+/** The parsed envelope with its body still unvalidated (see {@link validateEnvelope}). */
+export interface EnvelopeHeader {
+  readonly v: number;
+  readonly type: string;
+  readonly from: string;
+  readonly pub: string;
+  readonly ts: number;
+  readonly nonce: string;
+  readonly body: unknown;
+}
+
+/**
+ * A schema check failed (`TB_ERR_MESH_SCHEMA`). `path` names the field (e.g.
+ * `body.peers[3].addr`); the message never contains the offending value.
+ */
+export class SchemaViolation extends DecodeError {
+  readonly path: string;
+  readonly problem: string;
+  constructor(path: string, problem: string) {
+    super('TB_ERR_MESH_SCHEMA', `${path}: ${problem}`);
+    this.name = 'SchemaViolation';
+    this.path = path;
+    this.problem = problem;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Field checks. Each throws SchemaViolation; callers catch it at the boundary.
+
+type Obj = Readonly<Record<string, unknown>>;
+
+function fail(path: string, problem: string): never {
+  throw new SchemaViolation(path, problem);
+}
+
+function object(v: unknown, path: string, required: readonly string[], optional: readonly string[] = []): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'not an object');
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) fail(path, 'not a plain object');
+  const keys = Object.keys(v);
+  for (const k of keys) {
+    if (!required.includes(k) && !optional.includes(k)) fail(path, 'unknown key');
+  }
+  for (const k of required) {
+    if (!Object.hasOwn(v, k)) fail(`${path}.${k}`, 'missing');
+  }
+  return v as Obj;
+}
+
+function field(o: Obj, k: string): unknown {
+  return Object.hasOwn(o, k) ? o[k] : undefined;
+}
+
+function int(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(path, 'not a safe integer');
+  if (v < min || v > max) fail(path, 'out of range');
+  return v;
+}
+
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') fail(path, 'not a boolean');
+  return v;
+}
+
+function str(v: unknown, path: string, min: number, max: number, re: RegExp): string {
+  if (typeof v !== 'string') fail(path, 'not a string');
+  if (v.length < min || v.length > max) fail(path, 'bad length');
+  if (!re.test(v)) fail(path, 'bad characters');
+  return v;
+}
+
+function array(v: unknown, path: string, max: number): readonly unknown[] {
+  if (!Array.isArray(v)) fail(path, 'not an array');
+  if (v.length > max) fail(path, 'too many elements');
+  return v as readonly unknown[];
+}
+
+/** Padded base64 length of n bytes. */
+function b64Len(n: number): number {
+  return 4 * Math.ceil(n / 3);
+}
+
+/** Canonical padded base64 of exactly `n` bytes; returns the string. */
+function b64Exact(v: unknown, path: string, n: number): string {
+  if (typeof v !== 'string') fail(path, 'not a string');
+  if (v.length !== b64Len(n)) fail(path, 'bad length');
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(v);
+  } catch {
+    fail(path, 'bad base64');
+  }
+  if (bytes.length !== n) fail(path, 'bad length');
+  return v;
+}
+
+/** Canonical padded base64 of minBytes..maxBytes bytes; returns the string. */
+function b64Bounded(v: unknown, path: string, minBytes: number, maxBytes: number): string {
+  if (typeof v !== 'string') fail(path, 'not a string');
+  if (v.length < b64Len(minBytes) || v.length > b64Len(maxBytes) || v.length % 4 !== 0) fail(path, 'bad length');
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(v);
+  } catch {
+    fail(path, 'bad base64');
+  }
+  if (bytes.length < minBytes || bytes.length > maxBytes) fail(path, 'bad length');
+  return v;
+}
+
+/** nodeId: 32 lowercase hex characters (16 bytes). */
+export const NODE_ID_RE = /^[0-9a-f]{32}$/;
+const HEX64_RE = /^[0-9a-f]{64}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const PRINTABLE_RE = /^[\x20-\x7e]*$/;
+const TYPE_RE = /^[a-z-]+$/;
+const TCP_ADDR_RE = /^tcp:(?:\[([0-9A-Fa-f:.]{2,45})\]|([A-Za-z0-9.-]{1,100})):([0-9]{1,5})$/;
+const TOR_ADDR_RE = /^tor:([a-z2-7]{56})\.onion:([0-9]{1,5})$/;
+
+/** A parsed mesh address. */
+export type MeshAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'tor'; readonly onion: string; readonly port: number };
+
+/**
+ * Parse "tcp:HOST:PORT" (HOST a DNS name, IPv4 or `[IPv6]`) or "tor:<56 base32>.onion:PORT".
+ * Returns undefined if malformed (never throws).
+ */
+export function parseMeshAddress(s: string): MeshAddress | undefined {
+  if (s.length > MAX_ADDR_CHARS) return undefined;
+  const t = TCP_ADDR_RE.exec(s);
+  if (t) {
+    const port = Number(t[3]);
+    if (port < 1 || port > 65535) return undefined;
+    return { kind: 'tcp', host: t[1] ?? t[2]!, port };
+  }
+  const o = TOR_ADDR_RE.exec(s);
+  if (o) {
+    const port = Number(o[2]);
+    if (port < 1 || port > 65535) return undefined;
+    return { kind: 'tor', onion: `${o[1]!}.onion`, port };
+  }
+  return undefined;
+}
+
+/** True if `s` is a well-formed nodeId. */
+export function isNodeId(s: unknown): s is string {
+  return typeof s === 'string' && NODE_ID_RE.test(s);
+}
+
+function nodeId(v: unknown, path: string): string {
+  return str(v, path, 32, 32, NODE_ID_RE);
+}
+
+function addr(v: unknown, path: string): string {
+  const s = str(v, path, 1, MAX_ADDR_CHARS, PRINTABLE_RE);
+  if (parseMeshAddress(s) === undefined) fail(path, 'not a mesh address');
+  return s;
+}
+
+function health(v: unknown, path: string): HealthInfo {
+  const o = object(v, path, ['healthy', 'reasons']);
+  const reasons = array(field(o, 'reasons'), `${path}.reasons`, MAX_HEALTH_REASONS).map((r, i) =>
+    str(r, `${path}.reasons[${i}]`, 0, MAX_REASON_CHARS, PRINTABLE_RE),
+  );
+  return { healthy: bool(field(o, 'healthy'), `${path}.healthy`), reasons };
+}
+
+const HELLO_KEYS = ['name', 'addr', 'priority', 'health', 'introDigest'] as const;
+
+function helloFields(o: Obj, path: string): HelloBody {
+  return {
+    name: str(field(o, 'name'), `${path}.name`, 1, MAX_NAME_CHARS, NAME_RE),
+    addr: addr(field(o, 'addr'), `${path}.addr`),
+    priority: int(field(o, 'priority'), `${path}.priority`, MIN_PRIORITY, MAX_PRIORITY),
+    health: health(field(o, 'health'), `${path}.health`),
+    introDigest: str(field(o, 'introDigest'), `${path}.introDigest`, 64, 64, HEX64_RE),
+  };
+}
+
+/** Validate a `hello` body. Throws SchemaViolation. */
+export function validateHello(v: unknown, path = 'body'): HelloBody {
+  return helloFields(object(v, path, HELLO_KEYS), path);
+}
+
+/** Validate a `heartbeat` body. Throws SchemaViolation. */
+export function validateHeartbeat(v: unknown, path = 'body'): HeartbeatBody {
+  const o = object(v, path, [...HELLO_KEYS, 'peers'], ['lease']);
+  const base = helloFields(o, path);
+  const peers = array(field(o, 'peers'), `${path}.peers`, MAX_GOSSIP_PEERS).map((p, i): GossipPeer => {
+    const pp = `${path}.peers[${i}]`;
+    const po = object(p, pp, ['id', 'addr', 'lastSeenAgoMs']);
+    return {
+      id: nodeId(field(po, 'id'), `${pp}.id`),
+      addr: addr(field(po, 'addr'), `${pp}.addr`),
+      lastSeenAgoMs: int(field(po, 'lastSeenAgoMs'), `${pp}.lastSeenAgoMs`, 0, MAX_AGO_MS),
+    };
+  });
+  const leaseRaw = field(o, 'lease');
+  if (leaseRaw === undefined) return { ...base, peers };
+  const lo = object(leaseRaw, `${path}.lease`, ['holder', 'until']);
+  const lease: LeaseClaim = {
+    holder: nodeId(field(lo, 'holder'), `${path}.lease.holder`),
+    until: int(field(lo, 'until'), `${path}.lease.until`, 0, Number.MAX_SAFE_INTEGER),
+  };
+  return { ...base, lease, peers };
+}
+
+/** Validate one IntroPointWire. Throws SchemaViolation. */
+export function validateIntroPointWire(v: unknown, path = 'point'): IntroPointWire {
+  const o = object(v, path, ['ls', 'onionKey', 'authKey', 'encKey']);
+  return {
+    ls: b64Bounded(field(o, 'ls'), `${path}.ls`, 1, MAX_LINK_SPECIFIER_BYTES),
+    onionKey: b64Exact(field(o, 'onionKey'), `${path}.onionKey`, 32),
+    authKey: b64Exact(field(o, 'authKey'), `${path}.authKey`, 32),
+    encKey: b64Exact(field(o, 'encKey'), `${path}.encKey`, 32),
+  };
+}
+
+/** Validate an `intro-points` body. Throws SchemaViolation. */
+export function validateIntroPoints(v: unknown, path = 'body'): IntroPointsBody {
+  const o = object(v, path, ['digest', 'fetchedAt', 'points']);
+  return {
+    digest: str(field(o, 'digest'), `${path}.digest`, 64, 64, HEX64_RE),
+    fetchedAt: int(field(o, 'fetchedAt'), `${path}.fetchedAt`, 0, Number.MAX_SAFE_INTEGER),
+    points: array(field(o, 'points'), `${path}.points`, MAX_INTRO_POINTS).map((p, i) =>
+      validateIntroPointWire(p, `${path}.points[${i}]`),
+    ),
+  };
+}
+
+/** Validate a `leave` body. Throws SchemaViolation. */
+export function validateLeave(v: unknown, path = 'body'): LeaveBody {
+  const o = object(v, path, ['reason']);
+  return { reason: str(field(o, 'reason'), `${path}.reason`, 0, MAX_REASON_CHARS, PRINTABLE_RE) };
+}
+
+/** Validate a `lease` body. Throws SchemaViolation. */
+export function validateLease(v: unknown, path = 'body'): LeaseBody {
+  const o = object(v, path, ['until']);
+  return { until: int(field(o, 'until'), `${path}.until`, 0, Number.MAX_SAFE_INTEGER) };
+}
+
+/**
+ * Validate the envelope's fields except `body` (checked after the version). `v` must be a
+ * positive integer here; whether it is {@link MESH_PROTOCOL_VERSION} is the caller's
+ * separate `version` check. Throws SchemaViolation.
+ */
+export function validateEnvelope(v: unknown): EnvelopeHeader {
+  const o = object(v, 'envelope', ['v', 'type', 'from', 'pub', 'ts', 'nonce', 'body']);
+  return {
+    v: int(field(o, 'v'), 'v', 1, 0xffff),
+    type: str(field(o, 'type'), 'type', 1, 32, TYPE_RE),
+    from: nodeId(field(o, 'from'), 'from'),
+    pub: b64Exact(field(o, 'pub'), 'pub', 32),
+    ts: int(field(o, 'ts'), 'ts', 0, Number.MAX_SAFE_INTEGER),
+    nonce: b64Exact(field(o, 'nonce'), 'nonce', NONCE_BYTES),
+    body: field(o, 'body'),
+  };
+}
+
+/** Validate a body for a (v1) message type. Throws SchemaViolation (also for unknown types). */
+export function validateMessage(type: string, body: unknown): MeshMessage {
+  switch (type) {
+    case 'hello':
+      return { type, body: validateHello(body) };
+    case 'heartbeat':
+      return { type, body: validateHeartbeat(body) };
+    case 'intro-points':
+      return { type, body: validateIntroPoints(body) };
+    case 'leave':
+      return { type, body: validateLeave(body) };
+    case 'lease':
+      return { type, body: validateLease(body) };
+    default:
+      return fail('type', 'unknown message type');
+  }
+}
+
+/**
+ * Deepest bracket nesting of JSON text, scanning at most until `limit` is exceeded (then
+ * returns limit + 1). Linear, no recursion; run before JSON.parse so hostile nesting never
+ * reaches the parser.
+ */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped char
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Intro points on the wire
+
+/** IntroPointInput (buildDescriptor's input) → wire form. */
+export function introPointToWire(ip: IntroPointInput): IntroPointWire {
+  return {
+    ls: toBase64(encodeLinkSpecifiers(ip.linkSpecifiers)),
+    onionKey: toBase64(ip.onionKey),
+    authKey: toBase64(ip.authKey),
+    encKey: toBase64(ip.encKey),
+  };
+}
+
+/**
+ * Wire form → IntroPointInput. Validates the fields ({@link validateIntroPointWire}, throws
+ * SchemaViolation `TB_ERR_MESH_SCHEMA`) and decodes the link-specifier list (throws its
+ * DecodeError, e.g. `TB_ERR_LINKSPEC_*`).
+ */
+export function introPointFromWire(w: IntroPointWire): IntroPointInput {
+  const v = validateIntroPointWire(w);
+  return {
+    linkSpecifiers: decodeLinkSpecifiers(fromBase64(v.ls)),
+    onionKey: fromBase64(v.onionKey),
+    authKey: fromBase64(v.authKey),
+    encKey: fromBase64(v.encKey),
+  };
+}
+
+const DIGEST_PREFIX = utf8('torbalance intro digest v1');
+
+/**
+ * Digest of a set of intro points, order-independent: lowercase hex of
+ * SHA3-256("torbalance intro digest v1" ‖ for each point, sorted by its encoding:
+ * u32be(|enc|) ‖ enc), where enc = u32be(|ls|) ‖ ls ‖ onionKey ‖ authKey ‖ encKey (decoded
+ * bytes). Equal sets give equal digests whatever the order; the empty set has a digest too.
+ * Throws SchemaViolation on malformed points.
+ */
+export function introDigest(points: readonly IntroPointWire[]): string {
+  const encs = points.map((p, i) => {
+    const v = validateIntroPointWire(p, `points[${i}]`);
+    const ls = fromBase64(v.ls);
+    return concatBytes(u32be(ls.length), ls, fromBase64(v.onionKey), fromBase64(v.authKey), fromBase64(v.encKey));
+  });
+  encs.sort(compareBytes);
+  return toHex(sha3_256(DIGEST_PREFIX, ...encs.flatMap((e) => [u32be(e.length), e])));
+}
