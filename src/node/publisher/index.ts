@@ -1,0 +1,33 @@
+/**
+ * The cluster's publishing side (cluster-contracts.md "src/node/publisher/"): harvest each
+ * node's intro points ({@link IntroCollector}), choose a fair share of at most 20
+ * ({@link selectIntroPoints}), publish both merged descriptors to their HSDirs
+ * ({@link Publisher}, per-HSDir tracking in {@link UploadTracker}), switch tor's own
+ * publishing off in clustered mode ({@link PublishModeSwitch}) and close intro circuits of an
+ * unhealthy node ({@link FailClosed}). Intro points travel as {@link IntroPointWire}.
+ */
+export { controlFromReconnecting, controlFromTorControl, EventSubscriptions, type EventSink, type PublisherControl } from './control.js';
+export { FailClosed, serviceIntroCircuits, type FailClosedOptions } from './fail-closed.js';
+export { IntroCollector, introPointsFromServiceDescriptor, type CollectedIntroPoints, type IntroCollectorOptions } from './intro-collector.js';
+export { parsePublishSetting, PublishModeSwitch } from './mode-switch.js';
+export {
+  ControlNetworkSource,
+  Publisher,
+  type HsdirResult,
+  type NetworkSnapshot,
+  type NetworkSource,
+  type PublishRecord,
+  type PublisherOptions,
+  type PublisherStatus,
+} from './publisher.js';
+export { DEFAULT_MAX_INTRO_POINTS, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from './select.js';
+export { UploadTracker, type HsdirOutcome, type UploadRound } from './upload-tracker.js';
+export {
+  introDigest,
+  introPointLine,
+  introPointToWire,
+  isValidIntroPointWire,
+  MAX_WIRE_LS_CHARS,
+  wireToIntroPointInput,
+  type IntroPointWire,
+} from './wire.js';

@@ -1,0 +1,558 @@
+/**
+ * The merged-descriptor publisher (tor-facts §1.1, §2, §8 items 3–5; tor `hs_service.c:
+ * upload_descriptor_to_all, set_descriptor_revision_counter`, `hs_common.c:
+ * hs_get_responsible_hsdirs`).
+ *
+ * Given the cluster's intro points ({@link Publisher.update}), it builds BOTH descriptors
+ * tor itself would upload under the local tor's consensus (`descriptorTargets`: the
+ * `desc_current` slot with the first HSDir index and the `desc_next` slot with the second),
+ * re-certifies the chosen intro points (`buildDescriptor`, fresh signing key per descriptor),
+ * uses tor's OPE revision counter (`revisionCounterFor`: time-based, so two publishers with
+ * synchronized clocks produce increasing counters across failover), and sends
+ * `+HSPOST SERVER=<fp>… HSADDRESS=<master>` with exactly that descriptor's responsible
+ * HSDirs. The two HSPOSTs go one after the other, each waiting for its
+ * {@link UploadTracker} round (UPLOADED carries no descriptor id).
+ *
+ * Republish triggers: the selected intro points change (node join/leave/death or a node's
+ * intro points change: a different selection digest); the plan changes (a new consensus with
+ * another period, SRV or responsible-HSDir set: checked every `consensusPollMs`, which also
+ * covers the period roll-over); every `refreshMs`; and retries for HSDirs that FAILED or
+ * stayed silent (exponential backoff from `retryMs`, only to those HSDirs, with a new
+ * counter). `update(null)` stops publishing (not the publisher, or a lone node whose tor
+ * publishes for itself). Counters: a publish never reuses a wall-clock second already used
+ * for the same blinded key (it waits for the next second), so successive counters strictly
+ * increase. No `pow-params` (tor-facts §3.7 A); `flow-control 1-2 31` by default.
+ *
+ * The HSDirs come from the local tor's microdesc consensus and `md/all` (read again only when
+ * `consensus/valid-after` changes). Under `TestingTorNetwork` periods are 24 voting intervals.
+ */
+import type { Logger } from '../../adapters/log/logger.js';
+import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import { toBase64NoPad } from '../../core/bytes.js';
+import { TorbalanceError } from '../../core/errors.js';
+import { decodeOnionAddress } from '../../core/hs/address.js';
+import { blindKeypair } from '../../core/hs/blinding.js';
+import { descriptorTargets, type DescriptorTarget, type DescriptorTargets, type HsdirRelay, type RingConsensus } from '../../core/hs/hashring.js';
+import { OpeCipher, revisionCounterFor, revisionCounterKey } from '../../core/hs/revision-counter.js';
+import { buildDescriptor, DEFAULT_FLOW_CONTROL } from '../../core/hsdesc/descriptor.js';
+import type { FlowControl } from '../../core/hsdesc/inner.js';
+import { hsdirRelays, parseMicrodescConsensus, parseMicrodescriptors } from '../../core/netdoc/consensus.js';
+import type { RandomBytes } from '../../core/random.js';
+import { parseHsDesc } from '../../core/torctl/events.js';
+import type { PublisherControl } from './control.js';
+import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS, type NodeIntroPoints } from './select.js';
+import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
+import { introDigest, wireToIntroPointInput, type IntroPointWire } from './wire.js';
+
+/** The network as the publisher needs it. */
+export interface NetworkSnapshot {
+  readonly consensus: RingConsensus;
+  /** HSDir ring members. */
+  readonly relays: readonly HsdirRelay[];
+}
+
+/** Source of the current network view (cached by the implementation). */
+export interface NetworkSource {
+  read(): Promise<NetworkSnapshot>;
+}
+
+const DIRDOC_OPTS = { maxReplyBytes: 64 * 1024 * 1024, timeoutMs: 60_000 };
+
+/**
+ * Network view from the local tor: `consensus/valid-after` on every read, and the microdesc
+ * consensus + `md/all` only when it changed. Rejects (ControlReplyError 551) while tor has
+ * no consensus.
+ */
+export class ControlNetworkSource implements NetworkSource {
+  readonly #control: Pick<PublisherControl, 'getInfo'>;
+  #validAfter: string | undefined;
+  #snapshot: NetworkSnapshot | undefined;
+
+  constructor(control: Pick<PublisherControl, 'getInfo'>) {
+    this.#control = control;
+  }
+
+  async read(): Promise<NetworkSnapshot> {
+    const va = await this.#control.getInfo('consensus/valid-after', { timeoutMs: 30_000 });
+    if (va === '') throw new TorbalanceError('TB_ERR_PUBLISHER_NO_CONSENSUS', 'tor', 'tor has no consensus yet');
+    if (this.#snapshot !== undefined && va === this.#validAfter) return this.#snapshot;
+    const text = await this.#control.getInfo('dir/status-vote/current/consensus-microdesc', DIRDOC_OPTS);
+    const mdText = await this.#control.getInfo('md/all', DIRDOC_OPTS);
+    const consensus = parseMicrodescConsensus(text.endsWith('\n') ? text : `${text}\n`);
+    const mds = parseMicrodescriptors(mdText === '' || mdText.endsWith('\n') ? mdText : `${mdText}\n`, { onInvalid: 'skip' });
+    this.#snapshot = { consensus, relays: hsdirRelays(consensus, mds) };
+    this.#validAfter = va;
+    return this.#snapshot;
+  }
+}
+
+/** Per-HSDir outcome of a publish, with the descriptor it was for. */
+export interface HsdirResult extends HsdirOutcome {
+  readonly descriptor: 'first' | 'second';
+}
+
+/** One publish round. */
+export interface PublishRecord {
+  /** Wall-clock ms when the round started / ended. */
+  readonly atMs: number;
+  readonly endMs: number;
+  /** Why: initial, intro-points, plan, refresh, retry (comma-joined if several). */
+  readonly reason: string;
+  readonly introDigest: string;
+  readonly introPoints: number;
+  /** Intro points per node id. */
+  readonly perNode: Readonly<Record<string, number>>;
+  readonly descriptors: readonly {
+    readonly descriptor: 'first' | 'second';
+    readonly periodNum: number;
+    readonly blindedKey: string;
+    readonly revisionCounter: string;
+    readonly servers: readonly string[];
+    /** HSPOST sent → tor's 250 (ms). */
+    readonly postMs: number;
+    readonly error?: string;
+  }[];
+  readonly hsdirs: readonly HsdirResult[];
+}
+
+/** What {@link Publisher.status} reports. */
+export interface PublisherStatus {
+  /** update() gave a non-null input with at least one intro point. */
+  readonly active: boolean;
+  readonly introPoints: number;
+  readonly introDigest: string | undefined;
+  readonly publishes: number;
+  readonly lastPublish?: PublishRecord;
+  readonly lastError?: { readonly code: string; readonly message: string; readonly atMs: number };
+  /** HSDirs awaiting a retry. */
+  readonly retryPending: number;
+}
+
+/** Options of {@link Publisher}. */
+export interface PublisherOptions {
+  readonly control: PublisherControl;
+  /** Default: a {@link ControlNetworkSource} on `control`. */
+  readonly network?: NetworkSource;
+  /** The master identity; `expandedSecretKey` is secret (copied, never logged). */
+  readonly identity: { readonly expandedSecretKey: Uint8Array; readonly publicKey: Uint8Array };
+  readonly masterAddress: string;
+  /** Wall clock, ms since the epoch (descriptor times and revision counters). */
+  readonly now: () => number;
+  readonly timers: Timers;
+  readonly randomBytes: RandomBytes;
+  readonly logger: Logger;
+  /** Republish at least this often (tor: 60–120 min). */
+  readonly refreshMs: number;
+  /** Per-descriptor wait for UPLOADED/FAILED from every HSDir. */
+  readonly uploadTimeoutMs: number;
+  readonly testingTorNetwork: boolean;
+  /** How often the consensus is checked for a new plan. Default 30 000. */
+  readonly consensusPollMs?: number;
+  /** First retry delay after failures, doubled up to 32×. Default 5 000. */
+  readonly retryMs?: number;
+  /** Default 20. */
+  readonly maxIntroPoints?: number;
+  /** `null` omits the flow-control line. Default 1-2 31. */
+  readonly flowControl?: FlowControl | null;
+  /** Timeout of the HSPOST command itself. Default 30 000. */
+  readonly hsPostTimeoutMs?: number;
+}
+
+interface Published {
+  readonly digest: string;
+  readonly planKey: string;
+  readonly atMs: number;
+}
+
+type Slot = 'first' | 'second';
+
+function planKeyOf(t: DescriptorTargets): string {
+  return t.descriptors.map((d) => `${d.periodNum}:${toBase64NoPad(d.blindedPublicKey)}:${d.hsdirs.map((h) => h.rsaFingerprint).join(',')}`).join('|');
+}
+
+function errInfo(e: unknown): { code: string; message: string } {
+  if (e instanceof TorbalanceError) return { code: e.code, message: e.message };
+  return { code: 'TB_ERR_PUBLISHER_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+/** Publishes the cluster's merged descriptors; see the module doc. */
+export class Publisher {
+  /** Event types the publisher needs subscribed on its control connection. */
+  static readonly EVENTS: readonly string[] = ['HS_DESC'];
+
+  readonly #o: PublisherOptions;
+  readonly #label: string;
+  readonly #expanded: Uint8Array;
+  readonly #network: NetworkSource;
+  readonly #tracker: UploadTracker;
+  readonly #log: Logger;
+  readonly #listeners = new Set<(r: PublishRecord) => void>();
+  readonly #ope = new Map<string, { ope: OpeCipher; blindedExpanded: Uint8Array; periodNum: number }>();
+  readonly #lastSecond = new Map<string, number>();
+  readonly #lastCounter = new Map<string, bigint>();
+
+  #started = false;
+  #offEvent: (() => void) | undefined;
+  #desired: readonly NodeIntroPoints[] | null = null;
+  #selection: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string } | undefined;
+  #published: Published | undefined;
+  #retry = new Map<Slot, Set<string>>();
+  #retryDelay = 0;
+  #retryAtMs: number | undefined;
+  #running: Promise<void> | undefined;
+  #again: string[] = [];
+  #pollTimer: TimerHandle | undefined;
+  #refreshTimer: TimerHandle | undefined;
+  #retryTimer: TimerHandle | undefined;
+  #publishes = 0;
+  #lastPublish: PublishRecord | undefined;
+  #lastError: { code: string; message: string; atMs: number } | undefined;
+
+  constructor(o: PublisherOptions) {
+    this.#o = o;
+    this.#label = decodeOnionAddress(o.masterAddress).label;
+    this.#expanded = o.identity.expandedSecretKey.slice();
+    this.#network = o.network ?? new ControlNetworkSource(o.control);
+    this.#tracker = new UploadTracker({ timers: o.timers, address: this.#label });
+    this.#log = o.logger.child({ component: 'publisher' });
+  }
+
+  /** Start listening for HS_DESC events and polling the consensus (publishes once update() gives points). */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#offEvent = this.#o.control.onEvent('HS_DESC', (e) => {
+      let ev;
+      try {
+        ev = parseHsDesc(e);
+      } catch {
+        return;
+      }
+      this.#tracker.handleEvent(ev);
+    });
+    this.#schedulePoll();
+    this.#kick('initial');
+  }
+
+  /** Stop timers and listeners; an ongoing round finishes in the background. */
+  async stop(): Promise<void> {
+    this.#started = false;
+    this.#offEvent?.();
+    this.#offEvent = undefined;
+    for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer]) if (t !== undefined) this.#o.timers.clearTimeout(t);
+    this.#pollTimer = this.#refreshTimer = this.#retryTimer = undefined;
+    await this.#running;
+  }
+
+  /**
+   * Desired state from the cluster: the nodes whose intro points to publish, or `null` =
+   * do not publish (not the publisher, or alone so tor publishes itself). Invalid intro
+   * points from peers are dropped (logged).
+   */
+  update(input: { readonly nodes: readonly NodeIntroPoints[] } | null): void {
+    if (input === null) {
+      this.#desired = null;
+      this.#selection = undefined;
+      this.#published = undefined;
+      this.#retry.clear();
+      return;
+    }
+    const nodes = input.nodes.map((n) => ({
+      id: n.id,
+      introPoints: n.introPoints.filter((p) => {
+        try {
+          wireToIntroPointInput(p);
+          return true;
+        } catch {
+          this.#log.warn({ node: n.id }, 'dropping a malformed intro point from the cluster');
+          return false;
+        }
+      }),
+    }));
+    this.#desired = nodes;
+    const chosen = selectIntroPointsByNode(nodes, this.#o.maxIntroPoints ?? DEFAULT_MAX_INTRO_POINTS);
+    const perNode: Record<string, number> = {};
+    for (const c of chosen) perNode[c.nodeId] = (perNode[c.nodeId] ?? 0) + 1;
+    const points = chosen.map((c) => c.point);
+    const digest = introDigest(points);
+    const changed = this.#selection?.digest !== digest;
+    this.#selection = { points, perNode, digest };
+    if (changed) this.#kick('intro-points');
+  }
+
+  /** Listen for finished publish rounds. */
+  onPublish(listener: (r: PublishRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  status(): PublisherStatus {
+    const sel = this.#selection;
+    return {
+      active: this.#desired !== null && sel !== undefined && sel.points.length > 0,
+      introPoints: sel?.points.length ?? 0,
+      introDigest: sel?.digest,
+      publishes: this.#publishes,
+      ...(this.#lastPublish === undefined ? {} : { lastPublish: this.#lastPublish }),
+      ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      retryPending: [...this.#retry.values()].reduce((a, s) => a + s.size, 0),
+    };
+  }
+
+  /** Resolves when no round is running or queued (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  #schedulePoll(): void {
+    if (!this.#started) return;
+    this.#pollTimer = this.#o.timers.setTimeout(() => {
+      this.#pollTimer = undefined;
+      this.#kick('poll');
+      this.#schedulePoll();
+    }, this.#o.consensusPollMs ?? 30_000);
+  }
+
+  /** Run a reconcile now, or once the running one ends. */
+  #kick(reason: string): void {
+    if (!this.#started) return;
+    if (this.#running !== undefined) {
+      this.#again.push(reason);
+      return;
+    }
+    this.#running = this.#loop(reason);
+  }
+
+  async #loop(first: string): Promise<void> {
+    let reason: string | undefined = first;
+    try {
+      while (reason !== undefined && this.#started) {
+        try {
+          await this.#reconcile(reason);
+        } catch (e) {
+          this.#fail(e);
+        }
+        reason = this.#again.length > 0 ? [...new Set(this.#again.splice(0))].join(',') : undefined;
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  #fail(e: unknown): void {
+    const info = errInfo(e);
+    this.#lastError = { ...info, atMs: this.#o.now() };
+    this.#log.warn({ code: info.code, err: info.message }, 'publish failed');
+    this.#scheduleRetry();
+  }
+
+  async #reconcile(trigger: string): Promise<void> {
+    const sel = this.#selection;
+    if (this.#desired === null || sel === undefined || sel.points.length === 0) return;
+    const net = await this.#network.read();
+    const targets = descriptorTargets(net.consensus, this.#o.identity.publicKey, {
+      relays: net.relays,
+      testingTorNetwork: this.#o.testingTorNetwork,
+    });
+    const planKey = planKeyOf(targets);
+    const pub = this.#published;
+    const nowMs = this.#o.now();
+    const reasons: string[] = [];
+    if (pub === undefined) reasons.push('initial');
+    else {
+      if (pub.digest !== sel.digest) reasons.push('intro-points');
+      if (pub.planKey !== planKey) reasons.push('plan');
+      if (nowMs - pub.atMs >= this.#o.refreshMs) reasons.push('refresh');
+    }
+    let work: Map<Slot, Set<string>>;
+    if (reasons.length > 0) {
+      work = new Map(targets.descriptors.map((d) => [d.descriptor, new Set(d.hsdirs.map((h) => h.rsaFingerprint))]));
+    } else if (this.#retry.size > 0 && (this.#retryAtMs === undefined || this.#o.timers.now() >= this.#retryAtMs)) {
+      reasons.push('retry');
+      work = this.#retry;
+    } else {
+      return;
+    }
+    if (targets.descriptors.some((d) => d.hsdirs.length === 0)) {
+      throw new TorbalanceError('TB_ERR_PUBLISHER_NO_HSDIRS', 'tor', 'the consensus has no HSDirs for a descriptor');
+    }
+    this.#retry = new Map();
+    await this.#publish(targets, work, sel, planKey, reasons.join(',') || trigger);
+  }
+
+  async #publish(
+    targets: DescriptorTargets,
+    work: Map<Slot, Set<string>>,
+    sel: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string },
+    planKey: string,
+    reason: string,
+  ): Promise<void> {
+    const atMs = this.#o.now();
+    const intro = sel.points.map(wireToIntroPointInput);
+    const len = targets.plan.periodParams.lengthMinutes;
+    const descs: PublishRecord['descriptors'][number][] = [];
+    const results: HsdirResult[] = [];
+    const failed = new Map<Slot, Set<string>>();
+    for (const t of targets.descriptors) {
+      const servers = t.hsdirs.map((h) => h.rsaFingerprint).filter((fp) => work.get(t.descriptor)?.has(fp) === true);
+      if (servers.length === 0) continue;
+      const r = await this.#postOne(t, len, targets, intro, servers);
+      descs.push(r.desc);
+      results.push(...r.outcomes.map((o) => ({ ...o, descriptor: t.descriptor })));
+      const bad = r.outcomes.filter((o) => o.result !== 'uploaded').map((o) => o.fp);
+      if (bad.length > 0) failed.set(t.descriptor, new Set(bad));
+    }
+    const record: PublishRecord = {
+      atMs,
+      endMs: this.#o.now(),
+      reason,
+      introDigest: sel.digest,
+      introPoints: sel.points.length,
+      perNode: { ...sel.perNode },
+      descriptors: descs,
+      hsdirs: results,
+    };
+    this.#publishes++;
+    this.#lastPublish = record;
+    if (!reason.split(',').includes('retry') || this.#published === undefined) {
+      this.#published = { digest: sel.digest, planKey, atMs };
+    }
+    this.#scheduleRefresh();
+    if (failed.size > 0) {
+      this.#retry = failed;
+      const n = [...failed.values()].reduce((a, s) => a + s.size, 0);
+      this.#lastError = { code: 'TB_ERR_PUBLISHER_UPLOAD', message: `${n} HSDir upload(s) failed or timed out`, atMs: this.#o.now() };
+      this.#scheduleRetry();
+    } else {
+      this.#retryDelay = 0;
+      this.#retryAtMs = undefined;
+    }
+    const up = results.filter((x) => x.result === 'uploaded').length;
+    this.#log.info(
+      { reason, introPoints: sel.points.length, perNode: sel.perNode, uploaded: up, total: results.length, ms: record.endMs - atMs },
+      'published merged descriptors',
+    );
+    for (const l of this.#listeners) {
+      try {
+        l(record);
+      } catch {
+        // listeners must not break publishing
+      }
+    }
+  }
+
+  async #postOne(
+    t: DescriptorTarget,
+    len: number,
+    targets: DescriptorTargets,
+    intro: ReturnType<typeof wireToIntroPointInput>[],
+    servers: string[],
+  ): Promise<{ desc: PublishRecord['descriptors'][number]; outcomes: readonly HsdirOutcome[] }> {
+    const blindedKey = toBase64NoPad(t.blindedPublicKey);
+    // Never reuse a second for the same blinded key: the counter would not be higher.
+    const last = this.#lastSecond.get(blindedKey);
+    let nowMs = this.#o.now();
+    if (last !== undefined && Math.floor(nowMs / 1000) <= last) {
+      await this.#sleep((last + 1) * 1000 - nowMs);
+      nowMs = this.#o.now();
+    }
+    const nowSeconds = Math.floor(nowMs / 1000);
+    const base = { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers };
+    let text: string;
+    let revisionCounter: bigint;
+    try {
+      const ope = this.#opeFor(t.periodNum, len, blindedKey);
+      revisionCounter = revisionCounterFor({
+        periodNum: t.periodNum,
+        params: targets.plan.periodParams,
+        nowSeconds,
+        blindedExpandedSecretKey: ope.blindedExpanded,
+        ope: ope.ope,
+      });
+      const prev = this.#lastCounter.get(blindedKey);
+      if (prev !== undefined && revisionCounter <= prev) {
+        this.#log.warn({ descriptor: t.descriptor }, 'revision counter is not higher than the last one (clock went back?)');
+      }
+      text = buildDescriptor({
+        identity: { expandedSecretKey: this.#expanded, publicKey: this.#o.identity.publicKey },
+        periodNum: t.periodNum,
+        periodLengthMinutes: len,
+        revisionCounter,
+        nowSeconds,
+        introPoints: intro,
+        flowControl: this.#o.flowControl === null ? undefined : (this.#o.flowControl ?? DEFAULT_FLOW_CONTROL),
+        randomBytes: this.#o.randomBytes,
+      }).text;
+    } catch (e) {
+      const info = errInfo(e);
+      this.#lastError = { ...info, atMs: this.#o.now() };
+      return { desc: { ...base, revisionCounter: '', postMs: 0, error: info.code }, outcomes: servers.map((fp) => ({ fp, result: 'failed', reason: info.code, ms: 0 })) };
+    }
+    this.#lastSecond.set(blindedKey, nowSeconds);
+    this.#lastCounter.set(blindedKey, revisionCounter);
+    const round = this.#tracker.begin(servers, this.#o.uploadTimeoutMs, blindedKey);
+    const t0 = this.#o.timers.now();
+    let postMs = 0;
+    try {
+      await this.#o.control.hsPost(text, { hsAddress: this.#label, servers, timeoutMs: this.#o.hsPostTimeoutMs ?? 30_000 });
+      postMs = this.#o.timers.now() - t0;
+    } catch (e) {
+      round.cancel();
+      await round.done;
+      const info = errInfo(e);
+      this.#lastError = { ...info, atMs: this.#o.now() };
+      this.#log.warn({ code: info.code, err: info.message, descriptor: t.descriptor }, 'HSPOST failed');
+      return {
+        desc: { ...base, revisionCounter: revisionCounter.toString(), postMs: this.#o.timers.now() - t0, error: info.code },
+        outcomes: servers.map((fp) => ({ fp, result: 'failed', reason: info.code, ms: 0 })),
+      };
+    }
+    const outcomes = await round.done;
+    return { desc: { ...base, revisionCounter: revisionCounter.toString(), postMs }, outcomes };
+  }
+
+  #opeFor(periodNum: number, len: number, blindedKey: string): { ope: OpeCipher; blindedExpanded: Uint8Array } {
+    const hit = this.#ope.get(blindedKey);
+    if (hit !== undefined) return hit;
+    const kp = blindKeypair(this.#expanded, periodNum, len);
+    const entry = { ope: new OpeCipher(revisionCounterKey(kp.expandedSecretKey)), blindedExpanded: kp.expandedSecretKey, periodNum };
+    this.#ope.set(blindedKey, entry);
+    // Keep the ciphers of the last few periods only.
+    for (const [k, v] of this.#ope) {
+      if (v.periodNum < periodNum - 2) {
+        v.blindedExpanded.fill(0);
+        this.#ope.delete(k);
+        this.#lastSecond.delete(k);
+        this.#lastCounter.delete(k);
+      }
+    }
+    return entry;
+  }
+
+  #scheduleRefresh(): void {
+    if (this.#refreshTimer !== undefined) this.#o.timers.clearTimeout(this.#refreshTimer);
+    if (!this.#started) return;
+    this.#refreshTimer = this.#o.timers.setTimeout(() => {
+      this.#refreshTimer = undefined;
+      this.#kick('refresh');
+    }, this.#o.refreshMs);
+  }
+
+  #scheduleRetry(): void {
+    if (!this.#started || this.#retryTimer !== undefined) return;
+    const base = this.#o.retryMs ?? 5000;
+    this.#retryDelay = this.#retryDelay === 0 ? base : Math.min(base * 32, this.#retryDelay * 2);
+    const delay = this.#retryDelay;
+    this.#retryAtMs = this.#o.timers.now() + delay;
+    this.#retryTimer = this.#o.timers.setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#kick('retry');
+    }, delay);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.#o.timers.setTimeout(r, Math.max(0, ms)));
+  }
+}
