@@ -7,3 +7,5 @@ export * from './protocol.js';
 export * from './identity.js';
 export * from './codec.js';
 export * from './auth.js';
+export * from './membership.js';
+export * from './election.js';
