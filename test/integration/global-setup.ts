@@ -64,6 +64,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       relays: Number(process.env['TORBALANCE_TESTNET_RELAYS'] ?? 5),
       clients: 1,
       votingIntervalSeconds: 10,
+      // 2 replicas × 2 HSDirs: each descriptor goes to 4 of the 8 relays, so a wrong ring
+      // computation shows up as a wrong set, not only as a wrong order.
+      consensusParams: [
+        ['hsdir_spread_store', 2],
+        ['hsdir_spread_fetch', 2],
+      ],
       services: [{ nickname: 'hs0', target: { host: '127.0.0.1', port } }],
       infoLogs: process.env['TORBALANCE_TESTNET_INFO_LOGS'] === '1',
       onProgress: (m) => {

@@ -12,9 +12,10 @@
  * and period choice of `node_set_hsdir_index`). The schedule is the TestingTorNetwork one
  * (24 voting intervals per period) from the consensus valid-after, never the wall clock.
  *
- * With 8 HSDirs and 2 replicas × 4, the upload set is always every HSDir; the order and the
- * indexes carry the check. A client HSFETCH adds a non-trivial set check: its REQUESTED
- * HSDirs must lie in our 2 × hsdir_spread_fetch (6 of 8) fetch set, with our fetch index.
+ * The shared network votes hsdir_spread_store=2 and hsdir_spread_fetch=2 (global-setup.ts):
+ * each descriptor goes to 4 of the 8 HSDirs, so the set itself is checked, and with it tor's
+ * order and HSDIR_INDEX values. A client HSFETCH adds a fetch-side check: its REQUESTED HSDirs
+ * must lie in our 2 × hsdir_spread_fetch fetch set, with our fetch index.
  *
  * TORBALANCE_SAVE_FIXTURES=1 also writes the consensus, microdescriptors and tor's uploads to
  * test/fixtures/consensus/real-testnet-* (used by test/unit/regressions-f.test.ts).

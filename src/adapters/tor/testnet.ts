@@ -136,6 +136,12 @@ export interface TestnetOptions {
   /** Default 1. */
   readonly clients?: number;
   readonly services?: readonly TestnetServiceSpec[];
+  /**
+   * Consensus parameters the authorities vote for (`ConsensusParams`), e.g.
+   * `[['hsdir_spread_store', 2]]` so a descriptor goes to 4 of 8 HSDirs and ring placement is
+   * observable in a small network.
+   */
+  readonly consensusParams?: readonly (readonly [string, number])[];
   /** `V3AuthVotingInterval` in seconds. Default 10 (4-minute time periods). */
   readonly votingIntervalSeconds?: number;
   readonly torBinary?: string;
@@ -841,6 +847,9 @@ async function startOnce(options: TestnetOptions): Promise<Testnet> {
           ['TestingV3AuthInitialDistDelay', '2'],
           ['V3AuthDistDelay', '2'],
         );
+        if (options.consensusParams !== undefined && options.consensusParams.length > 0) {
+          torrc.push(['ConsensusParams', options.consensusParams.map(([k, v]) => `${k}=${v}`).join(' ')]);
+        }
       }
       const proc = new TorProcess({
         dataDir: r.dataDir,
