@@ -29,6 +29,7 @@
 import net from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { TorbalanceError } from '../../core/errors.js';
+import { parseMeshAddress, type MeshAddress } from '../../core/mesh/protocol.js';
 import type { Logger } from '../log/logger.js';
 import type { TimerHandle, Timers } from '../tor/process.js';
 
@@ -578,47 +579,18 @@ async function removeStaleSocket(path: string): Promise<void> {
   }
 }
 
-/** A parsed mesh address. */
-export type MeshAddress =
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'tor'; readonly host: string; readonly port: number };
-
-/**
- * Parse `tcp:<host>:<port>` (IPv4, hostname or `[IPv6]`) or `tor:<56 base32>.onion:<port>`.
- * Throws TorbalanceError TB_ERR_MESH_ADDRESS (kind `input`: addresses arrive by gossip too).
- */
-export function parseMeshAddress(address: string): MeshAddress {
-  const bad = (why: string): TorbalanceError =>
-    new TorbalanceError('TB_ERR_MESH_ADDRESS', 'input', `invalid mesh address ${JSON.stringify(address.slice(0, 120))}: ${why}`);
-  if (address.length > 300) throw bad('too long');
-  const m = /^(tcp|tor):(.+):(\d{1,5})$/.exec(address);
-  if (m === null) throw bad('expected tcp:<host>:<port> or tor:<address>.onion:<port>');
-  const kind = m[1] as 'tcp' | 'tor';
-  let host = m[2]!;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw bad('port out of range');
-  if (kind === 'tor') {
-    if (!/^[a-z2-7]{56}\.onion$/.test(host)) throw bad('not a v3 .onion name');
-    return { kind, host, port };
+/** Parse a mesh address (the core's parser), throwing TB_ERR_MESH_ADDRESS if malformed. */
+export function parseMeshAddressOrThrow(address: string): MeshAddress {
+  const a = parseMeshAddress(address);
+  if (a === undefined) {
+    throw new TorbalanceError('TB_ERR_MESH_ADDRESS', 'input', `invalid mesh address ${JSON.stringify(address.slice(0, 130))}: expected tcp:<host>:<port> or tor:<56 base32>.onion:<port>`);
   }
-  if (host.startsWith('[') && host.endsWith(']')) {
-    host = host.slice(1, -1);
-    if (net.isIPv6(host)) return { kind, host, port };
-    throw bad('invalid IPv6 literal');
-  }
-  if (net.isIPv4(host) || /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) return { kind, host, port };
-  throw bad('invalid host');
-}
-
-/** Format a mesh address. */
-export function formatMeshAddress(a: MeshAddress): string {
-  const host = a.kind === 'tcp' && net.isIPv6(a.host) ? `[${a.host}]` : a.host;
-  return `${a.kind}:${host}:${a.port}`;
+  return a;
 }
 
 /** Connector for `tcp:` addresses: a plain TCP connection with a deadline. */
 export const tcpConnector: StreamConnector = (address, timeoutMs, signal) => {
-  const a = parseMeshAddress(address);
+  const a = parseMeshAddressOrThrow(address);
   if (a.kind !== 'tcp') return Promise.reject(new TorbalanceError('TB_ERR_MESH_ADDRESS', 'config', `${address} is not a tcp: address`));
   return new Promise<net.Socket>((resolve, reject) => {
     const sock = net.connect({ host: a.host, port: a.port, allowHalfOpen: false });

@@ -19,7 +19,7 @@ import { TorbalanceError } from '../../core/errors.js';
 import { dialThroughTor, type SocksEndpoint } from '../net/socks-dialer.js';
 import {
   StreamMeshTransport,
-  parseMeshAddress,
+  parseMeshAddressOrThrow,
   tcpConnector,
   type StreamConnector,
   type StreamTransportOptions,
@@ -28,9 +28,9 @@ import {
 /** Connector for `tor:` addresses through the SocksPort at `socks`. */
 export function torConnector(socks: SocksEndpoint): StreamConnector {
   return async (address: string, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> => {
-    const a = parseMeshAddress(address);
+    const a = parseMeshAddressOrThrow(address);
     if (a.kind !== 'tor') throw new TorbalanceError('TB_ERR_MESH_ADDRESS', 'config', `${address} is not a tor: address`);
-    return dialThroughTor(socks, { host: a.host, port: a.port }, timeoutMs, signal);
+    return dialThroughTor(socks, { host: a.onion, port: a.port }, timeoutMs, signal);
   };
 }
 
