@@ -234,13 +234,14 @@ export class Publisher {
     this.#kick('initial');
   }
 
-  /** Stop timers and listeners; an ongoing round finishes in the background. */
+  /** Stop timers and listeners; an open upload round is cut short. Resolves when the loop ended. */
   async stop(): Promise<void> {
     this.#started = false;
     this.#offEvent?.();
     this.#offEvent = undefined;
     for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer]) if (t !== undefined) this.#o.timers.clearTimeout(t);
     this.#pollTimer = this.#refreshTimer = this.#retryTimer = undefined;
+    this.#tracker.cancelOpen();
     await this.#running;
   }
 

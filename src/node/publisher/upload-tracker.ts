@@ -103,6 +103,11 @@ export class UploadTracker {
     };
   }
 
+  /** Close the open round, if any (its unanswered HSDirs count as timeouts). */
+  cancelOpen(): void {
+    if (this.#open !== undefined) this.#finish(this.#open);
+  }
+
   /** Feed a parsed HS_DESC event (any action; irrelevant ones are ignored). */
   handleEvent(ev: HsDescEvent): void {
     const round = this.#open;

@@ -1,0 +1,317 @@
+/**
+ * Publisher scheduling against a fake TorControl (records HSPOSTs, answers with scripted
+ * HS_DESC events), a fake network (synthetic ring, test-network schedule: 4-minute periods)
+ * and a fake clock: each descriptor goes to exactly its own HSDirs and decrypts to the
+ * selected intro points; republish triggers; retries; strictly increasing revision counters,
+ * also across two Publisher instances (failover).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { toBase64NoPad } from '../../../src/core/bytes.js';
+import { ControlReplyError } from '../../../src/adapters/tor/control.js';
+import { descriptorTargets, type DescriptorTargets } from '../../../src/core/hs/hashring.js';
+import { HsIdentityKeypair } from '../../../src/core/hs/keys.js';
+import { testingNetworkPeriodParams, timePeriodStart } from '../../../src/core/hs/time-period.js';
+import { decodeDescriptor, type DecodedDescriptor } from '../../../src/core/hsdesc/descriptor.js';
+import { Publisher, type PublishRecord } from '../../../src/node/publisher/publisher.js';
+import { introPointToWire, type IntroPointWire } from '../../../src/node/publisher/wire.js';
+import { FakeClock, FakeControl, FakeNetwork, makeIntroPoints, makeRelays, seededRandom, silentLogger } from './fakes.js';
+
+const PARAMS = testingNetworkPeriodParams(10);
+const P = 7_300_000; // a period number in 2025 for 4-minute periods
+const T0 = timePeriodStart(P, PARAMS) + 10; // 10 s into period P (between TP and SRV)
+
+const identity = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(3));
+
+interface Rig {
+  clock: FakeClock;
+  control: FakeControl;
+  network: FakeNetwork;
+  publisher: Publisher;
+  records: PublishRecord[];
+}
+
+const rigs: Rig[] = [];
+afterEach(async () => {
+  for (const r of rigs.splice(0)) await r.publisher.stop();
+});
+
+function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; seed?: number; refreshMs?: number } = {}): Rig {
+  const wallS = opts.wallS ?? T0 + 2;
+  const clock = new FakeClock(wallS * 1000);
+  const control = new FakeControl(clock);
+  const rnd = seededRandom(opts.seed ?? 11);
+  const network = opts.network ?? new FakeNetwork(T0, makeRelays(rnd, 12), rnd(32), rnd(32));
+  const publisher = new Publisher({
+    control,
+    network,
+    identity: { expandedSecretKey: identity.expandedSecretKey, publicKey: identity.publicKey },
+    masterAddress: identity.address,
+    now: () => clock.wallMs,
+    timers: clock,
+    randomBytes: seededRandom((opts.seed ?? 11) + 1000),
+    logger: silentLogger,
+    refreshMs: opts.refreshMs ?? 3_600_000,
+    uploadTimeoutMs: 20_000,
+    testingTorNetwork: true,
+    consensusPollMs: 5_000,
+    retryMs: opts.retryMs ?? 5_000,
+  });
+  const records: PublishRecord[] = [];
+  publisher.onPublish((r) => records.push(r));
+  const r = { clock, control, network, publisher, records };
+  rigs.push(r);
+  return r;
+}
+
+function targets(net: FakeNetwork): DescriptorTargets {
+  return descriptorTargets(net.consensus, identity.publicKey, { relays: net.relays, testingTorNetwork: true });
+}
+
+function decode(text: string, wallMs: number): DecodedDescriptor {
+  return decodeDescriptor(text, { identityPublicKey: identity.publicKey, periodParams: PARAMS, nowSeconds: Math.floor(wallMs / 1000) });
+}
+
+const rnd = seededRandom(5);
+const A = makeIntroPoints(rnd, 6, 0);
+const B = makeIntroPoints(rnd, 6, 100);
+const C = makeIntroPoints(rnd, 6, 200);
+
+function authKeys(d: DecodedDescriptor): string[] {
+  return d.introPoints.map((ip) => introPointToWire(ip).authKey).sort();
+}
+const keysOf = (ps: readonly IntroPointWire[]): string[] => ps.map((p) => p.authKey).sort();
+
+describe('Publisher', () => {
+  it('posts each of the two descriptors to exactly its own HSDirs, decrypting to the selected intro points', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }, { id: 'n2', introPoints: B }] });
+    await clock.advance(100);
+    expect(control.posts).toHaveLength(2);
+    const t = targets(network);
+    for (const [i, d] of t.descriptors.entries()) {
+      const post = control.posts[i]!;
+      expect(post.hsAddress).toBe(identity.label);
+      expect(post.servers).toEqual(d.hsdirs.map((h) => h.rsaFingerprint));
+      expect(post.servers).toHaveLength(8);
+      const dec = decode(post.text, post.wallMs);
+      expect(dec.periodNum).toBe(d.periodNum);
+      expect(toBase64NoPad(dec.blindedPublicKey)).toBe(toBase64NoPad(d.blindedPublicKey));
+      expect(authKeys(dec)).toEqual(keysOf([...A, ...B]));
+      expect(dec.inner.powParams).toBeUndefined();
+      expect(dec.inner.flowControl).toEqual({ versions: '1-2', sendmeInc: 31 });
+    }
+    // The two descriptors are for different periods (first/second slot).
+    expect(t.descriptors[0].periodNum).not.toBe(t.descriptors[1].periodNum);
+    expect(records).toHaveLength(1);
+    expect(records[0]!.reason).toBe('initial');
+    expect(records[0]!.hsdirs.every((h) => h.result === 'uploaded')).toBe(true);
+    expect(records[0]!.perNode).toEqual({ n1: 6, n2: 6 });
+    expect(publisher.status()).toMatchObject({ active: true, introPoints: 12, publishes: 1, retryPending: 0 });
+  });
+
+  it('republishes when the selected intro points change (node change or a node’s points), not on a reorder', async () => {
+    const { clock, control, publisher, records } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(2);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: [...A].reverse() }] });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(2);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }, { id: 'n2', introPoints: B }] }); // node joins
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(4);
+    expect(records.at(-1)!.reason).toBe('intro-points');
+    publisher.update({ nodes: [{ id: 'n2', introPoints: B }] }); // node dies
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(6);
+    expect(authKeys(decode(control.posts[5]!.text, control.posts[5]!.wallMs))).toEqual(keysOf(B));
+    publisher.update({ nodes: [{ id: 'n2', introPoints: [...B.slice(1), C[0]!] }] }); // a node's intro point changes
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(8);
+    expect(authKeys(decode(control.posts[7]!.text, control.posts[7]!.wallMs))).toEqual(keysOf([...B.slice(1), C[0]!]));
+  });
+
+  it('caps at 20 intro points with a fair share per node', async () => {
+    const { clock, control, publisher } = rig();
+    publisher.start();
+    const many = makeIntroPoints(seededRandom(9), 30, 500);
+    publisher.update({ nodes: [{ id: 'a', introPoints: many.slice(0, 10) }, { id: 'b', introPoints: many.slice(10, 20) }, { id: 'c', introPoints: many.slice(20, 30) }] });
+    await clock.advance(100);
+    expect(decode(control.posts[0]!.text, control.posts[0]!.wallMs).introPoints).toHaveLength(20);
+    expect(publisher.status().lastPublish!.perNode).toEqual({ a: 7, b: 7, c: 6 });
+  });
+
+  it('republishes on a new HSDir set (consensus change) but not on a new consensus with the same plan', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    expect(control.posts).toHaveLength(2);
+    network.setValidAfter(T0 + 10); // next consensus, same period and SRVs
+    await clock.advance(5000);
+    expect(control.posts).toHaveLength(2);
+    const extra = makeRelays(seededRandom(77), 30);
+    network.relays = [...network.relays, ...extra]; // relays join: the responsible HSDirs change
+    await clock.advance(5000);
+    expect(control.posts).toHaveLength(4);
+    expect(records.at(-1)!.reason).toBe('plan');
+    const t = targets(network);
+    expect(control.posts[2]!.servers).toEqual(t.descriptors[0].hsdirs.map((h) => h.rsaFingerprint));
+    expect(control.posts[3]!.servers).toEqual(t.descriptors[1].hsdirs.map((h) => h.rsaFingerprint));
+  });
+
+  it('republishes both descriptors for the new periods at a period roll-over', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    const before = targets(network).descriptors.map((d) => d.periodNum);
+    const next = timePeriodStart(P + 1, PARAMS);
+    await clock.advance((next - Math.floor(clock.wallMs / 1000)) * 1000 + 500);
+    network.setValidAfter(next);
+    await clock.advance(5000);
+    const after = targets(network).descriptors.map((d) => d.periodNum);
+    expect(after).not.toEqual(before);
+    const last = control.posts.slice(-2).map((p) => decode(p.text, p.wallMs).periodNum);
+    expect(last).toEqual(after);
+    expect(records.at(-1)!.reason).toContain('plan');
+    for (const [i, p] of control.posts.slice(-2).entries()) expect(p.servers).toEqual(targets(network).descriptors[i]!.hsdirs.map((h) => h.rsaFingerprint));
+  });
+
+  it('republishes every refreshMs with higher revision counters', async () => {
+    const { clock, control, publisher, records } = rig({ refreshMs: 60_000 });
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    await clock.advance(60_000);
+    expect(records.map((r) => r.reason)).toEqual(['initial', 'refresh']);
+    const counters = control.posts.map((p) => decode(p.text, p.wallMs).revisionCounter);
+    expect(counters[2]!).toBeGreaterThan(counters[0]!);
+    expect(counters[3]!).toBeGreaterThan(counters[1]!);
+  });
+
+  it('counters strictly increase across successive publishes within the same second (waits for the next second)', async () => {
+    const { clock, control, publisher } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(10);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: B }] });
+    await clock.advance(10);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: C }] });
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(6);
+    for (const slot of [0, 1]) {
+      const cs = control.posts.filter((_, i) => i % 2 === slot).map((p) => decode(p.text, p.wallMs).revisionCounter);
+      for (let i = 1; i < cs.length; i++) expect(cs[i]!).toBeGreaterThan(cs[i - 1]!);
+    }
+  });
+
+  it('a second Publisher instance later (failover) publishes higher counters for the same blinded keys', async () => {
+    const r1 = rig();
+    r1.publisher.start();
+    r1.publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await r1.clock.advance(100);
+    await r1.publisher.stop();
+    const r2 = rig({ wallS: Math.floor(r1.clock.wallMs / 1000) + 7, network: r1.network });
+    r2.publisher.start();
+    r2.publisher.update({ nodes: [{ id: 'n2', introPoints: B }] });
+    await r2.clock.advance(100);
+    for (const i of [0, 1]) {
+      const a = decode(r1.control.posts[i]!.text, r1.control.posts[i]!.wallMs);
+      const b = decode(r2.control.posts[i]!.text, r2.control.posts[i]!.wallMs);
+      expect(toBase64NoPad(b.blindedPublicKey)).toBe(toBase64NoPad(a.blindedPublicKey));
+      expect(b.revisionCounter).toBeGreaterThan(a.revisionCounter);
+    }
+  });
+
+  it('retries only the HSDirs that FAILED, with a new counter', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    const t = targets(network);
+    const bad = t.descriptors[0].hsdirs[2]!.rsaFingerprint;
+    control.answer = (fp, idx) => (fp === bad && idx === 0 ? { failed: 'UNEXPECTED' } : 'ok');
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    expect(records[0]!.hsdirs.find((h) => h.fp === bad && h.descriptor === 'first')).toMatchObject({ result: 'failed', reason: 'UNEXPECTED' });
+    expect(publisher.status().retryPending).toBe(1);
+    expect(publisher.status().lastError?.code).toBe('TB_ERR_PUBLISHER_UPLOAD');
+    await clock.advance(5000);
+    expect(control.posts).toHaveLength(3);
+    expect(control.posts[2]!.servers).toEqual([bad]);
+    expect(records.at(-1)!.reason).toBe('retry');
+    expect(decode(control.posts[2]!.text, control.posts[2]!.wallMs).revisionCounter).toBeGreaterThan(
+      decode(control.posts[0]!.text, control.posts[0]!.wallMs).revisionCounter,
+    );
+    expect(publisher.status().retryPending).toBe(0);
+  });
+
+  it('times out silent HSDirs and retries them with backoff until they answer', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    const t = targets(network);
+    const silent = t.descriptors[1].hsdirs[0]!.rsaFingerprint;
+    control.answer = (fp, idx) => (fp === silent && idx < 3 ? 'silent' : 'ok');
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(20_000 + 100);
+    expect(records[0]!.hsdirs.find((h) => h.fp === silent)).toMatchObject({ result: 'timeout', descriptor: 'second' });
+    await clock.advance(5000 + 20_000); // retry 1 (5 s), times out again
+    expect(control.posts.at(-1)!.servers).toEqual([silent]);
+    const n = control.posts.length;
+    await clock.advance(9000); // backoff is now 10 s: nothing yet
+    expect(control.posts).toHaveLength(n);
+    await clock.advance(1000 + 100);
+    expect(control.posts).toHaveLength(n + 1);
+    expect(records.at(-1)!.hsdirs).toEqual([expect.objectContaining({ fp: silent, result: 'uploaded' })]);
+    expect(publisher.status().retryPending).toBe(0);
+  });
+
+  it('retries when HSPOST is rejected (e.g. 552 Server not found) and when the network is unreadable', async () => {
+    const { clock, control, network, publisher } = rig();
+    control.hsPostError = new ControlReplyError('HSPOST', { status: 552, lines: [{ status: 552, separator: ' ', text: 'Server "x" not found' }] });
+    network.error = new Error('no consensus');
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    expect(publisher.status().lastError?.code).toBe('TB_ERR_PUBLISHER_INTERNAL');
+    network.error = undefined;
+    await clock.advance(10_000);
+    expect(publisher.status().lastError?.code).toBe('TB_ERR_PUBLISHER_UPLOAD');
+    expect(publisher.status().lastPublish!.descriptors[0]!.error).toBe('TB_ERR_TOR_CONTROL_REPLY');
+    expect(control.posts).toHaveLength(0);
+    control.hsPostError = undefined;
+    await clock.advance(60_000);
+    expect(control.posts.length).toBeGreaterThanOrEqual(2);
+    expect(publisher.status().retryPending).toBe(0);
+  });
+
+  it('publishes nothing while update(null) or without intro points, and stops on stop()', async () => {
+    const { clock, control, publisher } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: [] }] });
+    await clock.advance(10_000);
+    expect(control.posts).toHaveLength(0);
+    expect(publisher.status().active).toBe(false);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    expect(control.posts).toHaveLength(2);
+    publisher.update(null);
+    await clock.advance(3_700_000);
+    expect(control.posts).toHaveLength(2);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(100);
+    expect(control.posts).toHaveLength(4);
+    await publisher.stop();
+    expect(control.listenerCount('HS_DESC')).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('drops malformed intro points from peers', async () => {
+    const { clock, control, publisher } = rig();
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: [...A.slice(0, 2), { ...A[2]!, authKey: 'bad' }] }] });
+    await clock.advance(100);
+    expect(decode(control.posts[0]!.text, control.posts[0]!.wallMs).introPoints).toHaveLength(2);
+  });
+});
