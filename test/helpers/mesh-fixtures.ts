@@ -1,0 +1,113 @@
+/**
+ * Helpers for mesh tests: deterministic node keys, fake (well-formed) intro points, a
+ * capturing logger, and MeshNode construction with short intervals on loopback TCP.
+ */
+import { Writable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { toBase64 } from '../../src/core/bytes.js';
+import { encodeLinkSpecifiers } from '../../src/core/hsdesc/link-specifiers.js';
+import { introDigest, nodeKeyFromSeed, type IntroPointWire, type NodeKey } from '../../src/core/mesh/index.js';
+import { createLogger, type Logger } from '../../src/adapters/log/logger.js';
+import { realTimers } from '../../src/adapters/tor/process.js';
+import { systemRandomBytes } from '../../src/adapters/system/random.js';
+import { MeshNode, type ClusterView, type LocalMeshState, type MeshOptions } from '../../src/node/mesh/index.js';
+
+export function seeded(label: string, n = 32): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(label).digest()).slice(0, n);
+}
+
+export function testKey(label: string): NodeKey {
+  return nodeKeyFromSeed(seeded(`node key ${label}`));
+}
+
+/** A well-formed intro point (link specifiers: one legacy id) derived from `label`. */
+export function fakeIntroPoint(label: string): IntroPointWire {
+  return {
+    ls: toBase64(encodeLinkSpecifiers([{ type: 2, data: seeded(`ls ${label}`, 20) }])),
+    onionKey: toBase64(seeded(`onion ${label}`)),
+    authKey: toBase64(seeded(`auth ${label}`)),
+    encKey: toBase64(seeded(`enc ${label}`)),
+  };
+}
+
+export class MutableLocalState {
+  healthy = true;
+  reasons: string[] = [];
+  points: IntroPointWire[];
+  constructor(label: string) {
+    this.points = [fakeIntroPoint(`${label}-1`), fakeIntroPoint(`${label}-2`)];
+  }
+  get = (): LocalMeshState => ({ healthy: this.healthy, reasons: this.reasons, introPoints: this.points, introDigest: introDigest(this.points) });
+}
+
+/** A logger whose JSON lines are kept in `lines`. */
+export function captureLogger(level = 'debug'): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.length > 0) lines.push(l);
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination: dest }), lines };
+}
+
+export const CLUSTER_SECRET = seeded('cluster secret for tests');
+
+export interface TestNode {
+  node: MeshNode;
+  state: MutableLocalState;
+  lines: string[];
+  /** Every state each peer went through, in order (from onChange). */
+  history: Map<string, string[]>;
+}
+
+export function makeNode(label: string, o: Partial<MeshOptions> & Pick<MeshOptions, 'listen' | 'advertise' | 'bootstrap'>): TestNode {
+  const state = new MutableLocalState(label);
+  const { logger, lines } = captureLogger();
+  const node = new MeshNode({
+    key: testKey(label),
+    clusterSecret: CLUSTER_SECRET,
+    name: label,
+    priority: 100,
+    heartbeatMs: 100,
+    suspectAfterMs: 400,
+    deadAfterMs: 2000,
+    leaseMs: 1500,
+    maxSkewMs: 30_000,
+    timers: realTimers,
+    now: () => Date.now(),
+    randomBytes: systemRandomBytes,
+    logger,
+    localState: state.get,
+    backoff: { initialMs: 50, maxMs: 500 },
+    ...o,
+  });
+  const history = new Map<string, string[]>();
+  node.onChange((v: ClusterView) => {
+    for (const p of v.peers) {
+      const h = history.get(p.id) ?? [];
+      if (h[h.length - 1] !== p.state) h.push(p.state);
+      history.set(p.id, h);
+    }
+  });
+  return { node, state, lines, history };
+}
+
+/** Poll `check` every 20 ms until it returns true; throw with `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function stateOf(n: MeshNode, peerId: string): string | undefined {
+  return n.view().peers.find((p) => p.id === peerId)?.state;
+}
+
+/** True if every node sees every other node alive. */
+export function fullMesh(nodes: readonly MeshNode[]): boolean {
+  return nodes.every((a) => nodes.every((b) => a === b || stateOf(a, b.id) === 'alive'));
+}
