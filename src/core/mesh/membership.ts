@@ -10,12 +10,15 @@
  * - `suspect`: none for suspectAfterMs (default 3 × heartbeatMs). A suspect peer that sends a
  *   hello/heartbeat is alive again (no flapping through dead).
  * - `dead`: none for deadAfterMs (default 10 × heartbeatMs). Only a *fresh* hello/heartbeat
- *   revives it: one whose sender timestamp is newer than every message seen from that peer.
+ *   revives it: one whose sender timestamp is strictly newer than every message seen from
+ *   that peer (so a delayed or reordered old message cannot).
  * - `left`: a `leave` arrived (immediately). Returns only with a fresh hello/heartbeat.
  *
  * Every peer keeps `lastTs`, the sender timestamp of the newest hello/heartbeat/leave/lease
- * accepted from it; such messages with ts ≤ lastTs are stale (reordered across connections)
- * and ignored. `intro-points` messages are ordered separately by their own ts.
+ * accepted from it; such messages with ts < lastTs are stale (reordered across connections)
+ * and ignored (equal ts is accepted: a `leave` sent in the same millisecond as the last
+ * heartbeat must count; the verifier's replay cache already drops duplicates), except that a
+ * dead or left peer returns only with ts > lastTs. `intro-points` messages are ordered separately by their own ts.
  *
  * ## Leases
  *
@@ -154,7 +157,8 @@ export class Membership {
       case 'hello':
       case 'heartbeat': {
         let p = this.table.get(m.from);
-        if (p !== undefined && m.ts <= p.lastTs) {
+        // Stale if older than the newest message seen; returning from dead/left needs strictly newer.
+        if (p !== undefined && (m.ts < p.lastTs || (m.ts === p.lastTs && (p.state === 'dead' || p.state === 'left')))) {
           this.ignoredStale++;
           return [];
         }
@@ -199,7 +203,7 @@ export class Membership {
       case 'leave': {
         const p = this.table.get(m.from);
         if (p === undefined) return [];
-        if (m.ts <= p.lastTs) {
+        if (m.ts < p.lastTs) {
           this.ignoredStale++;
           return [];
         }
@@ -216,7 +220,7 @@ export class Membership {
       case 'lease': {
         const p = this.table.get(m.from);
         if (p === undefined || (p.state !== 'alive' && p.state !== 'suspect')) return [];
-        if (m.ts <= p.lastTs) {
+        if (m.ts < p.lastTs) {
           this.ignoredStale++;
           return [];
         }

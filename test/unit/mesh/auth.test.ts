@@ -138,7 +138,7 @@ describe('MessageVerifier', () => {
   const schemaCases: [string, unknown][] = [
     ['not JSON', 'hello'],
     ['JSON array', '[1,2]'],
-    ['missing from', (() => { const e = envelope(); delete e.from; return e; })()],
+    ['missing from', (() => { const e = envelope(); delete e['from']; return e; })()],
     ['missing body field', envelope({}, { name: 'a', addr: 'tcp:10.0.0.1:7700', priority: 1, health: { healthy: true, reasons: [] } })],
     ['unknown type', envelope({ type: 'gossip' })],
     ['wrong type of ts', envelope({ ts: String(NOW) })],
@@ -156,8 +156,8 @@ describe('MessageVerifier', () => {
     ['long name', envelope({}, { ...hello().body, name: 'n'.repeat(65) })],
     ['control char in reason', envelope({ type: 'leave' }, { reason: 'a\nb' })],
     ['bad addr', envelope({}, { ...hello().body, addr: 'http://x' })],
-    ['__proto__ key in body', '{"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + NOW + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x","__proto__":{"polluted":true}}}'],
-    ['__proto__ key in envelope', '{"__proto__":{"v":1},"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + NOW + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x"}}'],
+    ['__proto__ key in body', '{"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + String(NOW) + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x","__proto__":{"polluted":true}}}'],
+    ['__proto__ key in envelope', '{"__proto__":{"v":1},"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + String(NOW) + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x"}}'],
     ['constructor key', envelope({ type: 'lease' }, { until: 5, constructor: { prototype: {} } })],
     ['extra envelope key', envelope({ extra: 1 })],
     ['deep nesting', envelope({ type: 'leave' }, { reason: 'x', deep: JSON.parse('['.repeat(50) + ']'.repeat(50)) })],
@@ -175,7 +175,7 @@ describe('MessageVerifier', () => {
       } else frame = craft(payload as string | Record<string, unknown>);
       const r = v.verify(frame, NOW);
       expectReject(r, 'schema');
-      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     });
   }
 

@@ -84,7 +84,7 @@ describe('encodeFrame / FrameDecoder', () => {
   });
 
   it('introDigest is order-independent and distinguishes sets', () => {
-    const mk = (b: number) => introPointToWire({ linkSpecifiers: [ipv4LinkSpecifier('10.0.0.' + b, 9001)], onionKey: new Uint8Array(32).fill(b), authKey: new Uint8Array(32).fill(b + 1), encKey: new Uint8Array(32).fill(b + 2) });
+    const mk = (b: number) => introPointToWire({ linkSpecifiers: [ipv4LinkSpecifier(`10.0.0.${b}`, 9001)], onionKey: new Uint8Array(32).fill(b), authKey: new Uint8Array(32).fill(b + 1), encKey: new Uint8Array(32).fill(b + 2) });
     const a = mk(1);
     const b = mk(2);
     expect(introDigest([a, b])).toBe(introDigest([b, a]));
@@ -118,7 +118,7 @@ describe('encodeFrame / FrameDecoder', () => {
         const points = [0, ...cuts.sort((a, b) => a - b), stream.length];
         const dec = new FrameDecoder();
         const got: Uint8Array[] = [];
-        for (let i = 1; i < points.length; i++) got.push(...dec.push(stream.subarray(points[i - 1]!, points[i]!)));
+        for (let i = 1; i < points.length; i++) got.push(...dec.push(stream.subarray(points[i - 1], points[i])));
         expect(got).toEqual(expected);
         expect(dec.bufferedBytes).toBe(0);
       }),
