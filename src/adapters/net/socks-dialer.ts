@@ -69,7 +69,7 @@ export function describeSocksReply(code: number): string {
 
 /**
  * Open a TCP stream to `dest` through tor. Resolves with a connected, paused socket
- * (allowHalfOpen: a FIN from the far side does not end our writing side). Rejects with a SocksDialError within `timeoutMs`.
+ * (allowHalfOpen: a FIN from the far side does not end our writing side; TCP_NODELAY set). Rejects with a SocksDialError within `timeoutMs`.
  */
 export function dialThroughTor(socks: SocksEndpoint, dest: DialDestination, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
   if (dest.host.length === 0 || dest.host.length > 255 || !/^[\x21-\x7e]+$/.test(dest.host)) {
@@ -119,6 +119,8 @@ export function dialThroughTor(socks: SocksEndpoint, dest: DialDestination, time
     sock.once('error', onEarlyError);
     sock.connect({ host: socks.host, port: socks.port }, () => {
       sock.removeListener('error', onEarlyError);
+      // Interactive traffic (SOCKS handshake, HTTP heads, small bodies): no Nagle delay.
+      sock.setNoDelay(true);
       sock.on('data', sniff);
       const client = new SocksClient({
         proxy: { host: socks.host, port: socks.port, type: 5 },

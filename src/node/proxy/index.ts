@@ -100,7 +100,7 @@ export class ReverseProxy {
       });
       this.#http = hs;
     }
-    const server = net.createServer({ allowHalfOpen: o.mode === 'tcp', pauseOnConnect: true }, (sock) => {
+    const server = net.createServer({ allowHalfOpen: o.mode === 'tcp', pauseOnConnect: true, noDelay: true }, (sock) => {
       this.#onConnection(sock);
     });
     if (o.listen.kind === 'unix') removeStaleSocket(o.listen.path);
