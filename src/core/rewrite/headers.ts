@@ -242,8 +242,31 @@ export function rewriteRequestHeader(name: string, value: string, ctx: RewriteCo
 
 /** True if a header name or value still names the target (the last guard before sending). */
 export function headerLeaksTarget(name: string, value: string, ctx: RewriteContext): boolean {
-  const label = ctx.target.slice(0, ctx.target.length - '.onion'.length);
-  return asciiLower(name).includes(label) || asciiLower(value).includes(label);
+  const label = targetLabel(ctx);
+  return containsLabel(name, label) || containsLabel(value, label);
+}
+
+/**
+ * True if `s` may name the target: its 56-character label occurs in it case-insensitively
+ * (true for a few non-ASCII spellings the exact check rejects). When false, no rewriting
+ * function changes `s` (every rule and every
+ * URL, cookie and CSP rewrite starts from an occurrence of the target host), so callers can
+ * pass such header values on untouched.
+ */
+export function mayNameTarget(s: string, ctx: RewriteContext): boolean {
+  // a superset of the exact check (see containsLabel): enough to decide "nothing to do"
+  return s.toLowerCase().includes(targetLabel(ctx));
+}
+
+function targetLabel(ctx: RewriteContext): string {
+  return ctx.target.slice(0, ctx.target.length - '.onion'.length);
+}
+
+function containsLabel(s: string, label: string): boolean {
+  // toLowerCase maps ASCII A-Z exactly like ASCII folding and can only add matches (e.g.
+  // U+212A KELVIN SIGN → "k"), never remove one: a miss here is a miss for the exact check.
+  if (!s.toLowerCase().includes(label)) return false;
+  return asciiLower(s).includes(label);
 }
 
 function asciiLower(s: string): string {

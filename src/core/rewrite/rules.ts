@@ -40,7 +40,12 @@ export interface RuleSet {
   readonly window: number;
   /** firstByte[b] = 1 if some needle starts with lower(b). */
   readonly firstByte: Uint8Array;
+  /** Every byte value b with firstByte[lower(b)] = 1 (both cases of a letter). */
+  readonly candidates: Uint8Array;
 }
+
+/** Up to this many candidate bytes, the scan jumps between them with native indexOf. */
+const MAX_INDEXED_CANDIDATES = 8;
 
 function asciiBytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
@@ -77,7 +82,9 @@ export function compileRules(rules: readonly ReplaceRule[]): RuleSet {
     firstByte[r.from[0]!] = 1;
     longest = Math.max(longest, r.from.length);
   }
-  return { rules: compiled, window: longest + 1, firstByte };
+  const candidates: number[] = [];
+  for (let b = 0; b < 256; b++) if (firstByte[lower(b)] === 1) candidates.push(b);
+  return { rules: compiled, window: longest + 1, firstByte, candidates: Uint8Array.from(candidates) };
 }
 
 /**
@@ -154,7 +161,28 @@ export class StreamReplacer {
     let outLen = 0;
     let seg = 0;
     let i = 0;
+    // Where each candidate byte occurs next at or after i (−2: not searched yet, −1: none).
+    // Positions between candidates cannot start a match, so they are skipped natively
+    // instead of byte by byte; the result is the same as visiting every position.
+    const cands = set.candidates;
+    const next = cands.length <= MAX_INDEXED_CANDIDATES ? new Int32Array(cands.length).fill(-2) : undefined;
     while (i < buf.length) {
+      if (next !== undefined) {
+        let p = -1;
+        for (let q = 0; q < cands.length; q++) {
+          let at = next[q]!;
+          if (at !== -1 && at < i) {
+            at = buf.indexOf(cands[q]!, i);
+            next[q] = at;
+          }
+          if (at !== -1 && (p === -1 || at < p)) p = at;
+        }
+        if (p === -1) {
+          i = buf.length;
+          break;
+        }
+        i = p;
+      }
       const k = matchAt(set, buf, i, final);
       if (k === -2) break;
       if (k < 0) {
@@ -206,6 +234,17 @@ export function replaceAllBytes(data: Uint8Array, set: RuleSet): Uint8Array {
  * not match "s").
  */
 export function replaceAllString(s: string, set: RuleSet): string {
+  // Quick reject (most header values): toLowerCase keeps every ASCII run contiguous and maps
+  // it like ASCII folding, so a needle absent from it is absent for the exact scan below.
+  const lowered = s.toLowerCase();
+  let any = false;
+  for (const r of set.rules) {
+    if (lowered.includes(r.fromStr)) {
+      any = true;
+      break;
+    }
+  }
+  if (!any) return s;
   let out = '';
   let seg = 0;
   let i = 0;
