@@ -53,7 +53,7 @@ afterAll(async () => {
 
 async function nameServer(name: string): Promise<number> {
   const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(name), connection: 'close' });
     res.end(name);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -186,7 +186,8 @@ describe('Publisher with two OB-self nodes sharing the master key', () => {
     const uploadedMs = Math.max(...first.hsdirs.map((h) => h.ms));
     console.log(
       `[publisher] first publish: update → round done ${secs(first.endMs - tUpdate)}; ` +
-        `HSPOST 250 ${first.descriptors.map((d) => `${d.postMs}ms`).join('+')}; slowest UPLOADED ${uploadedMs}ms; ` +
+        `HSPOST→250 ${first.descriptors.map((d) => `${d.postMs.toFixed(0)}ms`).join('+')}; slowest HSPOST→UPLOADED ${uploadedMs.toFixed(0)}ms; ` +
+        `HSDirs per descriptor ${first.descriptors.map((d) => d.servers.length).join('+')}; ` +
         `periods ${first.descriptors.map((d) => d.periodNum).join(',')}; per node ${JSON.stringify(first.perNode)}; ` +
         `results ${first.hsdirs.map((h) => h.result[0]).join('')}`,
     );
