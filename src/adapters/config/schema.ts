@@ -13,6 +13,7 @@
  * makes them absolute relative to the config file's directory and fills the defaults that
  * depend on `node.data_dir`.
  */
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
 import { decodeOnionAddress } from '../../core/hs/address.js';
@@ -45,6 +46,20 @@ export const DEFAULTS = {
   health: { kind: 'tcp', path: '/', interval_ms: 30_000, timeout_ms: 10_000 },
   log: { level: 'info', format: 'auto' },
   drain: { timeout_ms: 30_000 },
+  cluster: {
+    enabled: false,
+    secret_file: 'cluster/secret',
+    node_key_file: 'cluster/node_key',
+    transport: 'tcp',
+    peers: [] as string[],
+    priority: 100,
+    heartbeat_ms: 1000,
+    suspect_after_ms: 3000,
+    dead_after_ms: 10_000,
+    lease_ms: 15_000,
+    max_skew_ms: 30_000,
+    publish: { refresh_ms: 3_600_000, upload_timeout_ms: 30_000 },
+  },
 } as const;
 
 /** The proxy socket name inside `node.data_dir` when `proxy.listen` is not set. */
@@ -112,6 +127,14 @@ const torrcLine = z
     const why = checkExtraTorrcKeyword(entry[0]);
     if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected a tor option torbalance does not manage: ${why}` });
   });
+
+/** Mesh peer/advertise address: "tcp:<IP literal>:<port>" (no names: nothing is resolved locally) or "tor:<56>.onion:<port>". */
+const MESH_ADDRESS_MESSAGE = 'expected a mesh address "tcp:<IP>:<port>" (IPv6 as [addr]) or "tor:<56 characters>.onion:<port>"';
+const meshAddress = z.string({ error: MESH_ADDRESS_MESSAGE }).refine((s) => parseClusterAddress(s) !== undefined, { error: MESH_ADDRESS_MESSAGE });
+
+/** `cluster.listen` for the tcp transport: "<IP>:<port>" (IPv6 as "[addr]:port"). */
+const CLUSTER_LISTEN_MESSAGE = 'expected "<IP>:<port>" (IPv6 as "[addr]:port"), e.g. the node\'s WireGuard address "10.99.0.1:7700"';
+const clusterListen = z.string({ error: CLUSTER_LISTEN_MESSAGE }).refine((s) => parseHostPort(s) !== undefined, { error: CLUSTER_LISTEN_MESSAGE });
 
 /** Status codes for HTTP health checks. */
 const statusCode = int(100, 599, 'expected an HTTP status code from 100 to 599');
@@ -207,6 +230,47 @@ export const configSchema = z
       })
       .prefault({}),
     drain: z.strictObject({ timeout_ms: ms(0, 3_600_000).default(DEFAULTS.drain.timeout_ms) }).prefault({}),
+    cluster: z
+      .strictObject({
+        enabled: bool().default(DEFAULTS.cluster.enabled),
+        secret_file: path('a file path').default(DEFAULTS.cluster.secret_file),
+        node_key_file: path('a file path').default(DEFAULTS.cluster.node_key_file),
+        transport: oneOf(['tcp', 'tor']).default(DEFAULTS.cluster.transport),
+        listen: clusterListen.optional(),
+        advertise: meshAddress.optional(),
+        peers: z
+          .array(meshAddress, { error: 'expected an array of mesh addresses, e.g. ["tcp:10.99.0.2:7700"]' })
+          .max(64, { error: 'expected at most 64 bootstrap peers' })
+          .default([...DEFAULTS.cluster.peers]),
+        priority: int(0, 1000).default(DEFAULTS.cluster.priority),
+        heartbeat_ms: ms(100, 60_000).default(DEFAULTS.cluster.heartbeat_ms),
+        suspect_after_ms: ms(200, 600_000).default(DEFAULTS.cluster.suspect_after_ms),
+        dead_after_ms: ms(300, 3_600_000).default(DEFAULTS.cluster.dead_after_ms),
+        lease_ms: ms(100, 3_600_000).default(DEFAULTS.cluster.lease_ms),
+        max_skew_ms: ms(1000, 600_000).default(DEFAULTS.cluster.max_skew_ms),
+        publish: z
+          .strictObject({
+            refresh_ms: ms(60_000, 86_400_000).default(DEFAULTS.cluster.publish.refresh_ms),
+            upload_timeout_ms: ms(1000, 600_000).default(DEFAULTS.cluster.publish.upload_timeout_ms),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .superRefine((c, ctx) => {
+        if (!(c.heartbeat_ms < c.suspect_after_ms && c.suspect_after_ms < c.dead_after_ms)) {
+          ctx.addIssue({ code: 'custom', message: 'expected heartbeat_ms < suspect_after_ms < dead_after_ms', path: ['suspect_after_ms'] });
+        }
+        if (!c.enabled) return;
+        if (c.transport === 'tcp' && c.listen === undefined) {
+          ctx.addIssue({ code: 'custom', message: `missing required key for transport "tcp"; ${CLUSTER_LISTEN_MESSAGE}`, path: ['listen'] });
+        }
+        if (c.transport === 'tor' && c.listen !== undefined) {
+          ctx.addIssue({ code: 'custom', message: 'expected no listen with transport "tor" (the mesh listens on a unix socket behind the coordination onion service)', path: ['listen'] });
+        }
+        if (c.advertise !== undefined && !c.advertise.startsWith(`${c.transport}:`)) {
+          ctx.addIssue({ code: 'custom', message: `expected a "${c.transport}:" address matching cluster.transport`, path: ['advertise'] });
+        }
+      }),
   }, { error: 'expected a TOML document' });
 
 /** Recursively readonly. */
@@ -250,6 +314,35 @@ export function parseListenString(s: string): ListenAddress | undefined {
   return port >= 1 && port <= 65535 ? { kind: 'tcp', host: '127.0.0.1', port } : undefined;
 }
 
+/** Parse "<IP>:<port>" / "[<IPv6>]:<port>" (IP literals only; undefined if invalid). */
+export function parseHostPort(s: string): { readonly host: string; readonly port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]{2,45})\]|([0-9.]{7,15})):([0-9]{1,5})$/.exec(s);
+  if (m === null) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  if (m[1] !== undefined ? isIP(host) !== 6 : isIP(host) !== 4) return undefined;
+  return { host, port };
+}
+
+/** A cluster address "tcp:<IP>:<port>" or "tor:<56>.onion:<port>" (undefined if invalid; names are refused for tcp). */
+export function parseClusterAddress(s: string): { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'tor'; readonly onion: string; readonly port: number } | undefined {
+  if (s.startsWith('tcp:')) {
+    const hp = parseHostPort(s.slice(4));
+    return hp === undefined ? undefined : { kind: 'tcp', ...hp };
+  }
+  const m = /^tor:([a-z2-7]{56}\.onion):([0-9]{1,5})$/.exec(s);
+  if (m === null) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  try {
+    decodeOnionAddress(m[1]!);
+  } catch {
+    return undefined;
+  }
+  return { kind: 'tor', onion: m[1]!, port };
+}
+
 /** Split a raw torrc line "Keyword value" (undefined if not of that shape). */
 export function parseTorrcLine(line: string): readonly [string, string] | undefined {
   if (/[\0\r\n]/.test(line)) return undefined;
@@ -290,6 +383,7 @@ export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source
     },
     proxy: { ...parsed.proxy, listen: listenAddr },
     tor: { ...parsed.tor, binary, extra_config: parsed.tor.extra_config.map((l) => parseTorrcLine(l)!) },
+    cluster: { ...parsed.cluster, secret_file: abs(parsed.cluster.secret_file), node_key_file: abs(parsed.cluster.node_key_file) },
     source,
   };
   return deepFreeze(out);
