@@ -15,22 +15,31 @@
  *    src/core/node-torrc.ts; ready = control port up. Bootstrap progress is watched in the
  *    background and reported in {@link NodeHandle.status} (tor may run offline with
  *    `DisableNetwork 1`, or take long on a slow network);
- * 6. start the target health checker (src/node/health.ts).
+ * 6. start the target health checker (src/node/health.ts);
+ * 7. with `[cluster] enabled = true`: the cluster service (src/node/cluster.ts: mesh, intro
+ *    collector, publisher, publish-mode switch, fail-closed). Its secrets are read before tor
+ *    starts (and, for the tor transport, the coordination onion service is added to the torrc).
  *
- * `stop()` drains: the proxy stops accepting and waits up to `drain.timeout_ms` for open
+ * With the environment variable `TORBALANCE_STATUS_FILE` set, the node writes a JSON status
+ * snapshot (no secrets: addresses, counters, cluster roles) to that file every second
+ * (atomically, mode 0600) — a debugging and test aid; it is off by default.
+ *
+ * `stop()` first leaves the cluster (mesh `leave`, so the others republish without this node at
+ * once), then drains: the proxy stops accepting and waits up to `drain.timeout_ms` for open
  * connections (tor stays up meanwhile: both legs of a connection run through it), then the
  * health checker and tor are stopped. Secrets are never logged: only addresses and paths.
  */
-import { mkdir, chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, chmod, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { writeKeyDirectory } from '../adapters/fs/key-store.js';
 import { createLogger, type Logger } from '../adapters/log/logger.js';
-import { TorProcess, type Timers } from '../adapters/tor/process.js';
+import { realTimers, TorProcess, type Timers } from '../adapters/tor/process.js';
 import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
+import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
 import { TargetHealth } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
 import { ReverseProxy, type ProxyStats } from './proxy/index.js';
@@ -82,6 +91,8 @@ export interface NodeStatus {
    */
   readonly health: NodeHealthState;
   readonly proxy: ProxyStats;
+  /** Cluster state (peers, roles, publisher, last publish), when `[cluster] enabled`. */
+  readonly cluster?: ClusterStatus;
 }
 
 /** A running node. */
@@ -157,6 +168,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   await writeFile(paths.obConfig, obConfigContent(masterAddress), { mode: 0o600 });
   await chmod(paths.obConfig, 0o600);
 
+  const prepared = config.cluster.enabled ? await prepareCluster(config) : undefined;
   const socksPort = config.tor.socks_port === 'auto' ? await freeLoopbackPort() : config.tor.socks_port;
   const socks = { host: '127.0.0.1', port: socksPort };
   const torrc = nodeTorrcEntries({
@@ -170,6 +182,8 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     publishDescriptors: true,
     extra: config.tor.extra_config,
   });
+  // The coordination onion service (tor transport) comes after the master service's group.
+  if (prepared !== undefined) torrc.push(...prepared.torrcEntries);
 
   let ca: string | undefined;
   if (config.target.tls.enabled && config.target.tls.ca_file !== undefined) {
@@ -273,6 +287,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     }
   });
 
+  let cluster: ClusterService | undefined;
+  let statusTimer: NodeJS.Timeout | undefined;
+
   const stop = (drainMs: number = config.drain.timeout_ms): Promise<void> => {
     if (stopPromise !== undefined) {
       // Already draining: a zero drain cuts it short (closes what is still open).
@@ -282,6 +299,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     stopPromise = (async () => {
       const wasFailed = state === 'failed';
       state = 'stopping';
+      if (statusTimer !== undefined) clearInterval(statusTimer);
+      if (cluster !== undefined) {
+        log.info('leaving the cluster');
+        await cluster.stop().catch((e: unknown) => {
+          log.warn({ err: e }, 'cluster stop failed');
+        });
+      }
       nodeHealth.stop();
       log.info({ drainMs }, 'stopping: draining connections');
       try {
@@ -309,7 +333,71 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   }
   health.start();
   nodeHealth.start();
+  if (prepared !== undefined) {
+    cluster = new ClusterService({
+      config,
+      prepared,
+      masterAddress,
+      identity: { expandedSecretKey: key.keypair.expandedSecretKey, publicKey: key.keypair.publicKey },
+      controlEndpoint: tor.controlEndpoint,
+      socksPort,
+      health: {
+        node: () => nodeHealth.state,
+        targetHealthy: () => (health.state.lastCheckAt === undefined ? undefined : health.state.healthy),
+        onChange: (l) => {
+          const a = nodeHealth.onChange(l);
+          const b = health.onChange(l);
+          return () => {
+            a();
+            b();
+          };
+        },
+      },
+      timers: options.timers ?? realTimers,
+      logger: log.child({ component: 'cluster' }),
+    });
+    try {
+      await cluster.start();
+    } catch (e) {
+      await cluster.stop().catch(() => undefined);
+      cluster = undefined;
+      await stop(0);
+      throw e;
+    }
+  }
   log.info({ masterAddress, target: config.target.address, listen: config.proxy.listen }, 'node running');
+
+  const snapshot = (h: NodeHealthState): NodeStatus => ({
+    name: config.node.name,
+    masterAddress,
+    targetAddress: config.target.address,
+    state,
+    tor: { state: tor.state, pid: tor.pid, restarts: tor.restarts, socksPort },
+    health: h,
+    proxy: proxy.stats(),
+    ...(cluster === undefined ? {} : { cluster: cluster.status() }),
+  });
+  const statusFile = process.env['TORBALANCE_STATUS_FILE'];
+  if (statusFile !== undefined && statusFile !== '') {
+    let writing = false;
+    const write = (): void => {
+      if (writing) return;
+      writing = true;
+      const tmp = `${statusFile}.tmp`;
+      const text = JSON.stringify({ ...snapshot(nodeHealth.state), pid: process.pid, atMs: Date.now() }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      writeFile(tmp, text, { mode: 0o600 })
+        .then(() => rename(tmp, statusFile))
+        .catch((e: unknown) => {
+          log.debug({ err: e }, 'cannot write the status file');
+        })
+        .finally(() => {
+          writing = false;
+        });
+    };
+    write();
+    statusTimer = setInterval(write, 1000);
+    statusTimer.unref();
+  }
 
   return {
     masterAddress,
@@ -319,15 +407,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     stopped,
     async status(): Promise<NodeStatus> {
       const h = state === 'running' ? await nodeHealth.refresh() : nodeHealth.state;
-      return {
-        name: config.node.name,
-        masterAddress,
-        targetAddress: config.target.address,
-        state,
-        tor: { state: tor.state, pid: tor.pid, restarts: tor.restarts, socksPort },
-        health: h,
-        proxy: proxy.stats(),
-      };
+      return snapshot(h);
     },
   };
 }
