@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what torbalance's tests and demo need on a fresh Debian machine (run as root):
-# tor (+ tor-gencert), python3-stem and python3-cryptography from Debian, npm dependencies from the lockfile, and a
+# tor (+ tor-gencert), python3-stem and python3-cryptography, wireguard-go, wireguard-tools
+# and iproute2 from Debian, npm dependencies from the lockfile, and a
 # build of dist/. Idempotent: does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,11 @@ command -v tor-gencert >/dev/null 2>&1 || need_apt+=(tor)
 /usr/bin/python3 -c 'import stem' >/dev/null 2>&1 || need_apt+=(python3-stem)
 # stem needs python3-cryptography for descriptor crypto (not a Debian dependency of python3-stem).
 /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || need_apt+=(python3-cryptography)
+# The mesh's WireGuard tests run userspace wireguard-go in network namespaces (no kernel module here).
+command -v wireguard-go >/dev/null 2>&1 || need_apt+=(wireguard-go)
+command -v wg >/dev/null 2>&1 || need_apt+=(wireguard-tools)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[ensure-deps] installing from Debian: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
