@@ -10,6 +10,7 @@ import { register as registerInit } from './init.js';
 import { register as registerRun } from './run.js';
 import { register as registerConfigCheck } from './config-check.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerCluster } from './cluster.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
@@ -21,4 +22,5 @@ export function registerCommands(_program: Command): void {
   registerRun(_program);
   registerConfigCheck(_program);
   registerDemo(_program);
+  registerCluster(_program);
 }
