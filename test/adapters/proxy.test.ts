@@ -240,6 +240,23 @@ describe('ReverseProxy http mode', () => {
     noTargetIn(plain);
   });
 
+  it('a small text body of known length is rewritten whole and sent with its new exact Content-Length', async () => {
+    const port = await startProxy();
+    const r = await get(port, '/sized');
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe(`<a href="http://${M}/x">x</a> ${M}`);
+    expect(r.headers['content-length']).toBe(String(r.body.length));
+    expect(r.headers['transfer-encoding']).toBeUndefined();
+    expect(r.headers['etag']).toBe('W/"v1"');
+  });
+
+  it('a small body cut short by the target before the head was sent on gets a clean 502', async () => {
+    const port = await startProxy();
+    const r = await get(port, '/sized-cut');
+    expect(r.status).toBe(502);
+    expect((await get(port, '/sized')).status).toBe(200);
+  });
+
   it('fails closed (502) on a text body in an unsupported coding', async () => {
     const port = await startProxy();
     const r = await get(port, '/zstd');

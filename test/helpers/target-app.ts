@@ -16,6 +16,8 @@
  *   /hang           never answers
  *   /gzip, /br, /deflate   text/html naming the target, compressed
  *   /zstd           text/html labelled `content-encoding: zstd` (unsupported → proxy must fail closed)
+ *   /sized          text/html with an exact Content-Length and an ETag, naming `<target>:<port>`
+ *   /sized-cut      declares Content-Length 1000, sends 10 bytes, then drops the connection
  *   /binary         application/octet-stream (passed through unmodified)
  *   /upload         POST: answers with the number of body bytes received
  *   /ws             WebSocket echo (RFC 6455 handshake and frames implemented here)
@@ -197,6 +199,19 @@ export class TargetApp {
       case '/zstd':
         res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'zstd' });
         res.end(Buffer.from(`not really zstd http://${t}/`));
+        return;
+      case '/sized': {
+        // text with an exact Content-Length, naming the target with its port (rewriting shortens it)
+        const b = Buffer.from(`<a href="http://${t}:${this.publicPort}/x">x</a> ${t}`);
+        res.writeHead(200, { 'content-type': 'text/html', 'content-length': String(b.length), etag: '"v1"' });
+        res.end(b);
+        return;
+      }
+      case '/sized-cut':
+        // declares 1000 bytes, sends 10, then the connection dies
+        res.writeHead(200, { 'content-type': 'text/html', 'content-length': '1000' });
+        res.write('0123456789');
+        setTimeout(() => req.socket.destroy(), 20);
         return;
       case '/binary': {
         const b = Buffer.alloc(4096);

@@ -19,6 +19,7 @@ import {
   headerLeaksTarget,
   isRewritableContentType,
   mayNameTarget,
+  replaceAllBytes,
   rewriteRequestHeader,
   rewriteResponseHeader,
   type RewriteContext,
@@ -122,6 +123,46 @@ function sendError(res: http.ServerResponse, status: number): void {
   res.end(res.req.method === 'HEAD' ? undefined : p.body);
 }
 
+/** Bodies of known length up to this size are read whole before the head is sent on. */
+const SMALL_BODY = 64 * 1024;
+
+/** A Content-Length value as a number (undefined when absent or not a plain decimal). */
+function declaredLength(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
+  return Number(v);
+}
+
+/** Read a whole response body of `length` bytes; `done` is called once. */
+function readSmallBody(ur: http.IncomingMessage, length: number, done: (err: Error | undefined, body?: Buffer) => void): void {
+  const parts: Buffer[] = [];
+  let n = 0;
+  let called = false;
+  const finish = (err: Error | undefined, body?: Buffer): void => {
+    if (called) return;
+    called = true;
+    done(err, body);
+  };
+  ur.on('data', (c: Buffer) => {
+    parts.push(c);
+    n += c.length;
+  });
+  ur.on('end', () => {
+    if (n !== length) finish(new Error('target response body length differs from its Content-Length'));
+    else finish(undefined, parts.length === 1 ? parts[0]! : Buffer.concat(parts, n));
+  });
+  ur.on('error', (e: Error) => {
+    finish(e);
+  });
+  ur.on('close', () => {
+    if (!ur.complete) finish(new Error('target response body incomplete'));
+  });
+}
+
+function rewriteSmallBody(body: Buffer, ctx: RewriteContext): Buffer {
+  const out = replaceAllBytes(body, ctx.forward);
+  return out === body ? body : Buffer.from(out.buffer, out.byteOffset, out.length);
+}
+
 /** Methods a request may be repeated with (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -174,19 +215,18 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
     up.setTimeout(d.connectTimeoutMs + d.idleTimeoutMs, () => {
       up.destroy(new TorbalanceError('TB_ERR_PROXY_UPSTREAM_TIMEOUT', 'target', 'the target did not answer in time'));
     });
-    up.on('error', (e: Error) => {
+    const onFailure = (e: Error): void => {
       if (current !== up) return;
       const code = (e as { code?: unknown }).code;
-      if (gotResponse) {
+      if (responseDone) return;
+      if (gotResponse && res.headersSent) {
         // Response head already sent on: abort the visitor's response.
-        if (!responseDone) {
-          d.logger.debug({ code, err: e.message }, 'upstream failed during the response');
-          res.destroy();
-        }
+        d.logger.debug({ code, err: e.message }, 'upstream failed during the response');
+        res.destroy();
         return;
       }
       if (errorSent || res.destroyed) return;
-      if (attempt === 0 && retryable && up.reusedSocket && (typeof code === 'string' && CONN_LOST.has(code))) {
+      if (!gotResponse && attempt === 0 && retryable && up.reusedSocket && (typeof code === 'string' && CONN_LOST.has(code))) {
         d.logger.debug({ code, err: e.message }, 'pooled connection to the target was closed; retrying on a fresh one');
         send(1);
         return;
@@ -194,7 +234,8 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
       errorSent = true;
       d.logger.debug({ code, err: e.message }, 'upstream request failed');
       sendError(res, 502);
-    });
+    };
+    up.on('error', onFailure);
     up.on('response', (ur) => {
       gotResponse = true;
       up.setTimeout(d.idleTimeoutMs);
@@ -211,9 +252,31 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
         sendError(res, 502);
         return;
       }
-      const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, (name) => {
+      const onDrop = (name: string): void => {
         d.logger.warn({ header: name }, 'dropped a response header that still named the target');
-      });
+      };
+      const length = noBody ? undefined : declaredLength(ur.headers['content-length']);
+      if (length !== undefined && length <= SMALL_BODY && (!rewrite || coding === 'identity')) {
+        // A small body of known length: read it whole, rewrite it in one go and send head and
+        // body in one write with an exact Content-Length (no chunked framing, no terminator
+        // write, and a failure while reading it is still a clean 502).
+        readSmallBody(ur, length, (err, body) => {
+          if (err !== undefined || body === undefined) {
+            up.destroy();
+            onFailure(err ?? new Error('target response body incomplete'));
+            return;
+          }
+          responseDone = true;
+          if (res.destroyed) return;
+          const outBody = rewrite ? rewriteSmallBody(body, d.ctx) : body;
+          const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, onDrop);
+          if (rewrite) out.push('Content-Length', String(outBody.length));
+          res.writeHead(status, ur.statusMessage, out);
+          res.end(outBody);
+        });
+        return;
+      }
+      const out = visitorResponseHeaders(ur.rawHeaders, d.ctx, rewrite, onDrop);
       res.writeHead(status, ur.statusMessage, out);
       const chain = rewrite && coding !== undefined ? rewriteChain(coding, d.ctx.forward) : [];
       relay(ur, chain, res, (err) => {
@@ -262,6 +325,22 @@ function relay(src: Readable, chain: readonly Transform[], res: http.ServerRespo
   });
   let prev = src;
   for (const t of chain) prev = prev.pipe(t);
+  // Hold the visitor's socket corked until the end of this event-loop turn (node's own cork
+  // ends at the next tick): what arrives in one read from the target — typically a whole
+  // small response, then the transforms' flush and the end — leaves in one writev instead
+  // of a write for the body and another for the chunked terminator. Streaming is kept: a
+  // chunk waits at most for the current turn. res.end() fully uncorks.
+  const sock = res.socket;
+  let held = false;
+  prev.on('data', () => {
+    if (held || sock === null || sock.destroyed) return;
+    held = true;
+    sock.cork();
+    setImmediate(() => {
+      held = false;
+      if (sock.writableCorked > 0) sock.uncork();
+    });
+  });
   prev.pipe(res);
 }
 
