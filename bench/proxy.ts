@@ -4,11 +4,17 @@
  * Three processes, like a real node: a "tor side" (test/helpers/fake-socks-server.ts, a
  * SOCKS5 server, in front of test/helpers/target-app.ts, the target), the proxy
  * (src/node/proxy ReverseProxy, http mode, body rewriting on) and this process, the client.
- * The same client (node's http with a keep-alive agent) is measured two ways in one run:
- *   direct: client → SOCKS → target        proxy: client → proxy → SOCKS → target
- * and the ratio proxy/direct is printed for requests/s (small HTML page, keep-alive,
- * `concurrency` connections) and MB/s (a large text body naming the target every KiB, so
- * the proxy rewrites it while streaming).
+ * The same client (node's http with a keep-alive agent, `concurrency` pooled connections,
+ * TCP_NODELAY, every body read to the end) is measured two ways in one run:
+ *   direct: client → SOCKS CONNECT <target>:80 (once per pooled connection) → target
+ *   proxy:  client → TCP to the proxy → proxy (http mode: request and response headers and
+ *           text bodies rewritten; its own keep-alive pool of SOCKS streams) → SOCKS → target
+ * and the ratio proxy/direct is printed for requests/s (`GET /`, the test app's HTML page
+ * with its target-naming headers, keep-alive) and MB/s (a large text body naming the target
+ * every KiB, so the proxy rewrites it while streaming; same size both ways).
+ * The two paths alternate in rounds (direct, proxy, proxy, direct, …) and each figure is
+ * the median over its rounds, so load from other processes on the machine hits both alike.
+ * The SOCKS CONNECTs each path made are counted (the proxy reuses its upstream streams).
  * Memory per idle connection: N client connections are opened to the proxy and left idle
  * (no request sent); the proxy process reports RSS and heap+external after a forced GC, before
  * and after; the delta / N is printed for N = 1 000 and 10 000 (quick mode: 100 and 1 000).
@@ -34,24 +40,31 @@ const SELF = fileURLToPath(import.meta.url);
 
 /** Sizes of one run. */
 export interface ProxyBenchOptions {
+  /** Requests per path, split evenly over `rounds`. */
   readonly requests: number;
+  readonly rounds: number;
   readonly concurrency: number;
   readonly bodyBytes: number;
   readonly bodies: number;
   readonly idleCounts: readonly number[];
 }
 
-export const FULL: ProxyBenchOptions = { requests: 20_000, concurrency: 32, bodyBytes: 10 * 1024 * 1024, bodies: 8, idleCounts: [1_000, 10_000] };
-export const QUICK: ProxyBenchOptions = { requests: 400, concurrency: 8, bodyBytes: 1024 * 1024, bodies: 2, idleCounts: [100, 1_000] };
+export const FULL: ProxyBenchOptions = { requests: 20_000, rounds: 10, concurrency: 32, bodyBytes: 10 * 1024 * 1024, bodies: 8, idleCounts: [1_000, 10_000] };
+export const QUICK: ProxyBenchOptions = { requests: 400, rounds: 4, concurrency: 8, bodyBytes: 1024 * 1024, bodies: 2, idleCounts: [100, 1_000] };
 
 /** One measurement of a path. */
 export interface PathResult {
   readonly requests: number;
   readonly seconds: number;
+  /** Median over the rounds. */
   readonly requestsPerSecond: number;
+  readonly roundRequestsPerSecond: readonly number[];
   readonly bodyBytes: number;
   readonly bodySeconds: number;
+  /** Median over the bodies. */
   readonly mbPerSecond: number;
+  /** SOCKS CONNECTs the SOCKS server saw while this path was measured. */
+  readonly socksConnects: number;
 }
 
 export interface IdleResult {
@@ -83,7 +96,8 @@ async function runBackend(): Promise<void> {
   await socks.start();
   process.send?.({ id: 0, socksPort: socks.port, appPort: app.port });
   process.on('message', (m: Msg) => {
-    if (m['cmd'] === 'stop') {
+    if (m['cmd'] === 'connects') process.send?.({ id: m.id, connects: socks.requests.length });
+    else if (m['cmd'] === 'stop') {
       void Promise.all([socks.stop(), app.stop()]).then(() => {
         process.send?.({ id: m.id });
         process.exit(0);
@@ -207,35 +221,91 @@ function get(agent: http.Agent, host: string, path: string): Promise<number> {
   });
 }
 
-async function measurePath(o: ProxyBenchOptions, host: string, dial: () => Promise<net.Socket>): Promise<PathResult> {
-  const agent = new DialAgent(dial, o.concurrency);
-  try {
-    // warm-up: open the pooled connections
-    await Promise.all(Array.from({ length: o.concurrency }, () => get(agent, host, '/')));
-    let left = o.requests;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: o.concurrency }, async () => {
-        while (left > 0) {
-          left--;
-          await get(agent, host, '/');
-        }
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    let bytes = 0;
-    const t1 = performance.now();
-    for (let i = 0; i < o.bodies; i++) bytes += await get(agent, host, `/big?size=${o.bodyBytes}`);
-    const bodySeconds = (performance.now() - t1) / 1000;
-    return { requests: o.requests, seconds, requestsPerSecond: o.requests / seconds, bodyBytes: bytes, bodySeconds, mbPerSecond: bytes / 1e6 / bodySeconds };
-  } finally {
-    agent.destroy();
+function median(xs: readonly number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = a.length >> 1;
+  return a.length % 2 === 1 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+}
+
+interface BenchPath {
+  readonly host: string;
+  readonly agent: DialAgent;
+  readonly rounds: number[];
+  readonly bodyRates: number[];
+  requests: number;
+  seconds: number;
+  bodyBytes: number;
+  bodySeconds: number;
+  socksConnects: number;
+}
+
+async function runRequests(p: BenchPath, n: number, concurrency: number): Promise<void> {
+  let left = n;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left > 0) {
+        left--;
+        await get(p.agent, p.host, '/');
+      }
+    }),
+  );
+  const s = (performance.now() - t0) / 1000;
+  p.rounds.push(n / s);
+  p.requests += n;
+  p.seconds += s;
+}
+
+async function runBody(p: BenchPath, size: number): Promise<void> {
+  const t0 = performance.now();
+  const bytes = await get(p.agent, p.host, `/big?size=${size}`);
+  const s = (performance.now() - t0) / 1000;
+  p.bodyRates.push(bytes / 1e6 / s);
+  p.bodyBytes += bytes;
+  p.bodySeconds += s;
+}
+
+/** Measure both paths, alternating them round by round (ABBA order). */
+async function measureBoth(o: ProxyBenchOptions, backend: Child, paths: readonly [BenchPath, BenchPath]): Promise<void> {
+  const connects = async (): Promise<number> => (await backend.ask('connects'))['connects'] as number;
+  const timed = async (p: BenchPath, f: () => Promise<void>): Promise<void> => {
+    const c0 = await connects();
+    await f();
+    p.socksConnects += (await connects()) - c0;
+  };
+  // warm-up: open the pooled connections (both of the client and of the proxy)
+  for (const p of paths) await timed(p, () => Promise.all(Array.from({ length: o.concurrency }, () => get(p.agent, p.host, '/'))).then(() => undefined));
+  const perRound = Math.ceil(o.requests / o.rounds);
+  const order = (i: number): readonly BenchPath[] => (i % 2 === 0 ? paths : [paths[1], paths[0]]);
+  for (let r = 0; r < o.rounds; r++) {
+    for (const p of order(r)) {
+      const n = Math.min(perRound, o.requests - p.requests);
+      if (n > 0) await timed(p, () => runRequests(p, n, o.concurrency));
+    }
   }
+  for (let b = 0; b < o.bodies; b++) {
+    for (const p of order(b)) await timed(p, () => runBody(p, o.bodyBytes));
+  }
+}
+
+function pathResult(p: BenchPath): PathResult {
+  return {
+    requests: p.requests,
+    seconds: p.seconds,
+    requestsPerSecond: median(p.rounds),
+    roundRequestsPerSecond: p.rounds,
+    bodyBytes: p.bodyBytes,
+    bodySeconds: p.bodySeconds,
+    mbPerSecond: median(p.bodyRates),
+    socksConnects: p.socksConnects,
+  };
 }
 
 function connectTcp(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port });
+    // the same socket options as the direct path's dialThroughTor (and node's own http client)
+    s.setNoDelay(true);
     s.once('connect', () => {
       s.removeListener('error', reject);
       resolve(s);
@@ -288,11 +358,23 @@ export async function runProxyBench(o: ProxyBenchOptions, log: (line: string) =>
     const proxyPort = (await proxy.ready)['port'] as number;
     const socks = { host: '127.0.0.1', port: socksPort };
 
-    log(`requests: ${o.requests} GET / (keep-alive, ${o.concurrency} connections); bodies: ${o.bodies} × ${(o.bodyBytes / 1048576).toFixed(0)} MiB`);
-    const direct = await measurePath(o, TARGET, () => dialThroughTor(socks, { host: TARGET, port: 80 }, 30_000));
-    log(`direct (client → SOCKS → target): ${direct.requestsPerSecond.toFixed(0)} req/s, ${direct.mbPerSecond.toFixed(1)} MB/s`);
-    const viaProxy = await measurePath(o, MASTER, () => connectTcp(proxyPort));
-    log(`proxy  (client → proxy → SOCKS → target, rewriting): ${viaProxy.requestsPerSecond.toFixed(0)} req/s, ${viaProxy.mbPerSecond.toFixed(1)} MB/s`);
+    log(`requests: ${o.requests} GET / per path in ${o.rounds} alternating rounds (keep-alive, ${o.concurrency} connections); bodies: ${o.bodies} × ${(o.bodyBytes / 1048576).toFixed(0)} MiB per path; medians`);
+    log('client (both paths): node http, keep-alive agent, TCP_NODELAY, bodies read to the end');
+    const mk = (host: string, dial: () => Promise<net.Socket>): BenchPath => ({
+      host, agent: new DialAgent(dial, o.concurrency), rounds: [], bodyRates: [], requests: 0, seconds: 0, bodyBytes: 0, bodySeconds: 0, socksConnects: 0,
+    });
+    const dPath = mk(TARGET, () => dialThroughTor(socks, { host: TARGET, port: 80 }, 30_000));
+    const pPath = mk(MASTER, () => connectTcp(proxyPort));
+    try {
+      await measureBoth(o, backend, [dPath, pPath]);
+    } finally {
+      dPath.agent.destroy();
+      pPath.agent.destroy();
+    }
+    const direct = pathResult(dPath);
+    const viaProxy = pathResult(pPath);
+    log(`direct (client → SOCKS CONNECT per pooled connection → target): ${direct.requestsPerSecond.toFixed(0)} req/s, ${direct.mbPerSecond.toFixed(1)} MB/s; ${direct.socksConnects} SOCKS connects`);
+    log(`proxy  (client → proxy [rewrites headers and text bodies] → its pooled SOCKS streams → target): ${viaProxy.requestsPerSecond.toFixed(0)} req/s, ${viaProxy.mbPerSecond.toFixed(1)} MB/s; ${viaProxy.socksConnects} SOCKS connects`);
     const requestRatio = viaProxy.requestsPerSecond / direct.requestsPerSecond;
     const throughputRatio = viaProxy.mbPerSecond / direct.mbPerSecond;
     log(`ratio proxy/direct: requests ${requestRatio.toFixed(2)}, throughput ${throughputRatio.toFixed(2)}`);

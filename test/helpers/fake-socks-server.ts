@@ -4,7 +4,8 @@
  * — so tests can assert the name was sent as ATYP 0x03 (domain; tor resolves it, nothing
  * resolves locally), and connects to a loopback app chosen by `route`. The reply can be
  * forced (e.g. tor's onion-service codes 0xF0–0xF7) or withheld ("hang") to test timeouts.
- * Both spliced sockets are allowHalfOpen so a half-close passes through like tor's streams.
+ * Both spliced sockets are allowHalfOpen so a half-close passes through like tor's streams,
+ * and TCP_NODELAY (a relay must not hold small writes back for the peer's delayed ACK).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -68,6 +69,7 @@ export class FakeSocksServer {
 
   #handle(client: Socket): void {
     this.#track(client);
+    client.setNoDelay(true);
     let buf = Buffer.alloc(0);
     let stage: 'greeting' | 'request' | 'done' = 'greeting';
     const onData = (d: Buffer): void => {
@@ -139,6 +141,7 @@ export class FakeSocksServer {
       return;
     }
     const up = connect({ host: dest.host, port: dest.port, allowHalfOpen: true });
+    up.setNoDelay(true);
     this.#track(up);
     up.once('error', () => {
       if (!client.destroyed) {

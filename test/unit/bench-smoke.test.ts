@@ -1,6 +1,7 @@
 /**
  * The proxy benchmark (bench/proxy.ts) runs in its quick mode: both paths answer every
- * request, bodies arrive whole, idle connections are counted by the proxy. Numbers are
+ * request in alternating rounds, bodies arrive whole, both reuse their SOCKS streams
+ * (keep-alive), idle connections are counted by the proxy. Numbers are
  * printed, never asserted (timing is not tested).
  */
 import { describe, expect, it } from 'vitest';
@@ -16,6 +17,13 @@ describe('bench proxy --quick', () => {
     // same-length addresses: rewriting keeps every body the same size
     expect(r.direct.bodyBytes).toBe(QUICK.bodies * QUICK.bodyBytes);
     expect(r.proxy.bodyBytes).toBe(r.direct.bodyBytes);
+    // both paths alternate in the configured number of rounds
+    expect(r.direct.roundRequestsPerSecond).toHaveLength(QUICK.rounds);
+    expect(r.proxy.roundRequestsPerSecond).toHaveLength(QUICK.rounds);
+    // keep-alive on both sides: one SOCKS stream per client connection, never one per request
+    expect(r.direct.socksConnects).toBe(QUICK.concurrency);
+    expect(r.proxy.socksConnects).toBeGreaterThan(0);
+    expect(r.proxy.socksConnects).toBeLessThanOrEqual(QUICK.concurrency);
     expect(r.requestRatio).toBeGreaterThan(0);
     expect(r.throughputRatio).toBeGreaterThan(0);
     expect(r.idle.map((i) => i.connections)).toEqual([...QUICK.idleCounts]);
