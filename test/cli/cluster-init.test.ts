@@ -120,7 +120,7 @@ describe('two offline nodes form a mesh in-process', () => {
     };
     const both = await until(async () => {
       const [sa, sb] = [await ha.status(), await hb.status()];
-      return sa.cluster?.torPublishes === false && sb.cluster?.torPublishes === false ? [sa, sb] : undefined;
+      return sa.cluster?.torPublishes === false && sb.cluster?.torPublishes === false ? ([sa, sb] as const) : undefined;
     });
     const [sa, sb] = both;
     expect(sa.cluster!.peers.map((p) => p.state)).toEqual(['alive']);
