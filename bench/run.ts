@@ -5,6 +5,7 @@
 const BENCHES: Readonly<Record<string, () => Promise<{ main: (args: readonly string[]) => Promise<void> }>>> = {
   proxy: () => import('./proxy.js'),
   descriptor: () => import('./descriptor.js'),
+  failover: () => import('./failover.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -27,7 +27,13 @@ import { fileURLToPath } from 'node:url';
 import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../src/adapters/tor/testnet.js';
 import { initNode } from '../../src/cli/commands/init.js';
 import type { NodeStatus } from '../../src/node/daemon.js';
-import { uniqueNickname } from './testnet.js';
+
+let nick = 0;
+/** A tor nickname unique in this process (≤ 19 alphanumerics; no vitest import: bench/ uses this file too). */
+function uniqueNickname(prefix: string): string {
+  nick += 1;
+  return `${prefix}${process.pid % 100000}n${nick}`.slice(0, 19);
+}
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
