@@ -206,6 +206,25 @@ describe('ReverseProxy http mode', () => {
     expect(await rest).toContain(`last http://${M}/`);
   });
 
+  it('does not buffer compressed text either: the re-encoded first chunk decodes before the target finishes', async () => {
+    const port = await startProxy();
+    const { res, first } = await new Promise<{ res: http.IncomingMessage; first: string }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/slow-gzip', agent: recordingAgent(port), headers: { host: M, 'accept-encoding': 'gzip' } }, (r) => {
+        expect(r.headers['content-encoding']).toBe('gzip');
+        const gunzip = zlib.createGunzip();
+        r.pipe(gunzip);
+        gunzip.once('data', (d: Buffer) => {
+          resolve({ res: r, first: d.toString() });
+        });
+      });
+      req.on('error', reject);
+    });
+    expect(first).toContain(`first http://${M}/`);
+    const done = new Promise<void>((resolve) => res.on('end', () => { resolve(); }));
+    app.releaseSlow();
+    await done;
+  });
+
   it('propagates backpressure: a visitor that stops reading stops the target', async () => {
     const port = await startProxy();
     const size = 1024 * 1024 * 1024;

@@ -13,6 +13,7 @@
  *   /big?size=N     text/plain, N bytes (default 10 MiB) streamed with backpressure, the target
  *                   address every 1 KiB; `bigSent` counts bytes written, `bigDone` says it finished
  *   /slow           writes a first chunk naming the target, then waits for `releaseSlow()`
+ *   /slow-gzip      the same, gzip-encoded (first chunk sync-flushed)
  *   /hang           never answers
  *   /gzip, /br, /deflate   text/html naming the target, compressed
  *   /zstd           text/html labelled `content-encoding: zstd` (unsupported → proxy must fail closed)
@@ -28,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zlibConstants, createGzip, deflateSync, gzipSync } from 'node:zlib';
 
 export interface TargetAppOptions {
   /** The onion address the app believes it has ("<56>.onion"). */
@@ -182,6 +183,18 @@ export class TargetApp {
           if (!res.destroyed) res.end(`last http://${t}/\n`);
         });
         return;
+      case '/slow-gzip': {
+        // like /slow, gzip-encoded: the first chunk is sync-flushed so it can be decoded alone
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
+        const gz = createGzip();
+        gz.pipe(res);
+        gz.write(`first http://${t}/\n`);
+        gz.flush(zlibConstants.Z_SYNC_FLUSH, () => undefined);
+        this.#slowWaiters.push(() => {
+          if (!res.destroyed) gz.end(`last http://${t}/\n`);
+        });
+        return;
+      }
       case '/hang':
         return;
       case '/gzip':
