@@ -19,7 +19,11 @@
  *   node (self included) that has intro points, else `update(null)`. Suspect peers stay in
  *   (a late heartbeat is not a failure; only `dead`/`left` removes a node: no flapping);
  * - no live peer → alone: `update(null)` and `PublishHidServDescriptors 1` (tor publishes
- *   its own descriptor, as a single node does).
+ *   its own descriptor, as a single node does) — but only after the view has stayed alone for
+ *   `suspect_after_ms` (the "alone grace"). A node whose process stalled (SIGSTOP, swap, a
+ *   long GC) sees every peer dead for an instant when it resumes, until the queued heartbeats
+ *   are read; switching at once would let its tor upload a descriptor with only its own intro
+ *   points, which can overwrite the merged one on the HSDirs (newer revision counter).
  * - target unhealthy → {@link FailClosed} closes the node's intro circuits; the heartbeat
  *   says unhealthy so the publisher leaves the node out. FailClosed follows the TARGET's
  *   health only: the node health also requires intro points, which fail-closed itself removes,
@@ -178,6 +182,8 @@ export class ClusterService {
   #lastModeError: string | undefined;
   #offs: (() => void)[] = [];
   #reconnects = 0;
+  #aloneSince: number | undefined;
+  #aloneTimer: ReturnType<Timers['setTimeout']> | undefined;
 
   constructor(o: ClusterServiceOptions) {
     this.#o = o;
@@ -311,6 +317,8 @@ export class ClusterService {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
     for (const off of this.#offs.splice(0)) off();
+    if (this.#aloneTimer !== undefined) this.#o.timers.clearTimeout(this.#aloneTimer);
+    this.#aloneTimer = undefined;
     try {
       await this.#mesh?.stop(reason);
     } catch (e) {
@@ -385,6 +393,23 @@ export class ClusterService {
     const v: ClusterView = this.#mesh.view();
     const live = v.peers.filter((p) => p.state === 'alive' || p.state === 'suspect');
     const clustered = live.length > 0;
+    if (clustered) {
+      this.#aloneSince = undefined;
+    } else if (this.#clustered) {
+      // alone grace: keep the clustered state until the view has been alone long enough
+      const now = this.#now();
+      const grace = this.#o.config.cluster.suspect_after_ms;
+      this.#aloneSince ??= now;
+      if (now - this.#aloneSince < grace) {
+        if (this.#aloneTimer === undefined) {
+          this.#aloneTimer = this.#o.timers.setTimeout(() => {
+            this.#aloneTimer = undefined;
+            this.#reconcile(false);
+          }, grace - (now - this.#aloneSince) + 10);
+        }
+        return;
+      }
+    }
     if (clustered !== this.#clustered || forceMode) {
       if (clustered !== this.#clustered) this.#log.info({ clustered, livePeers: live.length }, clustered ? 'peers present: clustered publishing' : 'no live peers: tor publishes itself');
       this.#clustered = clustered;

@@ -334,6 +334,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   health.start();
   nodeHealth.start();
   if (prepared !== undefined) {
+    let targetSeenHealthy = false;
     cluster = new ClusterService({
       config,
       prepared,
@@ -343,7 +344,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       socksPort,
       health: {
         node: () => nodeHealth.state,
-        targetHealthy: () => (health.state.lastCheckAt === undefined ? undefined : health.state.healthy),
+        // Fail-closed only once the target has been seen healthy through a bootstrapped tor:
+        // probes fail while tor bootstraps, and closing fresh intro circuits then would cost
+        // the node its intro points for minutes (tor's intro-circuit retry limits).
+        targetHealthy: () => {
+          if (health.state.healthy && nodeHealth.state.tor.progress === 100) targetSeenHealthy = true;
+          return !targetSeenHealthy || health.state.lastCheckAt === undefined ? undefined : health.state.healthy;
+        },
         onChange: (l) => {
           const a = nodeHealth.onChange(l);
           const b = health.onChange(l);
