@@ -32,6 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { dialThroughTor } from '../src/adapters/net/socks-dialer.js';
+import { prepareHttpSocket } from '../src/node/proxy/upstream.js';
 import { encodeOnionAddress } from '../src/core/hs/address.js';
 
 const TARGET = encodeOnionAddress(new Uint8Array(32).fill(0x11));
@@ -182,7 +183,13 @@ class Child {
 // ---------------------------------------------------------------------------------------
 // The client
 
-/** A keep-alive agent whose connections are made by `dial` (async). */
+/**
+ * A keep-alive agent whose connections are made by `dial` (async). Its sockets get the
+ * proxy's own treatment (prepareHttpSocket: TCP_NODELAY, destroyed when the server ends
+ * them): dialThroughTor's sockets are allowHalfOpen, and a pooled one the target app
+ * closed after its 5 s keep-alive timeout (while the other path was being measured) would
+ * otherwise stay in the pool and hang the next request.
+ */
 class DialAgent extends http.Agent {
   readonly #dial: () => Promise<net.Socket>;
   constructor(dial: () => Promise<net.Socket>, maxSockets: number) {
@@ -192,6 +199,7 @@ class DialAgent extends http.Agent {
   override createConnection(_o: unknown, cb?: (err: Error | null, s: Duplex) => void): Duplex {
     this.#dial().then(
       (s) => {
+        prepareHttpSocket(s);
         cb?.(null, s);
         s.resume();
       },
@@ -304,8 +312,6 @@ function pathResult(p: BenchPath): PathResult {
 function connectTcp(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port });
-    // the same socket options as the direct path's dialThroughTor (and node's own http client)
-    s.setNoDelay(true);
     s.once('connect', () => {
       s.removeListener('error', reject);
       resolve(s);
