@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 
 export const VECTOR_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors');
 
@@ -48,4 +48,23 @@ export function forEachVector(
       it(`${v.name} (${v.source.split(' ')[0]})`, () => check(v));
     }
   }
+}
+
+/**
+ * Accessor for a vector's expected fields that records which were read; `done()` fails the
+ * test if any expected field went unchecked, so a vector cannot pass on a partial check.
+ */
+export function expectedOf(v: Vector): { get(k: string): any; has(k: string): boolean; done(): void } {
+  const seen = new Set<string>();
+  return {
+    get(k: string): any {
+      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
+      seen.add(k);
+      return v.expected[k];
+    },
+    has: (k: string): boolean => k in v.expected,
+    done(): void {
+      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
+    },
+  };
 }

@@ -23,22 +23,7 @@ import {
   subcredential,
 } from '../../../src/core/hs/blinding.js';
 import { HsIdentityKeypair } from '../../../src/core/hs/keys.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    has: (k: string): boolean => k in v.expected,
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 /** The 32-byte seed inside a PKCS#8 ed25519 private key PEM (the last 32 bytes of the DER). */
 function seedFromPkcs8Pem(pem: string): Uint8Array {

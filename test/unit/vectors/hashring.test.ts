@@ -15,21 +15,7 @@ import {
   type HsdirRelay,
   type RingConsensus,
 } from '../../../src/core/hs/hashring.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 /** Node i = 1..255: RSA fingerprint byte i ×20, ed25519 id byte i ×32 (the vector's nodes_rule). */
 function onionbalanceNodes(rule: string): HsdirRelay[] {

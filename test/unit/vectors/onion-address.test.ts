@@ -13,24 +13,9 @@ import {
   parseOnionHostname,
 } from '../../../src/core/hs/address.js';
 import { encodeHostnameFile } from '../../../src/core/hs/keys.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 /** Reads expected fields and fails if any is left unchecked or missing. */
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    has: (k: string): boolean => k in v.expected,
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
-
 /** The error code we give for each invalid vector (a vector missing here fails). */
 const INVALID_CODES: Record<string, readonly string[]> = {
   'tor-too-short': ['TB_ERR_ONION_LENGTH'],

@@ -17,21 +17,7 @@ import {
   revisionCounterSrvStart,
 } from '../../../src/core/hs/revision-counter.js';
 import { LIVE_PERIOD_PARAMS, timePeriodNum } from '../../../src/core/hs/time-period.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 function expectOpeRangeError(f: () => unknown): void {
   let err: unknown;

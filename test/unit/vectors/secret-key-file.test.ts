@@ -21,22 +21,7 @@ import {
   encodeTorKeyFiles,
   identityFromTorKeyFiles,
 } from '../../../src/core/hs/keys.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    has: (k: string): boolean => k in v.expected,
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 /** Header text: the bytes before the NUL padding, which must be all zero. */
 function headerText(file: Uint8Array): string {

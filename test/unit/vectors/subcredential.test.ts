@@ -7,22 +7,7 @@ import { fromBase64, fromHex, toBase64, toHex } from '../../../src/core/bytes.js
 import { ed25519ExpandSeed, ed25519PublicFromExpanded } from '../../../src/core/crypto/index.js';
 import { encodeOnionAddress } from '../../../src/core/hs/address.js';
 import { blindPublicKeyWithParam, credential, subcredential } from '../../../src/core/hs/blinding.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    has: (k: string): boolean => k in v.expected,
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 describe('subcredential vectors', () => {
   forEachVector('subcredential', (v) => {

@@ -14,22 +14,7 @@ import {
   timePeriodStart,
   type TimePeriodParams,
 } from '../../../src/core/hs/time-period.js';
-import { forEachVector, type Vector } from '../../helpers/vectors.js';
-
-function expectedOf(v: Vector) {
-  const seen = new Set<string>();
-  return {
-    get(k: string): any {
-      if (!(k in v.expected)) throw new Error(`${v.name}: missing expected.${k}`);
-      seen.add(k);
-      return v.expected[k];
-    },
-    has: (k: string): boolean => k in v.expected,
-    done(): void {
-      expect(Object.keys(v.expected).filter((k) => !seen.has(k)), `${v.name}: unchecked expected fields`).toEqual([]);
-    },
-  };
-}
+import { expectedOf, forEachVector } from '../../helpers/vectors.js';
 
 function iso(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString().replace('.000Z', 'Z');
