@@ -21,7 +21,8 @@
 import type net from 'node:net';
 import type { Logger } from '../adapters/log/logger.js';
 import { dialThroughTor, type DialDestination, type SocksEndpoint } from '../adapters/net/socks-dialer.js';
-import { realTimers, type TimerHandle, type Timers } from '../adapters/tor/process.js';
+import { realTimers, type Timers } from '../adapters/tor/process.js';
+import { SingleFlightPoller } from './poller.js';
 import { TorbalanceError } from '../core/errors.js';
 
 /** How to probe the target. */
@@ -129,9 +130,7 @@ export class TargetHealth {
   readonly #dial: DialFunction;
   readonly #listeners = new Set<(s: HealthState) => void>();
   #state: HealthState = INITIAL;
-  #running = false;
-  #timer: TimerHandle | undefined;
-  #inflight: Promise<HealthState> | undefined;
+  readonly #poller: SingleFlightPoller<HealthState>;
   #abort: AbortController | undefined;
 
   constructor(options: HealthOptions) {
@@ -140,6 +139,7 @@ export class TargetHealth {
     this.#timers = options.timers ?? realTimers;
     this.#wall = options.wallClock ?? Date.now;
     this.#dial = options.dial ?? dialThroughTor;
+    this.#poller = new SingleFlightPoller(() => this.#runProbe(), options.intervalMs, this.#timers);
   }
 
   /** The latest state (a frozen snapshot). */
@@ -149,16 +149,12 @@ export class TargetHealth {
 
   /** Start probing: one probe now, then one `intervalMs` after each probe finished. */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#tick();
+    this.#poller.start();
   }
 
   /** Stop probing; an in-flight probe is aborted and its result dropped. */
   stop(): void {
-    this.#running = false;
-    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#poller.stop();
     this.#abort?.abort();
   }
 
@@ -175,24 +171,7 @@ export class TargetHealth {
 
   /** Run one probe now (joins a probe already in flight) and return the new state. */
   probeOnce(): Promise<HealthState> {
-    if (this.#inflight !== undefined) return this.#inflight;
-    const p = this.#runProbe().finally(() => {
-      this.#inflight = undefined;
-    });
-    this.#inflight = p;
-    return p;
-  }
-
-  #tick(): void {
-    this.#timer = undefined;
-    if (!this.#running) return;
-    void this.probeOnce().then(() => {
-      if (this.#running && this.#timer === undefined) {
-        this.#timer = this.#timers.setTimeout(() => {
-          this.#tick();
-        }, this.#o.intervalMs);
-      }
-    });
+    return this.#poller.now();
   }
 
   async #runProbe(): Promise<HealthState> {

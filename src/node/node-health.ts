@@ -20,7 +20,8 @@
  * `reasons` lists what is missing, for status output and logs.
  */
 import type { Logger } from '../adapters/log/logger.js';
-import { realTimers, type TimerHandle, type Timers } from '../adapters/tor/process.js';
+import { realTimers, type Timers } from '../adapters/tor/process.js';
+import { SingleFlightPoller } from './poller.js';
 import { DecodeError, TorbalanceError } from '../core/errors.js';
 import { decodeOnionAddress } from '../core/hs/address.js';
 import { subcredential } from '../core/hs/blinding.js';
@@ -122,10 +123,8 @@ export class NodeHealth {
   #intro: IntroState = { descriptor: 'none', introPoints: 0 };
   #checkedAt: number | undefined;
   #state: NodeHealthState;
-  #running = false;
-  #timer: TimerHandle | undefined;
+  readonly #poller: SingleFlightPoller<NodeHealthState>;
   #offTarget: (() => void) | undefined;
-  #inflight: Promise<NodeHealthState> | undefined;
 
   constructor(options: NodeHealthOptions) {
     if (!Number.isInteger(options.intervalMs) || options.intervalMs < 1) {
@@ -138,6 +137,7 @@ export class NodeHealth {
     this.#timers = options.timers ?? realTimers;
     this.#wall = options.wallClock ?? Date.now;
     this.#state = this.#combine();
+    this.#poller = new SingleFlightPoller(() => this.#refresh(), options.intervalMs, this.#timers);
   }
 
   get state(): NodeHealthState {
@@ -154,42 +154,22 @@ export class NodeHealth {
 
   /** Refresh now, then every `intervalMs`; also recombine whenever the target state changes. */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
+    if (this.#poller.running) return;
     this.#offTarget = this.#o.target.onChange(() => {
       this.#publish();
     });
-    this.#tick();
+    this.#poller.start();
   }
 
   stop(): void {
-    this.#running = false;
     this.#offTarget?.();
     this.#offTarget = undefined;
-    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#poller.stop();
   }
 
   /** Ask tor now (joins a refresh in flight). */
   refresh(): Promise<NodeHealthState> {
-    if (this.#inflight !== undefined) return this.#inflight;
-    const p = this.#refresh().finally(() => {
-      this.#inflight = undefined;
-    });
-    this.#inflight = p;
-    return p;
-  }
-
-  #tick(): void {
-    this.#timer = undefined;
-    if (!this.#running) return;
-    void this.refresh().then(() => {
-      if (this.#running && this.#timer === undefined) {
-        this.#timer = this.#timers.setTimeout(() => {
-          this.#tick();
-        }, this.#o.intervalMs);
-      }
-    });
+    return this.#poller.now();
   }
 
   async #refresh(): Promise<NodeHealthState> {
