@@ -2,7 +2,10 @@
  * Harness for real-tor cluster tests (test/integration/cluster.test.ts, bench/failover.ts):
  * N torbalance nodes as separate processes (`torbalance run`, from source with tsx) in a
  * private tor network, sharing one master key and one cluster secret, each with its own node
- * key, meshing over loopback TCP.
+ * key, meshing over loopback TCP — or, with `transport: 'tor'`, over the nodes' coordination
+ * onion services (`init --cluster --cluster-transport tor`): node 0 starts with no peers and
+ * generates its mesh key; once its `<data>/mesh-hs/hostname` exists the others get
+ * `peers = ["tor:<node 0's mesh onion>:7700"]` and start (gossip does the rest).
  *
  * Set-up per node: `initNode({ cluster })` (the code path of `torbalance init --cluster`):
  * node 0 generates the master key and the cluster secret; the others copy node 0's key
@@ -71,6 +74,8 @@ export interface StartClusterOptions {
   /** Priorities per node (default all 100: lowest node id publishes). */
   readonly priorities?: readonly number[];
   readonly logLevel?: string;
+  /** Mesh transport. Default 'tcp' (loopback). */
+  readonly transport?: 'tcp' | 'tor';
 }
 
 function pidAlive(pid: number): boolean {
@@ -103,6 +108,7 @@ export class TestCluster {
   /** init all nodes and start them. */
   static async start(o: StartClusterOptions): Promise<TestCluster> {
     const n = o.nodes ?? 3;
+    const tor = o.transport === 'tor';
     const t = o.timings ?? TEST_TIMINGS;
     const root = await mkdtemp('/tmp/tbc-');
     const ports = await allocatePorts(n);
@@ -118,8 +124,7 @@ export class TestCluster {
         target: o.target,
         name: `node${i}`,
         cluster: {
-          listen: `127.0.0.1:${ports[i]!}`,
-          peers,
+          ...(tor ? { transport: 'tor' as const, peers: [] } : { listen: `127.0.0.1:${ports[i]!}`, peers }),
           priority: o.priorities?.[i] ?? 100,
           ...(i === 0 ? {} : { secretFrom: secretFile }),
         },
@@ -146,8 +151,39 @@ export class TestCluster {
       nodes.push({ index: i, name: `node${i}`, dir, configPath: init.configPath, meshPort: ports[i]!, proc: undefined });
     }
     const c = new TestCluster(root, master, nodes);
-    for (const node of nodes) c.spawn(node.index);
+    if (!tor) {
+      for (const node of nodes) c.spawn(node.index);
+      return c;
+    }
+    c.spawn(0);
+    let first: string | undefined;
+    for (let k = 0; k < 600 && first === undefined; k++) {
+      first = c.meshAddress(0);
+      if (first === undefined) await sleep(100);
+    }
+    if (first === undefined) throw new Error('node0 did not write its coordination onion hostname');
+    for (const node of nodes.slice(1)) {
+      const text = await readFile(node.configPath, 'utf8');
+      if (!/^peers = \[\]$/m.test(text)) throw new Error('unexpected [cluster] peers line');
+      await writeFile(node.configPath, text.replace(/^peers = \[\]$/m, `peers = [${JSON.stringify(`tor:${first}:7700`)}]`), { mode: 0o600 });
+      c.spawn(node.index);
+    }
     return c;
+  }
+
+  /** Node i's coordination onion address (`<56>.onion`, from `<data>/mesh-hs/hostname`), if written yet. */
+  meshAddress(i: number): string | undefined {
+    try {
+      const t = readFileSync(join(this.nodes[i]!.dir, 'data', 'mesh-hs', 'hostname'), 'utf8').trim();
+      return /^[a-z2-7]{56}\.onion$/.test(t) ? t : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Node i's tor control socket. */
+  controlSocket(i: number): string {
+    return join(this.nodes[i]!.dir, 'data', 'tor', 'control.sock');
   }
 
   statusFile(i: number): string {
