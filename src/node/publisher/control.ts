@@ -5,7 +5,8 @@
  * components need into one `SETEVENTS` (SETEVENTS replaces a connection's whole
  * subscription, control-spec §3.4, so components must not call it on their own).
  *
- * Events needed: IntroCollector `HS_DESC` + `CIRC`; Publisher `HS_DESC`; FailClosed `CIRC`.
+ * Events needed: IntroCollector `HS_DESC` + `CIRC`; Publisher `HS_DESC` + `HS_DESC_CONTENT`
+ * (HSFETCH verification); FailClosed `CIRC`.
  */
 import type { ControlEvent, ReconnectingTorControl, RequestOptions, TorControl } from '../../adapters/tor/control.js';
 
@@ -18,6 +19,8 @@ export interface PublisherControl {
     descriptor: string,
     opts: { readonly hsAddress: string; readonly servers: readonly string[]; readonly timeoutMs?: number },
   ): Promise<void>;
+  /** `HSFETCH <label> SERVER=<fp>…` (results arrive as HS_DESC / HS_DESC_CONTENT events). */
+  hsFetch(address: string, servers: readonly string[]): Promise<void>;
   setConf(entries: readonly (readonly [string, string | null])[]): Promise<void>;
   closeCircuit(id: string): Promise<void>;
   request(line: string, body?: string, options?: RequestOptions): Promise<{ readonly status: number; readonly lines: readonly { readonly text: string }[] }>;
@@ -29,6 +32,7 @@ export function controlFromReconnecting(rc: ReconnectingTorControl): PublisherCo
   return {
     getInfo: (key, options) => rc.use((c) => c.getInfo(key, options)),
     hsPost: (descriptor, opts) => rc.use((c) => c.hsPost(descriptor, opts)),
+    hsFetch: (address, servers) => rc.use((c) => c.hsFetch(address, servers)),
     setConf: (entries) => rc.use((c) => c.setConf(entries)),
     closeCircuit: (id) => rc.use((c) => c.closeCircuit(id)),
     request: (line, body, options) => rc.use((c) => c.request(line, body, options)),

@@ -23,6 +23,17 @@
  * for the same blinded key (it waits for the next second), so successive counters strictly
  * increase. No `pow-params` (tor-facts §3.7 A); `flow-control 1-2 31` by default.
  *
+ * Verification (optional, on by default): after a round that posted the client-current
+ * descriptor (the one HSFETCH fetches: period of the consensus valid-after, tor-facts §1.3),
+ * and every `verify.everyMs`, but never more than once per `verify.minIntervalMs`, the
+ * publisher sends `HSFETCH <master> SERVER=<fp>…` to that descriptor's fetch HSDirs
+ * (`hsdir_spread_fetch` per replica; a client asks only these) and checks what each serves
+ * ({@link FetchVerifier}): a lower revision counter than we last posted (`stale`) or none
+ * (`not-found`) → that HSDir alone gets a fresh descriptor with a higher counter (reason
+ * `verify`); errors and timeouts are only reported. Verification runs in the publish loop, so
+ * it never overlaps an upload round; it is skipped while upload retries are pending. The
+ * fetched descriptor lands in the local tor's client cache (harmless).
+ *
  * The HSDirs come from the local tor's microdesc consensus and `md/all` (read again only when
  * `consensus/valid-after` changes). Under `TestingTorNetwork` periods are 24 voting intervals.
  */
@@ -32,14 +43,23 @@ import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { blindKeypair } from '../../core/hs/blinding.js';
-import { descriptorTargets, type DescriptorTarget, type DescriptorTargets, type HsdirRelay, type RingConsensus } from '../../core/hs/hashring.js';
+import {
+  buildRing,
+  descriptorTargets,
+  responsibleHsdirs,
+  type DescriptorTarget,
+  type DescriptorTargets,
+  type HsdirRelay,
+  type RingConsensus,
+} from '../../core/hs/hashring.js';
 import { OpeCipher, revisionCounterFor, revisionCounterKey } from '../../core/hs/revision-counter.js';
 import { buildDescriptor, DEFAULT_FLOW_CONTROL } from '../../core/hsdesc/descriptor.js';
 import type { FlowControl } from '../../core/hsdesc/inner.js';
 import { hsdirRelays, parseMicrodescConsensus, parseMicrodescriptors } from '../../core/netdoc/consensus.js';
 import type { RandomBytes } from '../../core/random.js';
-import { parseHsDesc } from '../../core/torctl/events.js';
+import { parseHsDesc, parseHsDescContent } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
+import { FetchVerifier, type HsdirVerification } from './fetch-verifier.js';
 import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS, type NodeIntroPoints } from './select.js';
 import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
 import { introDigest, wireToIntroPointInput, type IntroPointWire } from './wire.js';
@@ -115,6 +135,23 @@ export interface PublishRecord {
   readonly hsdirs: readonly HsdirResult[];
 }
 
+/** One HSFETCH verification round. */
+export interface VerificationRecord {
+  /** Wall-clock ms when HSFETCH was sent / the round ended. */
+  readonly atMs: number;
+  readonly endMs: number;
+  /** first / second: which of our descriptors is the client-current one. */
+  readonly descriptor: 'first' | 'second';
+  readonly periodNum: number;
+  readonly blindedKey: string;
+  /** Per verified HSDir: the revision counter of our last post it accepted (decimal). */
+  readonly expected: Readonly<Record<string, string>>;
+  /** Per fetch HSDir: verified / stale / not-found / error, with the time of the answer. */
+  readonly hsdirs: readonly HsdirVerification[];
+  /** HSDirs that were re-posted to because they were stale or had nothing. */
+  readonly reposted: readonly string[];
+}
+
 /** What {@link Publisher.status} reports. */
 export interface PublisherStatus {
   /** update() gave a non-null input with at least one intro point. */
@@ -126,6 +163,22 @@ export interface PublisherStatus {
   readonly lastError?: { readonly code: string; readonly message: string; readonly atMs: number };
   /** HSDirs awaiting a retry. */
   readonly retryPending: number;
+  /** Verification rounds run, and stale / not-found findings over all of them. */
+  readonly verifications: number;
+  readonly staleFound: number;
+  readonly lastVerification?: VerificationRecord;
+}
+
+/** Options of the HSFETCH verification ({@link PublisherOptions.verify}). */
+export interface VerifyOptions {
+  /** At most one verification round per this many ms. Default 60 000. */
+  readonly minIntervalMs?: number;
+  /** Verify at least this often while publishing. Default 600 000. */
+  readonly everyMs?: number;
+  /** Wait for all answers this long; unanswered HSDirs are `error` (no re-post). Default 30 000. */
+  readonly timeoutMs?: number;
+  /** Verify at most this many of the fetch HSDirs (in ring order). Default: all. */
+  readonly maxHsdirs?: number;
 }
 
 /** Options of {@link Publisher}. */
@@ -156,6 +209,8 @@ export interface PublisherOptions {
   readonly flowControl?: FlowControl | null;
   /** Timeout of the HSPOST command itself. Default 30 000. */
   readonly hsPostTimeoutMs?: number;
+  /** HSFETCH verification of what the HSDirs serve; `false` disables it. Default: enabled. */
+  readonly verify?: VerifyOptions | false;
 }
 
 interface Published {
@@ -178,21 +233,26 @@ function errInfo(e: unknown): { code: string; message: string } {
 /** Publishes the cluster's merged descriptors; see the module doc. */
 export class Publisher {
   /** Event types the publisher needs subscribed on its control connection. */
-  static readonly EVENTS: readonly string[] = ['HS_DESC'];
+  static readonly EVENTS: readonly string[] = ['HS_DESC', 'HS_DESC_CONTENT'];
 
   readonly #o: PublisherOptions;
   readonly #label: string;
   readonly #expanded: Uint8Array;
   readonly #network: NetworkSource;
   readonly #tracker: UploadTracker;
+  readonly #verifier: FetchVerifier;
   readonly #log: Logger;
   readonly #listeners = new Set<(r: PublishRecord) => void>();
   readonly #ope = new Map<string, { ope: OpeCipher; blindedExpanded: Uint8Array; periodNum: number }>();
   readonly #lastSecond = new Map<string, number>();
   readonly #lastCounter = new Map<string, bigint>();
+  /** blinded key → fp → counter of our last post that HSDir answered UPLOADED to. */
+  readonly #accepted = new Map<string, Map<string, bigint>>();
+  readonly #sleeps = new Set<() => void>();
 
   #started = false;
   #offEvent: (() => void) | undefined;
+  #offContent: (() => void) | undefined;
   #desired: readonly NodeIntroPoints[] | null = null;
   #selection: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string } | undefined;
   #published: Published | undefined;
@@ -207,6 +267,15 @@ export class Publisher {
   #publishes = 0;
   #lastPublish: PublishRecord | undefined;
   #lastError: { code: string; message: string; atMs: number } | undefined;
+  /** A verification is wanted (after a publish of the client-current descriptor, or periodic). */
+  #verifyWanted = false;
+  /** timers.now() of the last verification round's start. */
+  #lastVerifyMono: number | undefined;
+  #verifyTimer: TimerHandle | undefined;
+  #verifyEveryTimer: TimerHandle | undefined;
+  #verifications = 0;
+  #staleFound = 0;
+  #lastVerification: VerificationRecord | undefined;
 
   constructor(o: PublisherOptions) {
     this.#o = o;
@@ -214,6 +283,7 @@ export class Publisher {
     this.#expanded = o.identity.expandedSecretKey.slice();
     this.#network = o.network ?? new ControlNetworkSource(o.control);
     this.#tracker = new UploadTracker({ timers: o.timers, address: this.#label });
+    this.#verifier = new FetchVerifier({ timers: o.timers, now: o.now, address: this.#label, identityPublicKey: o.identity.publicKey });
     this.#log = o.logger.child({ component: 'publisher' });
   }
 
@@ -229,8 +299,19 @@ export class Publisher {
         return;
       }
       this.#tracker.handleEvent(ev);
+      this.#verifier.handleHsDesc(ev);
+    });
+    this.#offContent = this.#o.control.onEvent('HS_DESC_CONTENT', (e) => {
+      let ev;
+      try {
+        ev = parseHsDescContent(e);
+      } catch {
+        return;
+      }
+      this.#verifier.handleContent(ev);
     });
     this.#schedulePoll();
+    this.#scheduleVerifyEvery();
     this.#kick('initial');
   }
 
@@ -239,9 +320,15 @@ export class Publisher {
     this.#started = false;
     this.#offEvent?.();
     this.#offEvent = undefined;
-    for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer]) if (t !== undefined) this.#o.timers.clearTimeout(t);
-    this.#pollTimer = this.#refreshTimer = this.#retryTimer = undefined;
+    this.#offContent?.();
+    this.#offContent = undefined;
+    for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer, this.#verifyTimer, this.#verifyEveryTimer]) {
+      if (t !== undefined) this.#o.timers.clearTimeout(t);
+    }
+    this.#pollTimer = this.#refreshTimer = this.#retryTimer = this.#verifyTimer = this.#verifyEveryTimer = undefined;
     this.#tracker.cancelOpen();
+    this.#verifier.cancelOpen('stopped');
+    for (const wake of [...this.#sleeps]) wake();
     await this.#running;
   }
 
@@ -256,6 +343,7 @@ export class Publisher {
       this.#selection = undefined;
       this.#published = undefined;
       this.#retry.clear();
+      this.#verifyWanted = false;
       return;
     }
     const nodes = input.nodes.map((n) => ({
@@ -297,6 +385,9 @@ export class Publisher {
       ...(this.#lastPublish === undefined ? {} : { lastPublish: this.#lastPublish }),
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
       retryPending: [...this.#retry.values()].reduce((a, s) => a + s.size, 0),
+      verifications: this.#verifications,
+      staleFound: this.#staleFound,
+      ...(this.#lastVerification === undefined ? {} : { lastVerification: this.#lastVerification }),
     };
   }
 
@@ -374,6 +465,7 @@ export class Publisher {
       reasons.push('retry');
       work = this.#retry;
     } else {
+      if (this.#verifyWanted && this.#retry.size === 0) await this.#verify(targets, net, sel, planKey);
       return;
     }
     if (targets.descriptors.some((d) => d.hsdirs.length === 0)) {
@@ -417,7 +509,7 @@ export class Publisher {
     };
     this.#publishes++;
     this.#lastPublish = record;
-    if (!reason.split(',').includes('retry') || this.#published === undefined) {
+    if (!reason.split(',').every((r) => r === 'retry' || r === 'verify') || this.#published === undefined) {
       this.#published = { digest: sel.digest, planKey, atMs };
     }
     this.#scheduleRefresh();
@@ -429,6 +521,11 @@ export class Publisher {
     } else {
       this.#retryDelay = 0;
       this.#retryAtMs = undefined;
+    }
+    const clientCurrent = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum)?.descriptor;
+    if (this.#verifyOpts() !== undefined && results.some((x) => x.descriptor === clientCurrent && x.result === 'uploaded')) {
+      this.#verifyWanted = true;
+      this.#scheduleVerify();
     }
     const up = results.filter((x) => x.result === 'uploaded').length;
     this.#log.info(
@@ -458,6 +555,12 @@ export class Publisher {
     if (last !== undefined && Math.floor(nowMs / 1000) <= last) {
       await this.#sleep((last + 1) * 1000 - nowMs);
       nowMs = this.#o.now();
+    }
+    if (!this.#started) {
+      return {
+        desc: { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers, revisionCounter: '', postMs: 0, error: 'TB_ERR_PUBLISHER_STOPPED' },
+        outcomes: servers.map((fp) => ({ fp, result: 'timeout', reason: 'stopped', ms: 0 })),
+      };
     }
     const nowSeconds = Math.floor(nowMs / 1000);
     const base = { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers };
@@ -511,6 +614,9 @@ export class Publisher {
       };
     }
     const outcomes = await round.done;
+    let acc = this.#accepted.get(blindedKey);
+    if (acc === undefined) this.#accepted.set(blindedKey, (acc = new Map<string, bigint>()));
+    for (const o of outcomes) if (o.result === 'uploaded') acc.set(o.fp, revisionCounter);
     return { desc: { ...base, revisionCounter: revisionCounter.toString(), postMs }, outcomes };
   }
 
@@ -527,6 +633,7 @@ export class Publisher {
         this.#ope.delete(k);
         this.#lastSecond.delete(k);
         this.#lastCounter.delete(k);
+        this.#accepted.delete(k);
       }
     }
     return entry;
@@ -553,7 +660,124 @@ export class Publisher {
     }, delay);
   }
 
+  #verifyOpts(): Required<VerifyOptions> | undefined {
+    const v = this.#o.verify;
+    if (v === false) return undefined;
+    return {
+      minIntervalMs: v?.minIntervalMs ?? 60_000,
+      everyMs: v?.everyMs ?? 600_000,
+      timeoutMs: v?.timeoutMs ?? 30_000,
+      maxHsdirs: v?.maxHsdirs ?? Number.MAX_SAFE_INTEGER,
+    };
+  }
+
+  /** Kick a 'verify' reconcile as soon as the rate limit allows (one pending timer at most). */
+  #scheduleVerify(): void {
+    const v = this.#verifyOpts();
+    if (v === undefined || !this.#started || this.#verifyTimer !== undefined) return;
+    const wait = this.#lastVerifyMono === undefined ? 0 : Math.max(0, this.#lastVerifyMono + v.minIntervalMs - this.#o.timers.now());
+    this.#verifyTimer = this.#o.timers.setTimeout(() => {
+      this.#verifyTimer = undefined;
+      this.#kick('verify');
+    }, wait);
+  }
+
+  #scheduleVerifyEvery(): void {
+    const v = this.#verifyOpts();
+    if (v === undefined || !this.#started) return;
+    this.#verifyEveryTimer = this.#o.timers.setTimeout(() => {
+      this.#verifyEveryTimer = undefined;
+      if (this.#published !== undefined) {
+        this.#verifyWanted = true;
+        this.#scheduleVerify();
+      }
+      this.#scheduleVerifyEvery();
+    }, v.everyMs);
+  }
+
+  /** One HSFETCH round against the client-current descriptor's fetch HSDirs; re-post to stale ones. */
+  async #verify(
+    targets: DescriptorTargets,
+    net: NetworkSnapshot,
+    sel: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string },
+    planKey: string,
+  ): Promise<void> {
+    const v = this.#verifyOpts();
+    if (v === undefined) return;
+    if (this.#lastVerifyMono !== undefined && this.#o.timers.now() - this.#lastVerifyMono < v.minIntervalMs) {
+      this.#scheduleVerify();
+      return;
+    }
+    this.#verifyWanted = false;
+    const t = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum);
+    if (t === undefined) return;
+    const blindedKey = toBase64NoPad(t.blindedPublicKey);
+    const accepted = this.#accepted.get(blindedKey);
+    if (accepted === undefined) return; // nothing of ours is on an HSDir yet
+    const len = targets.plan.periodParams.lengthMinutes;
+    const stored = new Set(t.hsdirs.map((h) => h.rsaFingerprint));
+    const fetchSet = responsibleHsdirs({
+      blindedPublicKey: t.blindedPublicKey,
+      periodNum: t.periodNum,
+      periodLengthMinutes: len,
+      ring: buildRing(net.relays, t.srv, t.periodNum, len),
+      replicas: targets.hsdirParams.replicas,
+      spread: targets.hsdirParams.spreadFetch,
+    })
+      .hsdirs.map((h) => h.rsaFingerprint)
+      .filter((fp) => stored.has(fp) && accepted.has(fp))
+      .slice(0, v.maxHsdirs);
+    const expected = new Map(fetchSet.map((fp) => [fp, accepted.get(fp)!]));
+    if (fetchSet.length === 0) return;
+    this.#lastVerifyMono = this.#o.timers.now();
+    const atMs = this.#o.now();
+    const round = this.#verifier.begin({ hsdirs: fetchSet, blindedKey, periodNum: t.periodNum, periodLengthMinutes: len, expected, timeoutMs: v.timeoutMs });
+    try {
+      await this.#o.control.hsFetch(this.#label, fetchSet);
+    } catch (e) {
+      const info = errInfo(e);
+      this.#log.warn({ code: info.code, err: info.message }, 'HSFETCH for verification failed');
+      round.cancel('hsfetch');
+    }
+    const hsdirs = await round.done;
+    this.#verifications++;
+    const bad = hsdirs.filter((h) => h.result === 'stale' || h.result === 'not-found').map((h) => h.fp);
+    this.#staleFound += bad.length;
+    const record: VerificationRecord = {
+      atMs,
+      endMs: this.#o.now(),
+      descriptor: t.descriptor,
+      periodNum: t.periodNum,
+      blindedKey,
+      expected: Object.fromEntries([...expected].map(([fp, c]) => [fp, c.toString()])),
+      hsdirs,
+      reposted: bad,
+    };
+    this.#lastVerification = record;
+    const count = (r: string): number => hsdirs.filter((h) => h.result === r).length;
+    this.#log.info(
+      { verified: count('verified'), stale: count('stale'), notFound: count('not-found'), error: count('error'), ms: record.endMs - atMs },
+      'verified what the HSDirs serve',
+    );
+    for (const h of hsdirs) {
+      if (h.result === 'stale' || h.result === 'not-found') {
+        this.#log.warn({ hsdir: h.fp, result: h.result, served: h.servedCounter, expected: expected.get(h.fp)?.toString() }, 'HSDir serves an old descriptor or none; re-posting to it');
+      }
+    }
+    if (bad.length > 0 && this.#started) {
+      await this.#publish(targets, new Map<Slot, Set<string>>([[t.descriptor, new Set(bad)]]), sel, planKey, 'verify');
+    }
+  }
+
   #sleep(ms: number): Promise<void> {
-    return new Promise((r) => this.#o.timers.setTimeout(r, Math.max(0, ms)));
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.#sleeps.delete(wake);
+        this.#o.timers.clearTimeout(h);
+        resolve();
+      };
+      this.#sleeps.add(wake);
+      const h = this.#o.timers.setTimeout(wake, Math.max(0, ms));
+    });
   }
 }

@@ -11,13 +11,17 @@
  * posts its two descriptors one after the other and waits for each round to finish (or time
  * out) before the next HSPOST. Events are credited to the open round if they name the
  * round's address and an HSDir still pending in it; a FAILED whose blinded key differs from
- * the round's is ignored. Residual ambiguity: a late UPLOADED for an HSDir that timed out in
+ * the round's is ignored, and so is a FAILED with a reason only fetches produce (NOT_FOUND,
+ * BAD_DESC, … from an HSFETCH verification or tor's own client). Residual ambiguity: a late UPLOADED for an HSDir that timed out in
  * the previous round and is also in the current round's set is credited to the current one
  * (harmless: the next refresh re-posts anyway).
  */
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
 import { BugError } from '../../core/errors.js';
 import type { HsDescEvent } from '../../core/torctl/events.js';
+
+/** FAILED reasons that only fetches produce (tor `hs_client.c`, `hs_control.c`); uploads give UPLOAD_REJECTED / UNEXPECTED. */
+const FETCH_ONLY_REASONS: ReadonlySet<string> = new Set(['NOT_FOUND', 'QUERY_REJECTED', 'BAD_DESC', 'QUERY_NO_HSDIR', 'QUERY_RATE_LIMITED']);
 
 /** The outcome for one HSDir. */
 export interface HsdirOutcome {
@@ -116,6 +120,8 @@ export class UploadTracker {
     if (ev.address !== this.#address || ev.hsDir === undefined) return;
     const fp = ev.hsDir.fingerprint;
     if (!round.pending.has(fp)) return;
+    // Fetch-only reasons (our own HSFETCH verification, tor's client fetches) are no upload result.
+    if (ev.action === 'FAILED' && ev.reason !== undefined && FETCH_ONLY_REASONS.has(ev.reason)) return;
     if (ev.action === 'FAILED' && round.blindedKey !== undefined && ev.descriptorId !== undefined && ev.descriptorId !== round.blindedKey) return;
     round.pending.delete(fp);
     const ms = this.#timers.now() - round.startedMs;

@@ -115,9 +115,47 @@ export interface RecordedPost {
 /** What the fake HSDir answers: 'ok', a FAILED reason, or 'silent'. */
 export type HsdirAnswer = 'ok' | 'silent' | { readonly failed: string };
 
+/**
+ * What an HSDir answers to HSFETCH: 'store' (what it holds: RECEIVED + content, or NOT_FOUND),
+ * 'silent', a FAILED reason, or this descriptor text (RECEIVED + content).
+ */
+export type FetchAnswer = 'store' | 'silent' | { readonly failed: string } | { readonly text: string };
+
+/** A recorded HSFETCH. */
+export interface RecordedFetch {
+  readonly address: string;
+  readonly servers: readonly string[];
+  readonly wallMs: number;
+}
+
+/** A multi-line event (`650+TYPE args` + data block + `650 OK`). */
+export function dataEvent(line: string, data: string): ControlEvent {
+  return {
+    type: line.split(' ')[0]!,
+    lines: [line, 'OK'],
+    raw: `650+${line}\r\n${data}\r\n.\r\n650 OK`,
+    reply: {
+      status: 650,
+      lines: [
+        { status: 650, separator: '+', text: line, data },
+        { status: 650, separator: ' ', text: 'OK' },
+      ],
+    },
+  };
+}
+
 /** A fake control port. */
 export class FakeControl implements PublisherControl {
   readonly posts: RecordedPost[] = [];
+  readonly fetches: RecordedFetch[] = [];
+  /** What each fake HSDir stores: fp → blinded key → { text, counter } (highest counter wins). */
+  readonly store = new Map<string, Map<string, { text: string; counter: bigint }>>();
+  /** Blinded keys ever posted (a fetch answers for each; the publisher filters its own). */
+  readonly keys = new Set<string>();
+  /** Answer per HSDir to HSFETCH number `fetchIndex`. */
+  fetchAnswer: (fp: string, fetchIndex: number) => FetchAnswer = () => 'store';
+  /** Make hsFetch reject. */
+  hsFetchError: Error | undefined;
   readonly setConfs: (readonly (readonly [string, string | null])[])[] = [];
   readonly closed: string[] = [];
   readonly requests: string[] = [];
@@ -144,13 +182,45 @@ export class FakeControl implements PublisherControl {
     const idx = this.posts.length;
     this.posts.push({ text, servers: [...opts.servers], hsAddress: opts.hsAddress, wallMs: this.clock?.wallMs ?? 0 });
     // Answers arrive after the 250 reply, like tor's.
-    const key = toBase64NoPad(checkOuterLayer(parseOuterLayer(text), { nowSeconds: Math.floor((this.clock?.wallMs ?? Date.now()) / 1000) }).blindedPublicKey);
+    const outer = checkOuterLayer(parseOuterLayer(text), { nowSeconds: Math.floor((this.clock?.wallMs ?? Date.now()) / 1000) });
+    const key = toBase64NoPad(outer.blindedPublicKey);
+    this.keys.add(key);
     setImmediate(() => {
       for (const fp of opts.servers) {
         const a = this.answer(fp, idx);
         if (a === 'silent') continue;
-        if (a === 'ok') this.emit(`HS_DESC UPLOADED ${opts.hsAddress} UNKNOWN $${fp}~relay`);
+        if (a === 'ok') {
+          let m = this.store.get(fp);
+          if (m === undefined) this.store.set(fp, (m = new Map()));
+          const held = m.get(key);
+          if (held === undefined || held.counter < outer.revisionCounter) m.set(key, { text, counter: outer.revisionCounter });
+          this.emit(`HS_DESC UPLOADED ${opts.hsAddress} UNKNOWN $${fp}~relay`);
+        }
         else this.emit(`HS_DESC FAILED ${opts.hsAddress} NO_AUTH $${fp}~relay ${key} REASON=${a.failed}`);
+      }
+    });
+  }
+
+  async hsFetch(address: string, servers: readonly string[]): Promise<void> {
+    await Promise.resolve();
+    if (this.hsFetchError !== undefined) throw this.hsFetchError;
+    const idx = this.fetches.length;
+    this.fetches.push({ address, servers: [...servers], wallMs: this.clock?.wallMs ?? 0 });
+    setImmediate(() => {
+      for (const fp of servers) {
+        const a = this.fetchAnswer(fp, idx);
+        if (a === 'silent') continue;
+        for (const key of this.keys) {
+          const text = a === 'store' ? this.store.get(fp)?.get(key)?.text : 'text' in a ? a.text : undefined;
+          const failed = a !== 'store' && 'failed' in a ? a.failed : text === undefined ? 'NOT_FOUND' : undefined;
+          if (failed === undefined && text !== undefined) {
+            this.emit(`HS_DESC RECEIVED ${address} NO_AUTH $${fp}~relay ${key}`);
+            this.emitEvent(dataEvent(`HS_DESC_CONTENT ${address} ${key} $${fp}~relay`, text.replace(/\n$/, '')));
+          } else {
+            this.emit(`HS_DESC FAILED ${address} NO_AUTH $${fp}~relay ${key} REASON=${failed ?? 'UNEXPECTED'}`);
+            this.emitEvent(dataEvent(`HS_DESC_CONTENT ${address} ${key} $${fp}~relay`, ''));
+          }
+        }
       }
     });
   }
@@ -183,7 +253,11 @@ export class FakeControl implements PublisherControl {
 
   /** Deliver an event line (without "650 "). */
   emit(line: string): void {
-    const e = event(line);
+    this.emitEvent(event(line));
+  }
+
+  /** Deliver an event. */
+  emitEvent(e: ControlEvent): void {
     for (const l of this.#listeners.get(e.type) ?? []) l(e);
   }
 
