@@ -19,7 +19,10 @@ export {
   type PublishRecord,
   type PublisherOptions,
   type PublisherStatus,
+  type VerificationRecord,
+  type VerifyOptions,
 } from './publisher.js';
+export { FetchVerifier, type HsdirVerification, type VerifyResult } from './fetch-verifier.js';
 export { DEFAULT_MAX_INTRO_POINTS, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from './select.js';
 export { UploadTracker, type HsdirOutcome, type UploadRound } from './upload-tracker.js';
 export {
