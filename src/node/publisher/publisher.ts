@@ -31,7 +31,8 @@
  * ({@link FetchVerifier}): a lower revision counter than we last posted (`stale`) or none
  * (`not-found`) → that HSDir alone gets a fresh descriptor with a higher counter (reason
  * `verify`); errors and timeouts are only reported. Verification runs in the publish loop, so
- * it never overlaps an upload round; it is skipped while upload retries are pending. The
+ * it never overlaps an upload round; it is skipped while upload retries are pending, and an
+ * intro-point change cancels a round in flight so failover is never delayed by it. The
  * fetched descriptor lands in the local tor's client cache (harmless).
  *
  * The HSDirs come from the local tor's microdesc consensus and `md/all` (read again only when
@@ -366,7 +367,13 @@ export class Publisher {
     const digest = introDigest(points);
     const changed = this.#selection?.digest !== digest;
     this.#selection = { points, perNode, digest };
-    if (changed) this.#kick('intro-points');
+    if (changed) {
+      // A verification round can wait up to its timeout for silent HSDirs; it must never
+      // delay publishing a changed intro-point set (failover). Cut it short; the next
+      // verification runs after this publish.
+      this.#verifier.cancelOpen('superseded by an intro-point change');
+      this.#kick('intro-points');
+    }
   }
 
   /** Listen for finished publish rounds. */

@@ -185,6 +185,20 @@ describe('Publisher verification (HSFETCH)', () => {
     expect(control.posts).toHaveLength(2);
   });
 
+  it('an intro-point change (failover) cuts a verification round waiting on silent HSDirs short', async () => {
+    const { clock, control, publisher } = rig({ timeoutMs: 30_000, minIntervalMs: 60_000, everyMs: 600_000 });
+    control.fetchAnswer = () => 'silent';
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }, { id: 'n2', introPoints: B }] });
+    await clock.advance(1_000);
+    expect(control.posts).toHaveLength(2);
+    expect(control.fetches).toHaveLength(1); // the round is open, its HSDirs silent
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] }); // n2 died
+    await clock.advance(1_500); // well inside the 30 s verification timeout
+    expect(control.posts).toHaveLength(4);
+    expect(publisher.status().lastVerification?.hsdirs.every((h) => h.result === 'error')).toBe(true);
+  });
+
   it('HSFETCH rejected by tor → error (hsfetch) for every HSDir', async () => {
     const { clock, control, publisher } = rig();
     control.hsFetchError = new Error('552 boom');
