@@ -24,9 +24,7 @@ import { realTimers, type Timers } from '../adapters/tor/process.js';
 import { SingleFlightPoller } from './poller.js';
 import { DecodeError, TorbalanceError } from '../core/errors.js';
 import { decodeOnionAddress } from '../core/hs/address.js';
-import { subcredential } from '../core/hs/blinding.js';
-import { decodeDescriptor } from '../core/hsdesc/descriptor.js';
-import { checkOuterLayer, parseOuterLayer } from '../core/hsdesc/outer.js';
+import { decodeOwnServiceDescriptor } from '../core/hsdesc/descriptor.js';
 import { parseBootstrapPhase } from '../core/torctl/events.js';
 import { describeError, type HealthState } from './health.js';
 
@@ -95,13 +93,7 @@ export interface NodeHealthOptions {
 
 /** Count the intro points of a descriptor text of `identityPublicKey` (keys from the descriptor's own cert). */
 export function countIntroPoints(text: string, identityPublicKey: Uint8Array, nowSeconds: number): { introPoints: number; revisionCounter: bigint } {
-  const body = text.endsWith('\n') ? text : `${text}\n`;
-  const outer = checkOuterLayer(parseOuterLayer(body), { nowSeconds });
-  const d = decodeDescriptor(body, {
-    subcredential: subcredential(identityPublicKey, outer.blindedPublicKey),
-    blindedPublicKey: outer.blindedPublicKey,
-    nowSeconds,
-  });
+  const d = decodeOwnServiceDescriptor(text, identityPublicKey, nowSeconds);
   return { introPoints: d.introPoints.length, revisionCounter: d.revisionCounter };
 }
 

@@ -71,6 +71,8 @@ export type DescriptorKeyInput =
       readonly periodNum?: number;
       readonly periodLengthMinutes?: number;
       readonly periodParams?: TimePeriodParams;
+      /** Accept the certificate's blinded key for any period (see {@link decodeOwnServiceDescriptor}). */
+      readonly anyPeriod?: boolean;
     }
   | { readonly subcredential: Uint8Array; readonly blindedPublicKey: Uint8Array };
 
@@ -118,6 +120,7 @@ function keysFor(blinded: Uint8Array, opts: DecodeDescriptorOptions): { subcrede
     return { subcredential: opts.subcredential, periodNum: undefined };
   }
   const id = opts.identityPublicKey;
+  if (opts.anyPeriod === true) return { subcredential: computeSubcredential(id, blinded), periodNum: undefined };
   const len = opts.periodLengthMinutes ?? opts.periodParams?.lengthMinutes ?? DEFAULT_PERIOD_LENGTH_MINUTES;
   let candidates: number[];
   if (opts.periodNum !== undefined) {
@@ -230,6 +233,20 @@ export function decodeDescriptor(text: string, opts: DecodeDescriptorOptions): D
     innerPlaintext,
     introPoints: inner.introPoints,
   };
+}
+
+/**
+ * Decode a descriptor of the service with `identityPublicKey` for whatever period its
+ * certificate names, deriving the subcredential from the certificate's blinded key, with
+ * one parse of the outer layer. For descriptors read from the node's own tor (`GETINFO
+ * hs/service/desc/id/...`), whose schedule may be a test network's: the signature, cert and
+ * MACs are all checked, but the blinded key is not tied to a period. Prefer
+ * {@link decodeDescriptor} with `identityPublicKey` for descriptors from the network.
+ * A missing final newline (GETINFO data replies drop it) is tolerated.
+ */
+export function decodeOwnServiceDescriptor(text: string, identityPublicKey: Uint8Array, nowSeconds: number): DecodedDescriptor {
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  return decodeDescriptor(body, { identityPublicKey, anyPeriod: true, nowSeconds });
 }
 
 // ---------------------------------------------------------------------------------------

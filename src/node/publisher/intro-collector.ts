@@ -19,9 +19,7 @@ import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
-import { subcredential } from '../../core/hs/blinding.js';
-import { decodeDescriptor } from '../../core/hsdesc/descriptor.js';
-import { checkOuterLayer, parseOuterLayer } from '../../core/hsdesc/outer.js';
+import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import { parseCirc, parseHsDesc } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
 import { introDigest, introPointToWire, type IntroPointWire } from './wire.js';
@@ -62,13 +60,7 @@ export function introPointsFromServiceDescriptor(
   identityPublicKey: Uint8Array,
   nowSeconds: number,
 ): { points: IntroPointWire[]; revisionCounter: bigint } | undefined {
-  const body = text.endsWith('\n') ? text : `${text}\n`;
-  const outer = checkOuterLayer(parseOuterLayer(body), { nowSeconds });
-  const d = decodeDescriptor(body, {
-    subcredential: subcredential(identityPublicKey, outer.blindedPublicKey),
-    blindedPublicKey: outer.blindedPublicKey,
-    nowSeconds,
-  });
+  const d = decodeOwnServiceDescriptor(text, identityPublicKey, nowSeconds);
   if (d.revisionCounter === 0n) return undefined;
   return { points: d.introPoints.map(introPointToWire), revisionCounter: d.revisionCounter };
 }
