@@ -191,6 +191,31 @@ export async function readCookieFile(path: string): Promise<Uint8Array> {
 }
 
 /** A connected, authenticated tor control connection. */
+/**
+ * Register `listener` for events of `type` in `map` (wrapped, so the same function may be
+ * added twice and removed independently). Returns the unsubscribe function.
+ */
+function addListener(map: Map<string, Set<EventListener>>, type: string, listener: EventListener): () => void {
+  let set = map.get(type);
+  if (set === undefined) {
+    set = new Set();
+    map.set(type, set);
+  }
+  const s = set;
+  const wrapped: EventListener = (e) => {
+    listener(e);
+  };
+  s.add(wrapped);
+  return () => {
+    s.delete(wrapped);
+  };
+}
+
+/** The listeners for an event of `type`, including the `*` ones. */
+function listenersFor(map: Map<string, Set<EventListener>>, type: string): EventListener[] {
+  return [...(map.get(type) ?? []), ...(map.get('*') ?? [])];
+}
+
 export class TorControl {
   /** Resolves when the connection closes: undefined after {@link close}, else the error. */
   readonly closed: Promise<Error | undefined>;
@@ -343,19 +368,7 @@ export class TorControl {
    * {@link setEvents} as well. Returns an unsubscribe function.
    */
   onEvent(type: string, listener: EventListener): () => void {
-    let set = this.listeners.get(type);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(type, set);
-    }
-    const s = set;
-    const wrapped: EventListener = (e) => {
-      listener(e);
-    };
-    s.add(wrapped);
-    return () => {
-      s.delete(wrapped);
-    };
+    return addListener(this.listeners, type, listener);
   }
 
   /**
@@ -488,7 +501,7 @@ export class TorControl {
   }
 
   private dispatch(event: ControlEvent): void {
-    const targets = [...(this.listeners.get(event.type) ?? []), ...(this.listeners.get('*') ?? [])];
+    const targets = listenersFor(this.listeners, event.type);
     if (targets.length === 0) return;
     queueMicrotask(() => {
       for (const l of targets) {
@@ -656,19 +669,7 @@ export class ReconnectingTorControl {
 
   /** Listen for events (kept across reconnects). */
   onEvent(type: string, listener: EventListener): () => void {
-    let set = this.listeners.get(type);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(type, set);
-    }
-    const s = set;
-    const wrapped: EventListener = (e) => {
-      listener(e);
-    };
-    s.add(wrapped);
-    return () => {
-      s.delete(wrapped);
-    };
+    return addListener(this.listeners, type, listener);
   }
 
   /** SETEVENTS now (if connected) and after every reconnect. */
@@ -695,7 +696,7 @@ export class ReconnectingTorControl {
         const c = await connectWithRetry(this.endpoint, { ...this.options, signal });
         got.c = c;
         c.onEvent('*', (e) => {
-          for (const l of [...(this.listeners.get(e.type) ?? []), ...(this.listeners.get('*') ?? [])]) {
+          for (const l of listenersFor(this.listeners, e.type)) {
             try {
               l(e);
             } catch (err) {
