@@ -95,6 +95,25 @@ export async function checkDirectoryForRead(dir: string): Promise<void> {
  * Read one key-directory file without following symlinks, bounded to MAX_READ bytes. Returns
  * undefined if it does not exist and `optional`. With `secret`, refuses group/world access.
  */
+/**
+ * Read at most `max` bytes from an open file (a larger file shows as exactly `max` bytes, so
+ * callers can reject it without reading it all). The scratch buffer is wiped: key files and
+ * cookies are secrets.
+ */
+export async function readAtMost(fh: FileHandle, max: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(max);
+  let n = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+    if (bytesRead === 0) break;
+    n += bytesRead;
+    if (n === buf.length) break;
+  }
+  const out = buf.slice(0, n);
+  buf.fill(0);
+  return out;
+}
+
 export async function readKeyFile(path: string, opts: { secret: boolean; optional: boolean }): Promise<Uint8Array | undefined> {
   let fh: FileHandle;
   try {
@@ -120,17 +139,7 @@ export async function readKeyFile(path: string, opts: { secret: boolean; optiona
         `secret key file ${path} has mode ${mode(st)}, readable by other users; run: chmod 600 '${path}' (and consider the key compromised if others could read it)`,
       );
     }
-    const buf = new Uint8Array(MAX_READ + 1);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n === buf.length) break;
-    }
-    const out = buf.slice(0, n);
-    buf.fill(0);
-    return out;
+    return await readAtMost(fh, MAX_READ + 1);
   } catch (e) {
     if (e instanceof TorbalanceError) throw e;
     throw ioError('read', path, e);

@@ -22,6 +22,7 @@
  * authentication TB_ERR_TOR_CONTROL_AUTH / TB_ERR_TOR_CONTROL_COOKIE.
  */
 import { open } from 'node:fs/promises';
+import { readAtMost } from '../fs/key-store.js';
 import { connect as netConnect, type Socket } from 'node:net';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
@@ -174,15 +175,7 @@ export async function readCookieFile(path: string): Promise<Uint8Array> {
     throw new TorbalanceError('TB_ERR_TOR_CONTROL_COOKIE', 'config', `cannot read tor control cookie ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
   }
   try {
-    const buf = new Uint8Array(MAX_COOKIE_FILE_READ);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n === buf.length) break;
-    }
-    const cookie = buf.slice(0, n);
+    const cookie = await readAtMost(fh, MAX_COOKIE_FILE_READ);
     checkCookie(cookie);
     return cookie;
   } finally {
