@@ -59,8 +59,16 @@ export const DEFAULTS = {
     lease_ms: 15_000,
     max_skew_ms: 30_000,
     publish: { refresh_ms: 3_600_000, upload_timeout_ms: 30_000 },
+    join: { enabled: true, onion_port: 7101, max_attempts_per_minute: 6 },
+  },
+  admin: {
+    enabled: true,
+    // listen: unix:<data_dir>/admin.sock (computed by resolveConfigPaths)
   },
 } as const;
+
+/** The admin API socket name inside `node.data_dir` when `admin.listen` is not set. */
+export const DEFAULT_ADMIN_SOCKET_NAME = 'admin.sock';
 
 /** The proxy socket name inside `node.data_dir` when `proxy.listen` is not set. */
 export const DEFAULT_PROXY_SOCKET_NAME = 'proxy.sock';
@@ -254,6 +262,13 @@ export const configSchema = z
             upload_timeout_ms: ms(1000, 600_000).default(DEFAULTS.cluster.publish.upload_timeout_ms),
           })
           .prefault({}),
+        join: z
+          .strictObject({
+            enabled: bool().default(DEFAULTS.cluster.join.enabled),
+            onion_port: int(1, 65535, 'expected a port number from 1 to 65535').default(DEFAULTS.cluster.join.onion_port),
+            max_attempts_per_minute: int(1, 600).default(DEFAULTS.cluster.join.max_attempts_per_minute),
+          })
+          .prefault({}),
       })
       .prefault({})
       .superRefine((c, ctx) => {
@@ -271,6 +286,12 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', message: `expected a "${c.transport}:" address matching cluster.transport`, path: ['advertise'] });
         }
       }),
+    admin: z
+      .strictObject({
+        enabled: bool().default(DEFAULTS.admin.enabled),
+        listen: listen.optional(),
+      })
+      .prefault({}),
   }, { error: 'expected a TOML document' });
 
 /** Recursively readonly. */
@@ -293,8 +314,9 @@ export type ListenAddress =
  * filled in and parsed, and `tor.extra_config` split into entries. Deeply frozen.
  */
 export type Config = DeepReadonly<
-  Omit<ParsedConfig, 'proxy' | 'tor'> & {
+  Omit<ParsedConfig, 'proxy' | 'tor' | 'admin'> & {
     proxy: Omit<ParsedConfig['proxy'], 'listen'> & { listen: ListenAddress };
+    admin: Omit<ParsedConfig['admin'], 'listen'> & { listen: ListenAddress };
     tor: Omit<ParsedConfig['tor'], 'extra_config'> & { extra_config: (readonly [string, string])[] };
     /** The config file this came from (absolute), or undefined for in-memory configs. */
     source: string | undefined;
@@ -371,6 +393,9 @@ export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source
   const listenRaw = parsed.proxy.listen ?? `unix:${resolve(dataDir, DEFAULT_PROXY_SOCKET_NAME)}`;
   const listenParsed = parseListenString(listenRaw) ?? { kind: 'unix' as const, path: listenRaw.slice(5) };
   const listenAddr: ListenAddress = listenParsed.kind === 'unix' ? { kind: 'unix', path: abs(listenParsed.path) } : listenParsed;
+  const adminRaw = parsed.admin.listen ?? `unix:${resolve(dataDir, DEFAULT_ADMIN_SOCKET_NAME)}`;
+  const adminParsed = parseListenString(adminRaw) ?? { kind: 'unix' as const, path: adminRaw.slice(5) };
+  const adminListen: ListenAddress = adminParsed.kind === 'unix' ? { kind: 'unix', path: abs(adminParsed.path) } : adminParsed;
   const binary = parsed.tor.binary.includes('/') ? abs(parsed.tor.binary) : parsed.tor.binary;
   const tls = parsed.target.tls;
   const out = {
@@ -384,6 +409,7 @@ export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source
     proxy: { ...parsed.proxy, listen: listenAddr },
     tor: { ...parsed.tor, binary, extra_config: parsed.tor.extra_config.map((l) => parseTorrcLine(l)!) },
     cluster: { ...parsed.cluster, secret_file: abs(parsed.cluster.secret_file), node_key_file: abs(parsed.cluster.node_key_file) },
+    admin: { ...parsed.admin, listen: adminListen },
     source,
   };
   return deepFreeze(out);
