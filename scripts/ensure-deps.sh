@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what torbalance's tests and demo need on a fresh Debian machine (run as root):
-# tor (+ tor-gencert), python3-stem and python3-cryptography, wireguard-go, wireguard-tools
-# and iproute2 from Debian, npm dependencies from the lockfile, and a
+# tor (+ tor-gencert), python3-stem and python3-cryptography, wireguard-go, wireguard-tools,
+# iproute2 and chromium (headless, for the dashboard test) from Debian, npm dependencies from the lockfile, and a
 # build of dist/. Idempotent: does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v wireguard-go >/dev/null 2>&1 || need_apt+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || need_apt+=(wireguard-tools)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
+# The admin dashboard is tested in headless Chromium (fonts so text renders in screenshots).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-liberation)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[ensure-deps] installing from Debian: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
