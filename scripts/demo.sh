@@ -2,5 +2,5 @@
 # The main job in one command: install what is needed, then run `torbalance demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+TORBALANCE_NO_CHROMIUM=1 bash scripts/ensure-deps.sh
 exec node bin/torbalance.js demo "$@"

@@ -18,7 +18,10 @@ command -v wg >/dev/null 2>&1 || need_apt+=(wireguard-tools)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v ss >/dev/null 2>&1 || need_apt+=(iproute2)
 # The admin dashboard is tested in headless Chromium (fonts so text renders in screenshots).
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-liberation)
+# The demo does not need it (scripts/demo.sh sets TORBALANCE_NO_CHROMIUM=1).
+if [ "${TORBALANCE_NO_CHROMIUM:-0}" != 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-liberation)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[ensure-deps] installing from Debian: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
