@@ -13,6 +13,9 @@
  * - `HiddenServiceMaxStreams` caps simultaneous streams per rendezvous circuit;
  * - `PublishHidServDescriptors 1` (single-node mode: tor publishes its own descriptors; a
  *   multi-node publisher needs 0, §1.9);
+ * - several `HiddenServicePort` lines may follow one HiddenServiceDir (tor's manual: "may be
+ *   specified multiple times"); the join port (`extraPorts`) is one of the MASTER service's, so
+ *   a joining node reaches whichever node of the cluster tor's client picks;
  * - `SocksPort 127.0.0.1:<port> OnionTrafficOnly`: the node only ever reaches .onion targets,
  *   so the SOCKS port refuses everything else (no DNS, no IPv4/IPv6 exits).
  * All `HiddenService*` lines form one ordered group after their HiddenServiceDir; they are
@@ -49,6 +52,12 @@ export interface NodeTorrcInput {
   readonly publishDescriptors: boolean;
   /** Raw operator lines (tor.extra_config), already split; checked with {@link checkExtraTorrcKeyword}. */
   readonly extra: readonly TorrcEntry[];
+  /**
+   * More `HiddenServicePort <virtualPort> <target>` lines in the MASTER service's group (e.g.
+   * the join port, `cluster.join.onion_port` → `unix:<data_dir>/join.sock`). Each virtual
+   * port must differ from `virtualPort` and from each other.
+   */
+  readonly extraPorts?: readonly { readonly virtualPort: number; readonly target: HsPortTarget }[];
 }
 
 /**
@@ -115,6 +124,15 @@ export function nodeTorrcEntries(input: NodeTorrcInput): TorrcEntry[] {
   e.push(
     ['HiddenServiceDir', input.hsDir],
     ['HiddenServicePort', `${input.virtualPort} ${hsPortTargetString(input.proxyListen)}`],
+  );
+  const seen = new Set<number>([input.virtualPort]);
+  for (const p of input.extraPorts ?? []) {
+    checkPort('extra virtual port', p.virtualPort);
+    if (seen.has(p.virtualPort)) throw bad(`virtual port ${p.virtualPort} is used twice in the onion service`);
+    seen.add(p.virtualPort);
+    e.push(['HiddenServicePort', `${p.virtualPort} ${hsPortTargetString(p.target)}`]);
+  }
+  e.push(
     ['HiddenServiceOnionBalanceInstance', '1'],
     ['HiddenServiceExportCircuitID', 'haproxy'],
     ['HiddenServiceNumIntroductionPoints', String(input.numIntroPoints)],
