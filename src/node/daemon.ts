@@ -40,6 +40,7 @@ import { realTimers, TorProcess, type Timers } from '../adapters/tor/process.js'
 import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
 import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
+import { joinSocketPath } from './join/paths.js';
 import { TargetHealth } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
 import { ReverseProxy, type ProxyStats } from './proxy/index.js';
@@ -181,6 +182,8 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     pow: { enabled: config.tor.pow.enabled, queueRate: config.tor.pow.queue_rate, queueBurst: config.tor.pow.queue_burst },
     publishDescriptors: true,
     extra: config.tor.extra_config,
+    // The join port (src/node/join): joining nodes reach the cluster through the master onion.
+    extraPorts: config.cluster.enabled && config.cluster.join.enabled ? [{ virtualPort: config.cluster.join.onion_port, target: { kind: 'unix', path: joinSocketPath(config.node.data_dir) } }] : [],
   });
   // The coordination onion service (tor transport) comes after the master service's group.
   if (prepared !== undefined) torrc.push(...prepared.torrcEntries);
