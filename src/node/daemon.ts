@@ -24,6 +24,10 @@
  * snapshot (no secrets: addresses, counters, cluster roles) to that file every second
  * (atomically, mode 0600) — a debugging and test aid; it is off by default.
  *
+ * `reload()` (SIGHUP in `torbalance run`) re-reads the config file and applies what can change
+ * live (src/node/reload.ts) without dropping connections; other changed keys are logged by name
+ * and need a restart; an invalid file is refused and the running config kept.
+ *
  * `stop()` first leaves the cluster (mesh `leave`, so the others republish without this node at
  * once), then drains: the proxy stops accepting and waits up to `drain.timeout_ms` for open
  * connections (tor stays up meanwhile: both legs of a connection run through it), then the
@@ -32,7 +36,7 @@
 import { mkdir, chmod, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
-import { loadMasterKey } from '../adapters/config/load.js';
+import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { writeKeyDirectory } from '../adapters/fs/key-store.js';
 import { createLogger, type Logger } from '../adapters/log/logger.js';
@@ -41,9 +45,10 @@ import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
 import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
 import { joinSocketPath } from './join/paths.js';
-import { TargetHealth } from './health.js';
+import { TargetHealth, type HealthProbe } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
 import { ReverseProxy, type ProxyStats } from './proxy/index.js';
+import { planReload, type ReloadPlan } from './reload.js';
 
 /** Layout of `node.data_dir`. */
 export interface NodePaths {
@@ -106,6 +111,14 @@ export interface NodeHandle {
   status(): Promise<NodeStatus>;
   /** Resolves when the node has stopped. */
   readonly stopped: Promise<void>;
+  /**
+   * Re-read the config file (SIGHUP) and apply what can change live (src/node/reload.ts:
+   * log level, proxy limits and timeouts, body rewriting, health checks, drain timeout)
+   * without dropping connections; keys that need a restart are logged by name and not
+   * applied. An invalid file is refused (the error is logged and thrown; the running config
+   * stays). TB_ERR_NODE_RELOAD when the node is not running or has no config file.
+   */
+  reload(): Promise<ReloadPlan>;
 }
 
 function daemonError(code: string, message: string, cause?: unknown): TorbalanceError {
@@ -234,6 +247,10 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   });
   const torLog = log.child({ component: 'tor' });
 
+  const healthProbe = (c: Config): HealthProbe =>
+    c.health.kind === 'http'
+      ? { kind: 'http', path: c.health.path, ...(c.health.expect_status === undefined ? {} : { expectStatus: c.health.expect_status }) }
+      : { kind: 'tcp' };
   const health = new TargetHealth({
     target: { address: config.target.address, port: config.target.port },
     socks,
@@ -293,7 +310,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   let cluster: ClusterService | undefined;
   let statusTimer: NodeJS.Timeout | undefined;
 
-  const stop = (drainMs: number = config.drain.timeout_ms): Promise<void> => {
+  // The config in effect for what reload() can change (config = the one we started with).
+  let applied: Config = config;
+  const stop = (drainMs: number = applied.drain.timeout_ms): Promise<void> => {
     if (stopPromise !== undefined) {
       // Already draining: a zero drain cuts it short (closes what is still open).
       if (drainMs === 0 && state === 'stopping') void proxy.stop(0).catch(() => undefined);
@@ -415,6 +434,41 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     socksPort,
     stop,
     stopped,
+    async reload(): Promise<ReloadPlan> {
+      const source = applied.source;
+      if (state !== 'running' || source === undefined) {
+        throw daemonError('TB_ERR_NODE_RELOAD', state !== 'running' ? `cannot reload: the node is ${state}` : 'cannot reload: the node was not started from a config file');
+      }
+      let next: Config;
+      try {
+        next = await loadConfig(source);
+      } catch (e) {
+        log.error({ err: e, file: source }, 'reload refused: the config file is invalid; keeping the running configuration');
+        throw e;
+      }
+      const plan = planReload(config, applied, next);
+      try {
+        proxy.updateSettings({
+          limits: {
+            maxConnections: next.proxy.limits.max_connections,
+            maxConnectionsPerCircuit: next.proxy.limits.max_connections_per_circuit,
+            connectTimeoutMs: next.proxy.limits.connect_timeout_ms,
+            headerTimeoutMs: next.proxy.limits.header_timeout_ms,
+            idleTimeoutMs: next.proxy.limits.idle_timeout_ms,
+          },
+          rewriteBodies: next.proxy.rewrite_bodies,
+        });
+        health.update({ probe: healthProbe(next), intervalMs: next.health.interval_ms, timeoutMs: next.health.timeout_ms });
+      } catch (e) {
+        log.error({ err: e, file: source }, 'reload refused: cannot apply the new values; keeping the running configuration');
+        throw e;
+      }
+      log.level = next.log.level;
+      applied = next;
+      if (plan.restart.length > 0) log.warn({ keys: plan.restart, file: source }, 'config keys changed that need a restart; not applied until the node restarts');
+      log.info({ applied: plan.live, file: source }, plan.live.length > 0 ? 'configuration reloaded' : 'configuration reloaded; nothing to apply live');
+      return plan;
+    },
     async status(): Promise<NodeStatus> {
       const h = state === 'running' ? await nodeHealth.refresh() : nodeHealth.state;
       return snapshot(h);

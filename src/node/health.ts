@@ -124,7 +124,7 @@ export function parseStatusLine(head: Uint8Array): number | undefined {
 
 /** Periodic target prober. */
 export class TargetHealth {
-  readonly #o: HealthOptions;
+  #o: HealthOptions;
   readonly #timers: Timers;
   readonly #wall: () => number;
   readonly #dial: DialFunction;
@@ -145,6 +145,23 @@ export class TargetHealth {
   /** The latest state (a frozen snapshot). */
   get state(): HealthState {
     return this.#state;
+  }
+
+  /**
+   * Change the probe, its interval and timeout while running (SIGHUP reload): the next probe
+   * uses them (a probe in flight finishes with the old ones; a pending wait keeps its length).
+   * Throws TB_ERR_HEALTH_CONFIG (nothing changed) for invalid values.
+   */
+  update(next: { readonly probe?: HealthProbe; readonly intervalMs?: number; readonly timeoutMs?: number }): void {
+    const o: HealthOptions = {
+      ...this.#o,
+      ...(next.probe === undefined ? {} : { probe: next.probe }),
+      ...(next.intervalMs === undefined ? {} : { intervalMs: next.intervalMs }),
+      ...(next.timeoutMs === undefined ? {} : { timeoutMs: next.timeoutMs }),
+    };
+    checkOptions(o);
+    this.#o = o;
+    this.#poller.setIntervalMs(o.intervalMs);
   }
 
   /** Start probing: one probe now, then one `intervalMs` after each probe finished. */

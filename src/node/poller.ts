@@ -7,7 +7,7 @@ import { realTimers, type TimerHandle, type Timers } from '../adapters/tor/proce
 
 export class SingleFlightPoller<T> {
   readonly #run: () => Promise<T>;
-  readonly #intervalMs: number;
+  #intervalMs: number;
   readonly #timers: Timers;
   #running = false;
   #timer: TimerHandle | undefined;
@@ -21,6 +21,11 @@ export class SingleFlightPoller<T> {
 
   get running(): boolean {
     return this.#running;
+  }
+
+  /** Change the interval; it applies from the next wait scheduled. */
+  setIntervalMs(ms: number): void {
+    this.#intervalMs = ms;
   }
 
   /** Run now, then every `intervalMs` after each run finished. */

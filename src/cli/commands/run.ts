@@ -3,6 +3,9 @@
  * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
  * while draining skips the rest of the drain. If tor keeps failing (restart budget used up)
  * the node stops and the command fails with TB_ERR_NODE_FAILED (exit code 1).
+ * SIGHUP re-reads the config file and applies what can change live (`NodeHandle.reload`,
+ * src/node/reload.ts): connections stay open; keys that need a restart are logged; an invalid
+ * file is refused and the node keeps running with the old config.
  * Logs go to stderr (JSON, or human-readable on a terminal; `log.format`).
  */
 import type { Command } from 'commander';
@@ -15,6 +18,8 @@ export interface RunOptions {
   readonly configPath: string;
   /** Signals that stop the node. Default SIGTERM and SIGINT. */
   readonly signals?: readonly NodeJS.Signals[];
+  /** Reload the config on SIGHUP. Default true. */
+  readonly reloadOnSighup?: boolean;
 }
 
 /** Run a node until a signal; resolves after a clean stop. */
@@ -42,11 +47,17 @@ export async function runNode(options: RunOptions): Promise<void> {
       void node.stop(0);
     }
   };
+  const onHup = (): void => {
+    log.info({ signal: 'SIGHUP' }, 'signal received; reloading the configuration');
+    node.reload().catch(() => undefined); // reload() logs the outcome itself
+  };
   for (const s of signals) process.on(s, onSignal);
+  if (options.reloadOnSighup !== false) process.on('SIGHUP', onHup);
   try {
     await node.stopped;
   } finally {
     for (const s of signals) process.off(s, onSignal);
+    process.off('SIGHUP', onHup);
   }
   if (fatal !== undefined) {
     throw new TorbalanceError('TB_ERR_NODE_FAILED', 'tor', `the node stopped because tor keeps failing: ${fatal.message}`, { cause: fatal });
@@ -57,7 +68,7 @@ export async function runNode(options: RunOptions): Promise<void> {
 export function register(program: Command): void {
   program
     .command('run')
-    .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops)')
+    .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)')
     .requiredOption('--config <file>', 'config file (see docs/config.md)')
     .action(async (opts: { config: string }) => {
       await runNode({ configPath: opts.config });

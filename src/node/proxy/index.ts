@@ -6,6 +6,11 @@
  * onion service through the node's own tor SocksPort (never resolving a name itself):
  * as plain TCP (tcp-proxy.ts) or as HTTP with address rewriting (http-proxy.ts), so that
  * the target address never appears in what a visitor receives.
+ *
+ * Limits, timeouts and `rewriteBodies` can be changed while running
+ * ({@link ReverseProxy.updateSettings}, used by the daemon's SIGHUP reload): new connections
+ * and new requests use the new values; open connections are never dropped (their sockets keep
+ * the idle timeout they were given).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -14,10 +19,10 @@ import type { Logger } from '../../adapters/log/logger.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { parseProxyV1, type ProxyHeaderV1 } from '../../core/proxy-protocol.js';
 import { createRewriteContext, type RewriteContext } from '../../core/rewrite/index.js';
-import { attachHttpProxy } from './http-proxy.js';
+import { attachHttpProxy, type HttpProxyDeps } from './http-proxy.js';
 import { newStats, type MutableStats, type ProxyStats } from './stats.js';
 import { handleTcpConnection } from './tcp-proxy.js';
-import { TorAgent } from './upstream.js';
+import { TorAgent, type TorAgentOptions } from './upstream.js';
 
 export type { ProxyStats } from './stats.js';
 
@@ -45,9 +50,32 @@ export interface ProxyOptions {
 
 const ONION_RE = /^[a-z2-7]{56}\.onion$/;
 
+/** The proxy's limits and timeouts (see {@link ProxyOptions.limits}). */
+export type ProxyLimits = ProxyOptions['limits'];
+
+/** What {@link ReverseProxy.updateSettings} may change while running. */
+export interface ProxySettings {
+  readonly limits: ProxyLimits;
+  readonly rewriteBodies: boolean;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function checkLimits(l: ProxyLimits): void {
+  for (const [k, v] of Object.entries(l)) {
+    if (!Number.isInteger(v) || v < 1) throw new TorbalanceError('TB_ERR_PROXY_CONFIG', 'config', `limits.${k} must be a positive integer`);
+  }
+}
+
 /** The reverse proxy. */
 export class ReverseProxy {
   readonly #o: ProxyOptions;
+  /** Current limits (changed by updateSettings; #o.limits keeps the start values). */
+  #limits: ProxyLimits;
+  /** The objects handed to the HTTP handler and the agent: mutated in place by updateSettings. */
+  #httpDeps: Mutable<HttpProxyDeps> | undefined;
+  #agentOpts: Mutable<TorAgentOptions> | undefined;
+  #rewriteBodies: boolean;
   readonly #stats: MutableStats = newStats();
   readonly #sockets = new Set<net.Socket>();
   readonly #perCircuit = new Map<number, number>();
@@ -62,11 +90,10 @@ export class ReverseProxy {
     const target = options.target.address.toLowerCase();
     if (!ONION_RE.test(master)) throw new TorbalanceError('TB_ERR_PROXY_CONFIG', 'config', 'masterAddress must be a v3 .onion address');
     if (!ONION_RE.test(target)) throw new TorbalanceError('TB_ERR_PROXY_CONFIG', 'config', 'target address must be a v3 .onion address');
-    const l = options.limits;
-    for (const [k, v] of Object.entries(l)) {
-      if (!Number.isInteger(v) || v < 1) throw new TorbalanceError('TB_ERR_PROXY_CONFIG', 'config', `limits.${k} must be a positive integer`);
-    }
+    checkLimits(options.limits);
     this.#o = { ...options, masterAddress: master, target: { ...options.target, address: target } };
+    this.#limits = { ...options.limits };
+    this.#rewriteBodies = options.rewriteBodies;
     this.#ctx = createRewriteContext({ target, master, targetPort: options.target.port, targetTls: options.target.tls !== undefined });
   }
 
@@ -74,30 +101,33 @@ export class ReverseProxy {
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
     const o = this.#o;
+    const lim = this.#limits;
     if (o.mode === 'http') {
-      this.#agent = new TorAgent({ socks: o.socks, target: o.target, connectTimeoutMs: o.limits.connectTimeoutMs, idleTimeoutMs: o.limits.idleTimeoutMs, maxSockets: o.limits.maxConnections });
+      this.#agentOpts = { socks: o.socks, target: o.target, connectTimeoutMs: lim.connectTimeoutMs, idleTimeoutMs: lim.idleTimeoutMs, maxSockets: lim.maxConnections };
+      this.#agent = new TorAgent(this.#agentOpts);
       const hs = http.createServer({
-        headersTimeout: o.limits.headerTimeoutMs,
+        headersTimeout: lim.headerTimeoutMs,
         requestTimeout: 0,
-        keepAliveTimeout: o.limits.idleTimeoutMs,
-        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(o.limits.headerTimeoutMs / 2))),
+        keepAliveTimeout: lim.idleTimeoutMs,
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(lim.headerTimeoutMs / 2))),
       });
-      hs.timeout = o.limits.idleTimeoutMs;
+      hs.timeout = lim.idleTimeoutMs;
       hs.on('clientError', (_err, socket: net.Socket) => {
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
         else socket.destroy();
       });
-      attachHttpProxy(hs, {
+      this.#httpDeps = {
         ctx: this.#ctx,
         agent: this.#agent,
         socks: o.socks,
         target: o.target,
-        rewriteBodies: o.rewriteBodies,
-        connectTimeoutMs: o.limits.connectTimeoutMs,
-        idleTimeoutMs: o.limits.idleTimeoutMs,
+        rewriteBodies: this.#rewriteBodies,
+        connectTimeoutMs: lim.connectTimeoutMs,
+        idleTimeoutMs: lim.idleTimeoutMs,
         stats: this.#stats,
         logger: o.logger,
-      });
+      };
+      attachHttpProxy(hs, this.#httpDeps);
       this.#http = hs;
     }
     const server = net.createServer({ allowHalfOpen: o.mode === 'tcp', pauseOnConnect: true, noDelay: true }, (sock) => {
@@ -156,7 +186,43 @@ export class ReverseProxy {
     this.#server = undefined;
     this.#http = undefined;
     this.#agent = undefined;
+    this.#httpDeps = undefined;
+    this.#agentOpts = undefined;
     this.#stopping = false;
+  }
+
+  /** The limits and body rewriting in effect now. */
+  settings(): ProxySettings {
+    return { limits: { ...this.#limits }, rewriteBodies: this.#rewriteBodies };
+  }
+
+  /**
+   * Change limits, timeouts and body rewriting while running (SIGHUP reload). New
+   * connections and requests use the new values; open connections stay open (a lower
+   * `maxConnections` only refuses new ones). Throws TB_ERR_PROXY_CONFIG (nothing changed)
+   * for a non-positive or non-integer limit.
+   */
+  updateSettings(next: Partial<ProxySettings>): void {
+    const limits = next.limits === undefined ? this.#limits : { ...next.limits };
+    checkLimits(limits);
+    this.#limits = limits;
+    if (next.rewriteBodies !== undefined) this.#rewriteBodies = next.rewriteBodies;
+    if (this.#http !== undefined) {
+      this.#http.headersTimeout = limits.headerTimeoutMs;
+      this.#http.keepAliveTimeout = limits.idleTimeoutMs;
+      this.#http.timeout = limits.idleTimeoutMs;
+    }
+    if (this.#httpDeps !== undefined) {
+      this.#httpDeps.rewriteBodies = this.#rewriteBodies;
+      this.#httpDeps.connectTimeoutMs = limits.connectTimeoutMs;
+      this.#httpDeps.idleTimeoutMs = limits.idleTimeoutMs;
+    }
+    if (this.#agentOpts !== undefined && this.#agent !== undefined) {
+      this.#agentOpts.connectTimeoutMs = limits.connectTimeoutMs;
+      this.#agentOpts.idleTimeoutMs = limits.idleTimeoutMs;
+      this.#agentOpts.maxSockets = limits.maxConnections;
+      this.#agent.maxSockets = limits.maxConnections;
+    }
   }
 
   /** Counters since construction. */
@@ -176,7 +242,7 @@ export class ReverseProxy {
     sock.on('error', (e) => {
       o.logger.debug({ err: e.message }, 'visitor socket error');
     });
-    if (this.#stopping || this.#sockets.size >= o.limits.maxConnections) {
+    if (this.#stopping || this.#sockets.size >= this.#limits.maxConnections) {
       this.#stats.rejected++;
       sock.destroy();
       return;
@@ -192,7 +258,7 @@ export class ReverseProxy {
       this.#dispatch(sock);
       return;
     }
-    readProxyHeader(sock, o.limits.headerTimeoutMs).then(
+    readProxyHeader(sock, this.#limits.headerTimeoutMs).then(
       (h) => {
         if (h.circuitId === undefined) {
           o.logger.warn('PROXY header without a tor circuit id; closing');
@@ -202,7 +268,7 @@ export class ReverseProxy {
         }
         const id = h.circuitId;
         const n = this.#perCircuit.get(id) ?? 0;
-        if (n >= o.limits.maxConnectionsPerCircuit) {
+        if (n >= this.#limits.maxConnectionsPerCircuit) {
           o.logger.debug({ circuit: id }, 'per-circuit connection limit reached; closing');
           this.#stats.rejected++;
           sock.destroy();
@@ -228,7 +294,7 @@ export class ReverseProxy {
     if (sock.destroyed) return;
     const o = this.#o;
     if (o.mode === 'tcp') {
-      handleTcpConnection(sock, { socks: o.socks, target: o.target, connectTimeoutMs: o.limits.connectTimeoutMs, idleTimeoutMs: o.limits.idleTimeoutMs, logger: o.logger });
+      handleTcpConnection(sock, { socks: o.socks, target: o.target, connectTimeoutMs: this.#limits.connectTimeoutMs, idleTimeoutMs: this.#limits.idleTimeoutMs, logger: o.logger });
       return;
     }
     this.#http!.emit('connection', sock);

@@ -1,0 +1,67 @@
+/**
+ * What a configuration reload (SIGHUP, `NodeHandle.reload()` in src/node/daemon.ts) may change
+ * while the node runs, and what needs a restart.
+ *
+ * {@link planReload} compares two loaded configs key by key (dotted leaf paths, as in
+ * docs/config.md) and sorts every changed key into
+ * - `live`: applied at once without dropping a connection — `log.level`, `proxy.limits.*`,
+ *   `proxy.rewrite_bodies`, `health.*` and `drain.timeout_ms`;
+ * - `restart`: everything else (master key, target, tor options, transport, listen addresses,
+ *   cluster settings, …): logged by name, not applied, until the node is restarted.
+ *
+ * `proxy.limits.max_connections_per_circuit` is both: the proxy enforces the new value at
+ * once, tor's `HiddenServiceMaxStreams` (written into the torrc at start) keeps the old one
+ * until a restart.
+ */
+import type { Config } from '../adapters/config/schema.js';
+
+/** Keys (or key prefixes ending in ".") that can be applied while running. */
+export const LIVE_RELOAD_KEYS: readonly string[] = ['log.level', 'proxy.limits.', 'proxy.rewrite_bodies', 'health.', 'drain.timeout_ms'];
+
+/** Live keys that ALSO need a restart for part of their effect (tor's copy of the value). */
+export const PARTLY_RESTART_KEYS: readonly string[] = ['proxy.limits.max_connections_per_circuit'];
+
+/** The outcome of comparing the running config with the re-read file. */
+export interface ReloadPlan {
+  /** Changed keys applied at once. */
+  readonly live: readonly string[];
+  /** Changed keys that take effect only after a restart (not applied). */
+  readonly restart: readonly string[];
+}
+
+function isLive(key: string): boolean {
+  return LIVE_RELOAD_KEYS.some((k) => (k.endsWith('.') ? key.startsWith(k) : key === k));
+}
+
+/** Flatten a config into dotted leaf paths → JSON value (arrays are leaves). */
+export function flattenConfig(value: unknown, prefix = '', out: Map<string, string> = new Map()): Map<string, string> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (prefix === '' && k === 'source') continue;
+      flattenConfig(v, prefix === '' ? k : `${prefix}.${k}`, out);
+    }
+  } else if (value !== undefined) {
+    out.set(prefix, JSON.stringify(value));
+  }
+  return out;
+}
+
+/** Dotted keys whose values differ between `a` and `b` (sorted). */
+export function changedKeys(a: Config, b: Config): string[] {
+  const fa = flattenConfig(a);
+  const fb = flattenConfig(b);
+  const keys = new Set([...fa.keys(), ...fb.keys()]);
+  return [...keys].filter((k) => fa.get(k) !== fb.get(k)).sort();
+}
+
+/**
+ * Plan a reload: `live` = keys changed since the last applied config (`applied`); `restart` =
+ * keys that differ from the config the node STARTED with (`started`) and cannot be applied live,
+ * so a restart-only change keeps being reported until the node restarts (or the file is
+ * changed back).
+ */
+export function planReload(started: Config, applied: Config, next: Config): ReloadPlan {
+  const live = changedKeys(applied, next).filter(isLive);
+  const restart = changedKeys(started, next).filter((k) => !isLive(k) || PARTLY_RESTART_KEYS.includes(k));
+  return { live, restart };
+}
