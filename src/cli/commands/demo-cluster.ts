@@ -1,0 +1,509 @@
+/**
+ * The cluster behind `torbalance demo` (src/cli/commands/demo.ts): N torbalance nodes as child
+ * processes (`node bin/torbalance.js run --config …`) on a private tor network, sharing one
+ * master key and one cluster secret, each with its own node key, meshing over loopback TCP —
+ * the same set-up as the test harness (test/helpers/cluster-harness.ts), as product code.
+ *
+ * Set-up per node (the code path of `torbalance init --cluster`, {@link initNode}): node 1
+ * generates the master key and the cluster secret; the others copy node 1's key files and get
+ * the secret with `secretFrom`, plus their own node key. Each config gets the network's torrc
+ * lines, short health intervals and the demo's cluster timings ({@link DEMO_TIMINGS}).
+ *
+ * Which node served a request: each node's proxy request counter (`NodeStatus.proxy.requests`),
+ * read from the status snapshot every node writes once a second (`TORBALANCE_STATUS_FILE`,
+ * src/node/daemon.ts; the same object as `/status` of the admin API). The visitor loop sends one
+ * request at a time, so the node whose counter grew served it ({@link attributeServed}).
+ *
+ * Process control: {@link DemoCluster.kill9} (SIGKILL of the node process and its tor: nothing
+ * can say goodbye), {@link DemoCluster.stopAll} (SIGTERM, SIGKILL after a grace period, then
+ * the node tors by their PidFile), {@link DemoCluster.killAllSync} (last resort on process exit).
+ *
+ * The pure parts (attribution, convergence, output lines) are exported for unit tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { SocksClient } from 'socks';
+import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
+import { TorbalanceError } from '../../core/errors.js';
+import type { NodeStatus } from '../../node/daemon.js';
+import type { PublishRecord } from '../../node/publisher/publisher.js';
+import { initNode } from './init.js';
+
+/** Cluster timings written into every demo node's `[cluster]` table. */
+export interface DemoTimings {
+  readonly heartbeat_ms: number;
+  readonly suspect_after_ms: number;
+  readonly dead_after_ms: number;
+  readonly lease_ms: number;
+}
+
+/** Fast failure detection, so a failover is visible within a minute. */
+export const DEMO_TIMINGS: DemoTimings = { heartbeat_ms: 500, suspect_after_ms: 1500, dead_after_ms: 5000, lease_ms: 6000 };
+
+/** The status snapshot a node writes (NodeStatus + pid + time). */
+export type StatusSnapshot = NodeStatus & { readonly pid: number; readonly atMs: number };
+
+/** Display name of node `i` (0-based): node-1, node-2, … */
+export function demoNodeName(i: number): string {
+  return `node-${i + 1}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure parts
+
+/**
+ * Indices of the nodes whose proxy request counter grew between two readings (undefined: no
+ * reading, never counted). One request at a time → normally exactly one index.
+ */
+export function attributeServed(before: readonly (number | undefined)[], after: readonly (number | undefined)[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < after.length; i++) {
+    const a = after[i];
+    const b = before[i] ?? 0;
+    if (a !== undefined && a > b) out.push(i);
+  }
+  return out;
+}
+
+/** "node-2", "node-1 and node-3", "node-1, node-2 and node-3", or "an unknown node". */
+export function formatNodeList(names: readonly string[]): string {
+  if (names.length === 0) return 'an unknown node';
+  if (names.length === 1) return names[0]!;
+  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
+}
+
+/** One visitor request's outcome. */
+export interface VisitLine {
+  readonly n: number;
+  readonly status: number;
+  readonly ms: number;
+  /** Names of the nodes that served it (empty: unknown). */
+  readonly servedBy: readonly string[];
+  readonly namesMaster: boolean;
+  readonly leaksTarget: boolean;
+  /** Appended after an em dash, e.g. "the cluster recovered in 23 s". */
+  readonly note?: string;
+}
+
+/** "#12 200 in 140 ms — served by node-2 (…)". */
+export function formatVisit(v: VisitLine): string {
+  const checks = v.leaksTarget ? 'TARGET ADDRESS VISIBLE (bug)' : v.namesMaster ? 'links name the master address' : 'page does not name the master address';
+  return `  #${v.n} ${v.status} in ${Math.round(v.ms)} ms — served by ${formatNodeList(v.servedBy)} (${checks})${v.note === undefined ? '' : ` — ${v.note}`}`;
+}
+
+/** What a publish round achieved, for output. */
+export interface PublishSummary {
+  /** Revision counters of the descriptors (deduplicated, in order). */
+  readonly revisions: readonly string[];
+  /** Distinct HSDirs that accepted / were tried. */
+  readonly accepted: number;
+  readonly tried: number;
+  /** Names of the nodes whose intro points are in it, with their counts. */
+  readonly nodes: readonly { readonly name: string; readonly introPoints: number }[];
+}
+
+/**
+ * Summarise a publish record; node ids are shown by name (`names`: node id → name; unknown
+ * ids by their first 8 characters). An HSDir counts as accepting when any of its uploads in
+ * the round succeeded.
+ */
+export function summarisePublish(rec: PublishRecord, names: ReadonlyMap<string, string>): PublishSummary {
+  const revisions = [...new Set(rec.descriptors.map((d) => d.revisionCounter))];
+  const tried = new Set<string>();
+  const ok = new Set<string>();
+  for (const h of rec.hsdirs) {
+    tried.add(h.fp);
+    if (h.result === 'uploaded') ok.add(h.fp);
+  }
+  for (const d of rec.descriptors) for (const s of d.servers) tried.add(s);
+  const nodes = Object.entries(rec.perNode)
+    .map(([id, count]) => ({ name: names.get(id) ?? id.slice(0, 8), introPoints: count }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { revisions, accepted: ok.size, tried: tried.size, nodes };
+}
+
+/** "revision 1234, 8/8 HSDirs accepted, nodes node-2, node-3". */
+export function formatPublish(s: PublishSummary, withCounts = false): string {
+  const rev = s.revisions.length === 1 ? `revision ${s.revisions[0]!}` : `revisions ${s.revisions.join(' and ')}`;
+  const nodes = s.nodes.map((n) => (withCounts ? `${n.name} (${n.introPoints} intro points)` : n.name)).join(', ');
+  return `${rev}, ${s.accepted}/${s.tried} HSDirs accepted, nodes ${nodes}`;
+}
+
+/** The cluster view once it has formed. */
+export interface Converged {
+  /** Index of the publishing node. */
+  readonly publisher: number;
+  readonly record: PublishRecord;
+}
+
+/**
+ * The cluster has formed when every listed node reports a cluster status, all agree on the
+ * publisher, and the publisher's last publish carries intro points of `expected` nodes.
+ * `statuses[i]` undefined: no snapshot yet (or the node is excluded).
+ */
+export function clusterConverged(statuses: readonly (StatusSnapshot | undefined)[], expected: number): Converged | undefined {
+  const cl = statuses.map((s) => s?.cluster);
+  if (cl.length === 0 || cl.some((c) => c === undefined)) return undefined;
+  const pubId = cl[0]!.publisher;
+  if (pubId === undefined || cl.some((c) => c!.publisher !== pubId)) return undefined;
+  const p = cl.findIndex((c) => c!.nodeId === pubId);
+  if (p < 0) return undefined;
+  const record = cl[p]!.publish?.lastPublish;
+  if (record === undefined || Object.keys(record.perNode).length !== expected) return undefined;
+  return { publisher: p, record };
+}
+
+/** Node id → name, from the snapshots (own ids and peers' names). */
+export function nodeNames(statuses: readonly (StatusSnapshot | undefined)[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const s of statuses) {
+    if (s?.cluster === undefined) continue;
+    m.set(s.cluster.nodeId, s.cluster.name);
+    for (const p of s.cluster.peers) if (!m.has(p.id)) m.set(p.id, p.name);
+  }
+  return m;
+}
+
+/** Seconds with one decimal: "5.2 s". */
+export function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Visitor requests
+
+/** A response of {@link visitThroughTor}. */
+export interface VisitResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+  readonly ms: number;
+}
+
+/**
+ * GET `http://<host>/` through tor's SocksPort on its own circuit: the SOCKS username
+ * `isolation` is new per request and tor's SocksPort isolates streams by SOCKS auth
+ * (IsolateSOCKSAuth, on by default), so every request builds a new rendezvous circuit through
+ * an intro point picked at random from the descriptor — which is how visits spread over nodes.
+ * Body bounded to 1 MiB.
+ */
+export async function visitThroughTor(socksPort: number, host: string, isolation: string, timeoutMs: number, signal: AbortSignal): Promise<VisitResponse> {
+  const t0 = performance.now();
+  if (signal.aborted) throw new TorbalanceError('TB_ERR_SOCKS_ABORTED', 'internal', 'visit aborted');
+  const connecting = SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: socksPort, type: 5, userId: isolation, password: 'demo' },
+    command: 'connect',
+    destination: { host, port: 80 },
+    timeout: timeoutMs,
+  });
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_r, reject) => {
+    onAbort = () => {
+      reject(new TorbalanceError('TB_ERR_SOCKS_ABORTED', 'internal', 'visit aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  let socket: Awaited<typeof connecting>['socket'];
+  try {
+    ({ socket } = await Promise.race([connecting, aborted]));
+  } catch (e) {
+    connecting.then((c) => c.socket.destroy(), () => undefined);
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+  const left = Math.max(1000, timeoutMs - (performance.now() - t0));
+  return new Promise<VisitResponse>((resolvePromise, reject) => {
+    const req = request(
+      { host, port: 80, path: '/', method: 'GET', headers: { host, connection: 'close' }, createConnection: () => socket, signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > 1 << 20) req.destroy(new TorbalanceError('TB_ERR_HTTP_BODY_TOO_LARGE', 'target', 'response body over 1 MiB'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 });
+        });
+        res.on('error', reject);
+      },
+    );
+    const timer = setTimeout(() => {
+      req.destroy(new TorbalanceError('TB_ERR_HTTP_TIMEOUT', 'target', `no complete response within ${timeoutMs} ms`));
+    }, left);
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(e);
+    });
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/** Whether `pid` is a live (not zombie) process. */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+function killQuietly(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** The `bin/torbalance.js` of this installation (from src/ or dist/src/). */
+export function torbalanceBin(): string {
+  for (const up of [['..', '..', '..'], ['..', '..', '..', '..']]) {
+    const p = resolve(import.meta.dirname, ...up, 'bin', 'torbalance.js');
+    if (existsSync(p)) return p;
+  }
+  throw new TorbalanceError('TB_ERR_DEMO_FAILED', 'config', 'cannot find bin/torbalance.js next to this installation');
+}
+
+/** One node of a {@link DemoCluster}. */
+export interface DemoNode {
+  readonly index: number;
+  readonly name: string;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly logFile: string;
+  readonly statusFile: string;
+  proc: ChildProcess | undefined;
+  /** Set when the process exited (code or signal). */
+  exit: string | undefined;
+  /** Exit expected (killed or stopped by us). */
+  expectedExit: boolean;
+  /** Last tor pid seen (snapshot or PidFile). */
+  torPid: number | undefined;
+}
+
+/** Options of {@link DemoCluster.create}. */
+export interface DemoClusterOptions {
+  readonly root: string;
+  readonly net: TestnetDescription;
+  /** The target onion address. */
+  readonly target: string;
+  readonly nodes: number;
+  readonly timings?: DemoTimings;
+  readonly logLevel?: string;
+}
+
+/** N node processes; see the module doc. */
+export class DemoCluster {
+  readonly masterAddress: string;
+  readonly nodes: readonly DemoNode[];
+
+  private constructor(masterAddress: string, nodes: readonly DemoNode[]) {
+    this.masterAddress = masterAddress;
+    this.nodes = nodes;
+  }
+
+  /** Create the node directories (keys, secrets, configs); starts nothing. */
+  static async create(o: DemoClusterOptions): Promise<DemoCluster> {
+    const n = o.nodes;
+    const clustered = n > 1;
+    const t = o.timings ?? DEMO_TIMINGS;
+    const ports = clustered ? await allocatePorts(n) : [];
+    const nodes: DemoNode[] = [];
+    let master = '';
+    let secretFile = '';
+    let keyDir = '';
+    for (let i = 0; i < n; i++) {
+      const name = demoNodeName(i);
+      const dir = join(o.root, name);
+      const init = await initNode({
+        dir,
+        target: o.target,
+        name,
+        ...(clustered
+          ? {
+              cluster: {
+                listen: `127.0.0.1:${ports[i]!}`,
+                peers: ports.filter((_, j) => j !== i).map((p) => `tcp:127.0.0.1:${p}`),
+                ...(i === 0 ? {} : { secretFrom: secretFile }),
+              },
+            }
+          : {}),
+      });
+      if (i === 0) {
+        master = init.masterAddress;
+        secretFile = init.cluster?.secretFile ?? '';
+        keyDir = init.keyDir;
+      } else {
+        for (const f of ['hs_ed25519_secret_key', 'hs_ed25519_public_key', 'hostname']) await copyFile(join(keyDir, f), join(init.keyDir, f));
+      }
+      const nick = `demo${i + 1}p${process.pid % 100000}`.slice(0, 19);
+      const torrc = testnetCommonTorrc(o.net, nick, join(dir, 'data', 'tor'))
+        .filter(([k]) => k !== 'SafeLogging')
+        .map(([k, v]) => (v === '' ? k : `${k} ${v}`));
+      let text = await readFile(init.configPath, 'utf8');
+      if (clustered) {
+        text = text.replace(
+          /^\[cluster\]\n/m,
+          `[cluster]\nheartbeat_ms = ${t.heartbeat_ms}\nsuspect_after_ms = ${t.suspect_after_ms}\ndead_after_ms = ${t.dead_after_ms}\nlease_ms = ${t.lease_ms}\n`,
+        );
+      }
+      text += `\n[tor]\nextra_config = [\n${torrc.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
+      text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
+      await writeFile(init.configPath, text, { mode: 0o600 });
+      nodes.push({
+        index: i,
+        name,
+        dir,
+        configPath: init.configPath,
+        logFile: join(dir, 'node.log'),
+        statusFile: join(dir, 'status.json'),
+        proc: undefined,
+        exit: undefined,
+        expectedExit: false,
+        torPid: undefined,
+      });
+    }
+    return new DemoCluster(master, nodes);
+  }
+
+  /** Start node i's process (`node bin/torbalance.js run --config …`, log to `<dir>/node.log`). */
+  async spawn(i: number, bin: string = torbalanceBin()): Promise<number> {
+    const node = this.nodes[i]!;
+    await rm(node.statusFile, { force: true });
+    const out = openSync(node.logFile, 'a', 0o600);
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, [bin, 'run', '--config', node.configPath], {
+        stdio: ['ignore', out, out],
+        env: { ...process.env, TORBALANCE_STATUS_FILE: node.statusFile },
+      });
+    } finally {
+      closeSync(out);
+    }
+    node.proc = proc;
+    node.exit = undefined;
+    node.expectedExit = false;
+    proc.once('exit', (code, signal) => {
+      node.exit = signal === null ? `exit code ${String(code)}` : signal;
+    });
+    proc.once('error', (e) => {
+      node.exit = e.message;
+    });
+    return proc.pid ?? -1;
+  }
+
+  /** Node i's latest status snapshot (undefined if none yet, from an older process, or the node is gone). */
+  status(i: number): StatusSnapshot | undefined {
+    const node = this.nodes[i]!;
+    if (node.exit !== undefined || node.proc?.pid === undefined) return undefined;
+    try {
+      const s = JSON.parse(readFileSync(node.statusFile, 'utf8')) as StatusSnapshot;
+      if (s.pid !== node.proc.pid) return undefined;
+      if (s.tor.pid !== undefined) node.torPid = s.tor.pid;
+      return s;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Snapshots of all nodes (undefined for dead ones). */
+  statuses(): (StatusSnapshot | undefined)[] {
+    return this.nodes.map((_, i) => this.status(i));
+  }
+
+  /** Proxy request counters (undefined: no snapshot). */
+  requestCounters(): (number | undefined)[] {
+    return this.statuses().map((s) => s?.proxy.requests);
+  }
+
+  /** The node tor's pid (snapshot or its PidFile). */
+  torPid(i: number): number | undefined {
+    const node = this.nodes[i]!;
+    try {
+      const n = Number(readFileSync(join(node.dir, 'data', 'tor', 'pid'), 'utf8').trim());
+      if (Number.isInteger(n) && n > 0) node.torPid = n;
+    } catch {
+      // not written yet
+    }
+    return node.torPid;
+  }
+
+  /** The nodes that exited without being asked to. */
+  unexpectedExits(): DemoNode[] {
+    return this.nodes.filter((n) => n.exit !== undefined && !n.expectedExit);
+  }
+
+  /** SIGKILL node i's process and its tor; resolves when both are gone (≤ 5 s). */
+  async kill9(i: number): Promise<{ pid: number | undefined; torPid: number | undefined }> {
+    const node = this.nodes[i]!;
+    node.expectedExit = true;
+    const pid = node.proc?.pid;
+    const tor = this.torPid(i);
+    killQuietly(pid, 'SIGKILL');
+    killQuietly(tor, 'SIGKILL');
+    for (let k = 0; k < 100 && ((pid !== undefined && pidAlive(pid)) || (tor !== undefined && pidAlive(tor))); k++) await sleep(50);
+    return { pid, torPid: tor };
+  }
+
+  /**
+   * Stop every node: SIGTERM (the node leaves the mesh and drains), SIGKILL after `graceMs`,
+   * then make sure each node's tor is gone too (it exits with its node; SIGKILL after 5 s).
+   */
+  async stopAll(graceMs = 8000): Promise<void> {
+    await Promise.all(
+      this.nodes.map(async (node, i) => {
+        node.expectedExit = true;
+        const p = node.proc;
+        const tor = this.torPid(i);
+        if (p?.pid !== undefined && pidAlive(p.pid)) {
+          killQuietly(p.pid, 'SIGTERM');
+          for (let k = 0; k < graceMs / 50 && pidAlive(p.pid); k++) await sleep(50);
+          killQuietly(p.pid, 'SIGKILL');
+          for (let k = 0; k < 100 && pidAlive(p.pid); k++) await sleep(50);
+        }
+        const torNow = this.torPid(i) ?? tor;
+        if (torNow !== undefined) {
+          for (let k = 0; k < 100 && pidAlive(torNow); k++) await sleep(50);
+          killQuietly(torNow, 'SIGKILL');
+        }
+      }),
+    );
+  }
+
+  /** Every pid we know of (nodes and their tors) that is still alive. */
+  livePids(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.nodes.length; i++) {
+      const p = this.nodes[i]!.proc?.pid;
+      const t = this.torPid(i);
+      for (const x of [p, t]) if (x !== undefined && pidAlive(x)) out.push(x);
+    }
+    return out;
+  }
+
+  /** SIGKILL everything at once (synchronous: for `process.on('exit')` and a second Ctrl-C). */
+  killAllSync(): void {
+    for (let i = 0; i < this.nodes.length; i++) {
+      this.nodes[i]!.expectedExit = true;
+      killQuietly(this.nodes[i]!.proc?.pid, 'SIGKILL');
+      killQuietly(this.torPid(i), 'SIGKILL');
+    }
+  }
+}
