@@ -313,3 +313,74 @@ export function rsaPublicRecover(publicKeyDer: Uint8Array, signature: Uint8Array
     return undefined;
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// HKDF and AEAD (appended by the join-token helper: the join handshake seals the bundle)
+
+import { createDecipheriv as joinCreateDecipheriv, createCipheriv as joinCreateCipheriv, hkdfSync } from 'node:crypto';
+import { DecodeError as CryptoDecodeError } from '../errors.js';
+
+/**
+ * HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes
+ * (1 ≤ length ≤ 8160). Throws RangeError on a bad length.
+ */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (!Number.isInteger(length) || length < 1 || length > 255 * 32) throw new RangeError('HKDF-SHA256 length must be 1..8160');
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/** AEAD_CHACHA20_POLY1305 (RFC 8439 §2.8) key length. */
+export const AEAD_KEY_BYTES = 32;
+/** AEAD_CHACHA20_POLY1305 nonce length (96 bits). */
+export const AEAD_NONCE_BYTES = 12;
+/** AEAD_CHACHA20_POLY1305 tag length. */
+export const AEAD_TAG_BYTES = 16;
+
+function checkAeadParams(key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== AEAD_KEY_BYTES) throw new RangeError('ChaCha20-Poly1305 key must be 32 bytes');
+  if (nonce.length !== AEAD_NONCE_BYTES) throw new RangeError('ChaCha20-Poly1305 nonce must be 12 bytes');
+}
+
+/**
+ * AEAD_CHACHA20_POLY1305 encryption (RFC 8439 §2.8, OpenSSL through node:crypto): returns
+ * `ciphertext ‖ tag(16)`. The caller must never reuse a (key, nonce) pair.
+ */
+export function chacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = new Uint8Array(0)): Uint8Array {
+  checkAeadParams(key, nonce);
+  const c = joinCreateCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+  c.setAAD(aad, { plaintextLength: plaintext.length });
+  const a = c.update(plaintext);
+  const b = c.final();
+  const tag = c.getAuthTag();
+  const out = new Uint8Array(a.length + b.length + tag.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  out.set(tag, a.length + b.length);
+  return out;
+}
+
+/**
+ * AEAD_CHACHA20_POLY1305 decryption of `ciphertext ‖ tag(16)` (RFC 8439 §2.8). Throws
+ * DecodeError `TB_ERR_AEAD` if the input is shorter than a tag or the tag does not verify
+ * (no plaintext is returned then); RangeError on a bad key or nonce length.
+ */
+export function chacha20Poly1305Open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array = new Uint8Array(0)): Uint8Array {
+  checkAeadParams(key, nonce);
+  if (sealed.length < AEAD_TAG_BYTES) throw new CryptoDecodeError('TB_ERR_AEAD', 'sealed data shorter than its tag');
+  const ct = sealed.subarray(0, sealed.length - AEAD_TAG_BYTES);
+  const tag = sealed.subarray(sealed.length - AEAD_TAG_BYTES);
+  try {
+    const d = joinCreateDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+    d.setAAD(aad, { plaintextLength: ct.length });
+    d.setAuthTag(tag);
+    const a = d.update(ct);
+    const b = d.final();
+    const out = new Uint8Array(a.length + b.length);
+    out.set(a, 0);
+    out.set(b, a.length);
+    a.fill(0);
+    return out;
+  } catch (cause) {
+    throw new CryptoDecodeError('TB_ERR_AEAD', 'authentication tag does not verify', undefined, { cause });
+  }
+}
