@@ -33,9 +33,12 @@ function isLive(key: string): boolean {
   return LIVE_RELOAD_KEYS.some((k) => (k.endsWith('.') ? key.startsWith(k) : key === k));
 }
 
-/** Flatten a config into dotted leaf paths → JSON value (arrays are leaves). */
+/** Parsed values that are one key in the file (listen addresses are objects once loaded). */
+const LEAF_OBJECTS = new Set(['proxy.listen', 'admin.listen']);
+
+/** Flatten a config into dotted leaf paths → JSON value (arrays and listen addresses are leaves). */
 export function flattenConfig(value: unknown, prefix = '', out: Map<string, string> = new Map()): Map<string, string> {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !LEAF_OBJECTS.has(prefix)) {
     for (const [k, v] of Object.entries(value)) {
       if (prefix === '' && k === 'source') continue;
       flattenConfig(v, prefix === '' ? k : `${prefix}.${k}`, out);
