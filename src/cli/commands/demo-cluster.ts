@@ -26,6 +26,8 @@ import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { SocksClient } from 'socks';
+import { adminRequest } from '../../adapters/admin/client.js';
+import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
 import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
 import { TorbalanceError } from '../../core/errors.js';
 import type { NodeStatus } from '../../node/daemon.js';
@@ -167,6 +169,15 @@ export function nodeNames(statuses: readonly (StatusSnapshot | undefined)[]): Ma
   return m;
 }
 
+/** `proxy.requests` of an admin API `/status` document (undefined if absent or not a count). */
+export function proxyRequestsOf(doc: unknown): number | undefined {
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  const proxy = (doc as { proxy?: unknown }).proxy;
+  if (typeof proxy !== 'object' || proxy === null) return undefined;
+  const n = (proxy as { requests?: unknown }).requests;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
 /** Seconds with one decimal: "5.2 s". */
 export function secs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
@@ -296,6 +307,8 @@ export interface DemoNode {
   expectedExit: boolean;
   /** Last tor pid seen (snapshot or PidFile). */
   torPid: number | undefined;
+  /** Whether the node's admin API answers `/status` (undefined: not asked yet). */
+  admin: 'yes' | 'no' | undefined;
 }
 
 /** Options of {@link DemoCluster.create}. */
@@ -378,6 +391,7 @@ export class DemoCluster {
         exit: undefined,
         expectedExit: false,
         torPid: undefined,
+        admin: undefined,
       });
     }
     return new DemoCluster(master, nodes);
@@ -400,6 +414,7 @@ export class DemoCluster {
     node.proc = proc;
     node.exit = undefined;
     node.expectedExit = false;
+    node.admin = undefined;
     proc.once('exit', (code, signal) => {
       node.exit = signal === null ? `exit code ${String(code)}` : signal;
     });
@@ -428,9 +443,33 @@ export class DemoCluster {
     return this.nodes.map((_, i) => this.status(i));
   }
 
-  /** Proxy request counters (undefined: no snapshot). */
-  requestCounters(): (number | undefined)[] {
-    return this.statuses().map((s) => s?.proxy.requests);
+  /**
+   * Proxy request counters (undefined: unknown). Per node from the admin API's live `/status`
+   * (`proxy.requests`) when the node answers on its admin socket, else from its snapshot file
+   * (up to a second old). The source is fixed per node once the admin API answered, so two
+   * readings always compare like with like.
+   */
+  async requestCounters(): Promise<(number | undefined)[]> {
+    return Promise.all(
+      this.nodes.map(async (node, i) => {
+        if (node.exit !== undefined) return undefined;
+        if (node.admin !== 'no') {
+          try {
+            const r = await adminRequest({ kind: 'unix', path: join(node.dir, 'data', DEFAULT_ADMIN_SOCKET_NAME) }, 'GET', '/status', undefined, 2000);
+            const n = proxyRequestsOf(r.status === 200 ? r.json : undefined);
+            if (n !== undefined) {
+              node.admin = 'yes';
+              return n;
+            }
+          } catch {
+            // not (yet) answering
+          }
+          if (node.admin === 'yes') return undefined;
+          node.admin = 'no';
+        }
+        return this.status(i)?.proxy.requests;
+      }),
+    );
   }
 
   /** The node tor's pid (snapshot or its PidFile). */

@@ -316,7 +316,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     if (!aborted()) say(`[5/5] visiting http://${master}/ through the client tor, each request on a fresh circuit (so each may reach another node)`);
     const deadline = durationMs === undefined ? Infinity : performance.now() + durationMs;
     const served = new Map<string, number>();
-    let base = c.requestCounters();
+    let base = await c.requestCounters();
     let phase: 'warmup' | 'failover' | 'recovered' = failover ? 'warmup' : 'recovered';
     let victim = -1;
     let killedAt = 0;
@@ -331,7 +331,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
         let who: number[] = [];
         let after = base;
         for (let k = 0; k < 16 && !aborted(); k++) {
-          after = c.requestCounters();
+          after = await c.requestCounters();
           who = attributeServed(base, after).filter((x) => x !== victim);
           if (who.length > 0) break;
           await sleep(200, abort.signal);

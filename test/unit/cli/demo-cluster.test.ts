@@ -1,0 +1,139 @@
+/**
+ * Pure parts of the demo cluster (src/cli/commands/demo-cluster.ts): which node served a
+ * request (request counters), when the cluster has formed, and the operator's output lines.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  attributeServed,
+  clusterConverged,
+  formatNodeList,
+  formatPublish,
+  formatVisit,
+  nodeNames,
+  proxyRequestsOf,
+  summarisePublish,
+  type StatusSnapshot,
+} from '../../../src/cli/commands/demo-cluster.js';
+import type { PublishRecord } from '../../../src/node/publisher/publisher.js';
+
+const FP = (c: string): string => c.repeat(40);
+
+function record(perNode: Record<string, number>, revisions: [string, string] = ['100', '200']): PublishRecord {
+  return {
+    atMs: 1,
+    endMs: 2,
+    reason: 'initial',
+    introDigest: 'x',
+    introPoints: Object.values(perNode).reduce((a, b) => a + b, 0),
+    perNode,
+    descriptors: [
+      { descriptor: 'first', periodNum: 1, blindedKey: 'a', revisionCounter: revisions[0], servers: [FP('A'), FP('B')], postMs: 3 },
+      { descriptor: 'second', periodNum: 2, blindedKey: 'b', revisionCounter: revisions[1], servers: [FP('B'), FP('C')], postMs: 3 },
+    ],
+    hsdirs: [
+      { descriptor: 'first', fp: FP('A'), result: 'uploaded', ms: 5 },
+      { descriptor: 'first', fp: FP('B'), result: 'failed', reason: 'UPLOAD_REJECTED', ms: 5 },
+      { descriptor: 'second', fp: FP('B'), result: 'uploaded', ms: 5 },
+      { descriptor: 'second', fp: FP('C'), result: 'timeout', ms: 5 },
+    ],
+  };
+}
+
+function snap(id: string, name: string, publisher: string | undefined, rec?: PublishRecord, peers: [string, string, string][] = []): StatusSnapshot {
+  return {
+    pid: 1,
+    atMs: 1,
+    proxy: { requests: 0 },
+    cluster: {
+      nodeId: id,
+      name,
+      publisher,
+      peers: peers.map(([pid, pname, state]) => ({ id: pid, name: pname, state })),
+      publish: rec === undefined ? undefined : { lastPublish: rec },
+    },
+  } as unknown as StatusSnapshot;
+}
+
+describe('attributeServed', () => {
+  it('names the node whose counter grew', () => {
+    expect(attributeServed([3, 5, 0], [3, 6, 0])).toEqual([1]);
+  });
+  it('counts a node seen for the first time from zero', () => {
+    expect(attributeServed([undefined, 2], [1, 2])).toEqual([0]);
+    expect(attributeServed([undefined, 2], [0, 2])).toEqual([]);
+  });
+  it('ignores nodes without a reading and reports several when several grew', () => {
+    expect(attributeServed([1, 1, 1], [undefined, 2, 3])).toEqual([1, 2]);
+  });
+  it('nothing grew → nobody', () => {
+    expect(attributeServed([4, 4], [4, 4])).toEqual([]);
+  });
+});
+
+describe('output lines', () => {
+  it('lists nodes in prose', () => {
+    expect(formatNodeList([])).toBe('an unknown node');
+    expect(formatNodeList(['node-2'])).toBe('node-2');
+    expect(formatNodeList(['node-1', 'node-3'])).toBe('node-1 and node-3');
+    expect(formatNodeList(['node-1', 'node-2', 'node-3'])).toBe('node-1, node-2 and node-3');
+  });
+
+  it('a visit: status, latency, serving node, address checks, note', () => {
+    expect(formatVisit({ n: 12, status: 200, ms: 139.6, servedBy: ['node-2'], namesMaster: true, leaksTarget: false })).toBe(
+      '  #12 200 in 140 ms — served by node-2 (links name the master address)',
+    );
+    expect(formatVisit({ n: 3, status: 200, ms: 900, servedBy: ['node-3'], namesMaster: true, leaksTarget: false, note: 'the cluster recovered in 23.0 s' })).toBe(
+      '  #3 200 in 900 ms — served by node-3 (links name the master address) — the cluster recovered in 23.0 s',
+    );
+    expect(formatVisit({ n: 1, status: 502, ms: 10, servedBy: [], namesMaster: false, leaksTarget: true })).toContain('served by an unknown node (TARGET ADDRESS VISIBLE (bug))');
+  });
+
+  it('a publish: revisions, distinct HSDirs that accepted, nodes by name', () => {
+    const names = new Map([
+      ['id-b', 'node-2'],
+      ['id-c', 'node-3'],
+    ]);
+    const s = summarisePublish(record({ 'id-c': 3, 'id-b': 2 }), names);
+    expect(s).toEqual({ revisions: ['100', '200'], accepted: 2, tried: 3, nodes: [{ name: 'node-2', introPoints: 2 }, { name: 'node-3', introPoints: 3 }] });
+    expect(formatPublish(s)).toBe('revisions 100 and 200, 2/3 HSDirs accepted, nodes node-2, node-3');
+    expect(formatPublish(summarisePublish(record({ 'id-b': 3, 'unknown-id-0123': 1 }, ['7', '7']), names), true)).toBe(
+      'revision 7, 2/3 HSDirs accepted, nodes node-2 (3 intro points), unknown- (1 intro points)',
+    );
+  });
+});
+
+describe('clusterConverged', () => {
+  const full = record({ a: 3, b: 3, c: 3 });
+  it('formed: all agree on the publisher, whose last publish has every node', () => {
+    const st = [snap('a', 'node-1', 'b'), snap('b', 'node-2', 'b', full), snap('c', 'node-3', 'b')];
+    expect(clusterConverged(st, 3)).toEqual({ publisher: 1, record: full });
+  });
+  it('not formed: a node without a snapshot, disagreement, no publisher, or a partial descriptor', () => {
+    expect(clusterConverged([snap('a', 'node-1', 'a', full), undefined, snap('c', 'node-3', 'a')], 3)).toBeUndefined();
+    expect(clusterConverged([snap('a', 'node-1', 'a', full), snap('b', 'node-2', 'b', full), snap('c', 'node-3', 'a')], 3)).toBeUndefined();
+    expect(clusterConverged([snap('a', 'node-1', undefined), snap('b', 'node-2', undefined)], 2)).toBeUndefined();
+    expect(clusterConverged([snap('a', 'node-1', 'a', record({ a: 3, b: 3 })), snap('b', 'node-2', 'a'), snap('c', 'node-3', 'a')], 3)).toBeUndefined();
+    expect(clusterConverged([snap('a', 'node-1', 'x'), snap('b', 'node-2', 'x')], 2)).toBeUndefined();
+    expect(clusterConverged([], 0)).toBeUndefined();
+  });
+});
+
+describe('nodeNames', () => {
+  it('maps ids to names from own statuses and peers', () => {
+    const m = nodeNames([snap('a', 'node-1', 'a', undefined, [['c', 'node-3', 'dead']]), undefined, snap('b', 'node-2', 'a')]);
+    expect([...m.entries()].sort()).toEqual([
+      ['a', 'node-1'],
+      ['b', 'node-2'],
+      ['c', 'node-3'],
+    ]);
+  });
+});
+
+describe('proxyRequestsOf (admin API /status)', () => {
+  it('reads proxy.requests and refuses anything else', () => {
+    expect(proxyRequestsOf({ version: 1, proxy: { requests: 7 } })).toBe(7);
+    for (const bad of [undefined, null, 3, {}, { proxy: null }, { proxy: { requests: '7' } }, { proxy: { requests: -1 } }, { proxy: { requests: 1.5 } }]) {
+      expect(proxyRequestsOf(bad)).toBeUndefined();
+    }
+  });
+});
