@@ -11,6 +11,8 @@ import { register as registerRun } from './run.js';
 import { register as registerConfigCheck } from './config-check.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerCluster } from './cluster.js';
+import { register as registerToken } from './token.js';
+import { register as registerJoin } from './join.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
@@ -23,4 +25,6 @@ export function registerCommands(_program: Command): void {
   registerConfigCheck(_program);
   registerDemo(_program);
   registerCluster(_program);
+  registerToken(_program);
+  registerJoin(_program);
 }
