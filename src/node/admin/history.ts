@@ -1,0 +1,115 @@
+/**
+ * A bounded history of the node and its cluster for the dashboard (`/history`): one sample
+ * per interval (the admin service takes one every 5 s; 720 samples = one hour) in a ring
+ * buffer, plus the latest publish events (from {@link PublishView}).
+ *
+ * A sample holds every cluster node's health, role, mesh state and intro points as this node
+ * sees them, and this node's own traffic counters (cumulative: the dashboard plots the
+ * differences). Other nodes' traffic is not known here (the mesh does not carry it).
+ */
+import type { AdminSnapshot, PublishEvent, PublishView } from './snapshot.js';
+
+/** Default capacity: one hour at one sample per 5 s. */
+export const DEFAULT_HISTORY_SAMPLES = 720;
+
+/** One node in a history sample. */
+export interface HistoryNode {
+  readonly id: string;
+  readonly name: string;
+  readonly role: 'publisher' | 'member' | 'alone';
+  readonly state: string;
+  readonly healthy: boolean;
+  readonly introPoints: number;
+}
+
+/** One history sample. */
+export interface HistorySample {
+  /** Wall-clock ms. */
+  readonly t: number;
+  readonly nodes: readonly HistoryNode[];
+  /** This node's counters (cumulative). */
+  readonly self: {
+    readonly id: string;
+    readonly name: string;
+    readonly healthy: boolean;
+    readonly open: number;
+    readonly accepted: number;
+    readonly requests: number;
+    readonly bytesIn: number;
+    readonly bytesOut: number;
+    readonly errors5xx: number;
+  };
+  /** Publish rounds seen so far (cumulative). */
+  readonly publishes: number;
+  readonly publisher: string | null;
+}
+
+/** The `/history` document. */
+export interface HistoryDocument {
+  readonly version: number;
+  readonly intervalMs: number;
+  readonly samples: readonly HistorySample[];
+  readonly publishEvents: readonly PublishEvent[];
+}
+
+/** Ring buffer of {@link HistorySample}s. */
+export class History {
+  readonly #cap: number;
+  readonly #intervalMs: number;
+  readonly #buf: HistorySample[] = [];
+  #start = 0;
+
+  constructor(capacity = DEFAULT_HISTORY_SAMPLES, intervalMs = 5000) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('history capacity must be a positive integer');
+    this.#cap = capacity;
+    this.#intervalMs = intervalMs;
+  }
+
+  get length(): number {
+    return this.#buf.length;
+  }
+
+  /** Add a sample built from a snapshot. */
+  record(snap: AdminSnapshot, view: PublishView): HistorySample {
+    const n = snap.node;
+    const c = n.cluster;
+    const nodes: HistoryNode[] = [];
+    const selfId = c?.nodeId ?? n.name;
+    nodes.push({ id: selfId, name: n.name, role: c?.role ?? 'alone', state: 'self', healthy: n.health.healthy, introPoints: c?.introPoints ?? n.health.intro.introPoints });
+    for (const p of c?.peers ?? []) {
+      nodes.push({ id: p.id, name: p.name, role: c?.clustered !== true ? 'alone' : p.id === c.publisher ? 'publisher' : 'member', state: p.state, healthy: p.healthy, introPoints: p.introPoints });
+    }
+    let errors5xx = 0;
+    for (const [code, v] of Object.entries(n.proxy.byStatus)) if (code.startsWith('5')) errors5xx += v;
+    const sample: HistorySample = {
+      t: snap.atMs,
+      nodes,
+      self: { id: selfId, name: n.name, healthy: n.health.healthy, open: n.proxy.open, accepted: n.proxy.accepted, requests: n.proxy.requests, bytesIn: n.proxy.bytesIn, bytesOut: n.proxy.bytesOut, errors5xx },
+      publishes: Math.max(view.records, c?.publish?.publishes ?? 0),
+      publisher: c?.publisher ?? null,
+    };
+    this.push(sample);
+    return sample;
+  }
+
+  /** Add a sample (the oldest is dropped when full). */
+  push(s: HistorySample): void {
+    if (this.#buf.length < this.#cap) {
+      this.#buf.push(s);
+      return;
+    }
+    this.#buf[this.#start] = s;
+    this.#start = (this.#start + 1) % this.#cap;
+  }
+
+  /** Samples, oldest first; only those after `sinceMs` when given. */
+  samples(sinceMs?: number): HistorySample[] {
+    const out = [...this.#buf.slice(this.#start), ...this.#buf.slice(0, this.#start)];
+    return sinceMs === undefined ? out : out.filter((s) => s.t > sinceMs);
+  }
+
+  /** The `/history` document. */
+  document(view: PublishView, sinceMs?: number): HistoryDocument {
+    return { version: 1, intervalMs: this.#intervalMs, samples: this.samples(sinceMs), publishEvents: view.events() };
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Prometheus metrics of one node (issue 6: connections, bytes, requests by status, target
+ * probe latency, publish results per HSDir, mesh messages accepted/rejected by reason,
+ * election changes), exposed by the admin API at `/metrics`.
+ *
+ * Every {@link NodeMetrics} has its own prom-client `Registry` (never the global default
+ * registry: tests run several nodes in one process). The numbers come from the node's own
+ * counters ({@link AdminSnapshot}: ProxyStats, NodeHealthState, ClusterStatus, MeshStats,
+ * PublisherStatus); cumulative counters are turned into prom-client Counters by adding the
+ * difference since the last update (a counter that went backwards — a restarted component —
+ * adds its new value). Cardinality is bounded: per-node series only for the cluster's
+ * current nodes, per-HSDir series only for the current responsible set
+ * ({@link PublishView}), both cleared and rebuilt on every update.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { AdminSnapshot, PublishView } from './snapshot.js';
+
+type Labels = Record<string, string>;
+
+/** A prom-client Counter fed from cumulative values. */
+class CumulativeCounter {
+  readonly #c: Counter;
+  readonly #last = new Map<string, number>();
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[] = []) {
+    this.#c = new Counter({ name, help, labelNames: [...labelNames], registers: [registry] });
+  }
+
+  /** Record the cumulative value `total` for `labels`. */
+  set(total: number, labels: Labels = {}): void {
+    if (!Number.isFinite(total) || total < 0) return;
+    const key = JSON.stringify(Object.entries(labels).sort());
+    const prev = this.#last.get(key);
+    const delta = prev === undefined ? total : total >= prev ? total - prev : total;
+    this.#last.set(key, total);
+    if (prev === undefined || delta > 0) this.#c.inc(labels, delta);
+  }
+}
+
+function gauge(registry: Registry, name: string, help: string, labelNames: readonly string[] = []): Gauge {
+  return new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] });
+}
+
+function makeGauges(r: Registry) {
+  return {
+    up: gauge(r, 'torbalance_node_running', 'Node state is running (1) or not (0)'),
+    healthy: gauge(r, 'torbalance_node_healthy', 'Node healthy: target up, tor bootstrapped, intro points present'),
+    info: gauge(r, 'torbalance_node_info', 'Static node facts (value 1)', ['name', 'node_id', 'master']),
+    open: gauge(r, 'torbalance_proxy_connections_open', 'Visitor connections open now'),
+    targetHealthy: gauge(r, 'torbalance_target_healthy', 'Target health-check result (1 healthy)'),
+    probeLatency: gauge(r, 'torbalance_target_probe_latency_seconds', 'Duration of the last successful target probe'),
+    probeFailures: gauge(r, 'torbalance_target_probe_consecutive_failures', 'Consecutive failed target probes'),
+    bootstrap: gauge(r, 'torbalance_tor_bootstrap_percent', 'tor bootstrap progress (100 = done)'),
+    intro: gauge(r, 'torbalance_intro_points', "Intro points of this node's own descriptor"),
+    clusterIntro: gauge(r, 'torbalance_cluster_node_intro_points', 'Intro points per cluster node as this node sees them', ['node', 'node_id']),
+    clusterHealthy: gauge(r, 'torbalance_cluster_node_healthy', 'Health per cluster node as this node sees it', ['node', 'node_id']),
+    clusterNodes: gauge(r, 'torbalance_cluster_nodes', 'Cluster nodes by mesh state (self counted as alive)', ['state']),
+    isPublisher: gauge(r, 'torbalance_is_publisher', 'This node is the elected publisher (1) or not (0)'),
+    clustered: gauge(r, 'torbalance_clustered', 'Live peers exist: descriptors are published by the cluster (1) or by tor itself (0)'),
+    revision: gauge(r, 'torbalance_descriptor_revision', 'Revision counter of the last published descriptor', ['descriptor']),
+    hsdirLast: gauge(r, 'torbalance_publish_hsdir_last_result', 'Last upload result per HSDir of the current responsible set (value 1)', ['descriptor', 'hsdir', 'result']),
+    hsdirAccepted: gauge(r, 'torbalance_publish_hsdirs_accepted', 'HSDirs of the responsible set whose last upload was accepted', ['descriptor']),
+    hsdirTotal: gauge(r, 'torbalance_publish_hsdirs_responsible', 'HSDirs responsible for the descriptor', ['descriptor']),
+    meshConnections: gauge(r, 'torbalance_mesh_connections', 'Open mesh connections'),
+    periodSeconds: gauge(r, 'torbalance_time_period_seconds_remaining', 'Seconds to the next hidden-service time period'),
+    failClosed: gauge(r, 'torbalance_fail_closed_active', 'Intro circuits are being closed because the target is down (1)'),
+  };
+}
+
+function makeCounters(r: Registry) {
+  return {
+    accepted: new CumulativeCounter(r, 'torbalance_proxy_connections_total', 'Visitor connections accepted'),
+    rejected: new CumulativeCounter(r, 'torbalance_proxy_connections_rejected_total', 'Visitor connections rejected, by reason', ['reason']),
+    bytesIn: new CumulativeCounter(r, 'torbalance_proxy_visitor_received_bytes_total', 'Bytes received from visitors'),
+    bytesOut: new CumulativeCounter(r, 'torbalance_proxy_visitor_sent_bytes_total', 'Bytes sent to visitors'),
+    requests: new CumulativeCounter(r, 'torbalance_http_requests_total', 'HTTP requests answered, by status class', ['status_class']),
+    torRestarts: new CumulativeCounter(r, 'torbalance_tor_restarts_total', 'tor restarts by the supervisor'),
+    publishes: new CumulativeCounter(r, 'torbalance_publishes_total', 'Publish rounds run by this node'),
+    uploads: new CumulativeCounter(r, 'torbalance_publish_uploads_total', 'Descriptor uploads to HSDirs, by descriptor and result', ['descriptor', 'result']),
+    meshAccepted: new CumulativeCounter(r, 'torbalance_mesh_messages_accepted_total', 'Mesh messages accepted, by type', ['type']),
+    meshRejected: new CumulativeCounter(r, 'torbalance_mesh_messages_rejected_total', 'Mesh messages rejected, by reason', ['reason']),
+    meshSent: new CumulativeCounter(r, 'torbalance_mesh_messages_sent_total', 'Mesh messages sent'),
+    elections: new CumulativeCounter(r, 'torbalance_election_changes_total', 'Changes of the elected publisher seen by this node'),
+    failClosedCircuits: new CumulativeCounter(r, 'torbalance_fail_closed_circuits_total', 'Intro circuits closed by fail-closed'),
+  };
+}
+
+/** `2xx`, `5xx`, … of an HTTP status code string. */
+export function statusClass(code: string): string {
+  return /^[1-5]\d\d$/.test(code) ? `${code[0]!}xx` : 'other';
+}
+
+/** The metrics of one node; see the module doc. */
+export class NodeMetrics {
+  /** This node's registry (scrape with `registry.metrics()`). */
+  readonly registry = new Registry();
+  readonly #g: ReturnType<typeof makeGauges>;
+  readonly #c: ReturnType<typeof makeCounters>;
+  #lastPublisher: string | undefined;
+  #publisherSeen = false;
+  #electionChanges = 0;
+
+  constructor() {
+    const r = this.registry;
+    this.#g = makeGauges(r);
+    this.#c = makeCounters(r);
+  }
+
+  /** Prometheus text exposition content type of the registry. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Publisher changes seen so far. */
+  get electionChanges(): number {
+    return this.#electionChanges;
+  }
+
+  /** Bring every metric up to date with a snapshot (the PublishView must have observed it). */
+  update(snap: AdminSnapshot, view: PublishView): void {
+    const n = snap.node;
+    const g = this.#g;
+    const c = this.#c;
+    g.up.set(n.state === 'running' ? 1 : 0);
+    g.healthy.set(n.health.healthy ? 1 : 0);
+    g.info.reset();
+    g.info.set({ name: n.name, node_id: n.cluster?.nodeId ?? '', master: n.masterAddress }, 1);
+    g.open.set(n.proxy.open);
+    c.accepted.set(n.proxy.accepted);
+    const byReason = (n.proxy as { readonly rejectedBy?: Readonly<Record<string, number>> }).rejectedBy;
+    if (byReason !== undefined && Object.keys(byReason).length > 0) {
+      for (const [reason, v] of Object.entries(byReason)) c.rejected.set(v, { reason });
+    } else {
+      c.rejected.set(n.proxy.rejected, { reason: 'any' });
+    }
+    c.bytesIn.set(n.proxy.bytesIn);
+    c.bytesOut.set(n.proxy.bytesOut);
+    const classes = new Map<string, number>();
+    for (const [code, v] of Object.entries(n.proxy.byStatus)) classes.set(statusClass(code), (classes.get(statusClass(code)) ?? 0) + v);
+    for (const [k, v] of classes) c.requests.set(v, { status_class: k });
+
+    const t = n.health.target;
+    g.targetHealthy.set(t.healthy ? 1 : 0);
+    if (t.latencyMs !== undefined) g.probeLatency.set(t.latencyMs / 1000);
+    g.probeFailures.set(t.consecutiveFailures);
+    g.bootstrap.set(n.health.tor.progress);
+    c.torRestarts.set(n.tor.restarts);
+    g.intro.set(n.cluster?.introPoints ?? n.health.intro.introPoints);
+
+    const cl = n.cluster;
+    g.clusterIntro.reset();
+    g.clusterHealthy.reset();
+    g.clusterNodes.reset();
+    if (cl !== undefined) {
+      g.clusterIntro.set({ node: cl.name, node_id: cl.nodeId }, cl.introPoints);
+      g.clusterHealthy.set({ node: cl.name, node_id: cl.nodeId }, cl.selfHealthy ? 1 : 0);
+      const states = new Map<string, number>([['alive', 1]]);
+      for (const p of cl.peers) {
+        g.clusterIntro.set({ node: p.name, node_id: p.id }, p.introPoints);
+        g.clusterHealthy.set({ node: p.name, node_id: p.id }, p.healthy ? 1 : 0);
+        states.set(p.state, (states.get(p.state) ?? 0) + 1);
+      }
+      for (const [s, v] of states) g.clusterNodes.set({ state: s }, v);
+      g.isPublisher.set(cl.role === 'publisher' ? 1 : 0);
+      g.clustered.set(cl.clustered ? 1 : 0);
+      g.failClosed.set(cl.failClosed.active ? 1 : 0);
+      c.failClosedCircuits.set(cl.failClosed.closedCircuits);
+      if (this.#publisherSeen && cl.publisher !== this.#lastPublisher) this.#electionChanges += 1;
+      this.#publisherSeen = true;
+      this.#lastPublisher = cl.publisher;
+      c.elections.set(this.#electionChanges);
+      const m = cl.mesh;
+      if (m !== undefined) {
+        for (const [type, v] of Object.entries(m.acceptedByType)) c.meshAccepted.set(v, { type });
+        for (const [reason, v] of Object.entries(m.rejected)) c.meshRejected.set(v, { reason });
+        c.meshSent.set(m.sent);
+        g.meshConnections.set(m.connections);
+      }
+      if (cl.publish !== undefined) c.publishes.set(cl.publish.publishes);
+    } else {
+      g.isPublisher.set(0);
+      g.clustered.set(0);
+    }
+
+    for (const [key, v] of view.uploads()) {
+      const [descriptor, result] = key.split('|') as [string, string];
+      c.uploads.set(v, { descriptor, result });
+    }
+    g.hsdirLast.reset();
+    g.revision.reset();
+    g.hsdirAccepted.reset();
+    g.hsdirTotal.reset();
+    for (const d of view.descriptors()) {
+      const rev = Number(d.revisionCounter);
+      if (d.revisionCounter !== '' && Number.isFinite(rev)) g.revision.set({ descriptor: d.descriptor }, rev);
+      g.hsdirAccepted.set({ descriptor: d.descriptor }, d.accepted);
+      g.hsdirTotal.set({ descriptor: d.descriptor }, d.total);
+      for (const h of d.hsdirs) g.hsdirLast.set({ descriptor: d.descriptor, hsdir: h.fp, result: h.result }, 1);
+    }
+    if (snap.period !== undefined) g.periodSeconds.set(snap.period.secondsToNext);
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The `/status` document of the admin API (issue 6; documented in docs/admin-api.md):
+ * a versioned JSON view of one node and of the cluster as this node sees it — nodes with
+ * their roles, health, intro points and last contact; the elected publisher; the descriptor
+ * revision and which HSDirs accepted each descriptor; the time to the next time period.
+ *
+ * Built from an {@link AdminSnapshot} and the {@link PublishView}; contains no secrets (no
+ * key material, no cluster secret, no target credentials).
+ */
+import type { AdminSnapshot, DescriptorState, PublishView } from './snapshot.js';
+
+/** Version of the `/status` document; bumped on incompatible changes. */
+export const STATUS_VERSION = 1;
+
+/** Role of a node in the cluster view. */
+export type NodeRole = 'publisher' | 'member' | 'alone';
+
+/** One node in `/status` `cluster.nodes`. */
+export interface StatusNode {
+  readonly id: string;
+  readonly name: string;
+  /** True for the node that answered. */
+  readonly self: boolean;
+  readonly role: NodeRole;
+  /** `self` for the answering node, else the mesh state: alive, suspect, dead, left, … */
+  readonly state: string;
+  readonly healthy: boolean;
+  readonly reasons: readonly string[];
+  readonly introPoints: number;
+  /** Milliseconds since the last message from this node (0 for self; null if never). */
+  readonly lastSeenAgoMs: number | null;
+  readonly addr: string | null;
+  readonly priority: number | null;
+}
+
+/** The `/status` document (version 1). */
+export interface StatusDocument {
+  readonly version: number;
+  readonly generatedAt: number;
+  readonly node: {
+    readonly id: string | null;
+    readonly name: string;
+    readonly masterAddress: string;
+    readonly targetAddress: string;
+    readonly state: string;
+  };
+  readonly tor: { readonly state: string; readonly pid: number | null; readonly restarts: number; readonly bootstrap: number; readonly warning: string | null };
+  readonly health: {
+    readonly healthy: boolean;
+    readonly reasons: readonly string[];
+    readonly target: { readonly healthy: boolean; readonly latencyMs: number | null; readonly lastCheckAt: number | null; readonly consecutiveFailures: number; readonly lastError: string | null };
+    readonly introPoints: number;
+    readonly descriptor: string;
+  };
+  readonly proxy: {
+    readonly open: number;
+    readonly accepted: number;
+    readonly rejected: number;
+    readonly bytesIn: number;
+    readonly bytesOut: number;
+    readonly requests: number;
+    readonly byStatus: Readonly<Record<string, number>>;
+  };
+  readonly cluster: {
+    readonly nodeId: string;
+    readonly role: NodeRole;
+    readonly clustered: boolean;
+    readonly transport: string;
+    readonly publisher: { readonly id: string; readonly name: string | null } | null;
+    readonly electionReason: string;
+    readonly nodes: readonly StatusNode[];
+    readonly mesh: { readonly accepted: number; readonly sent: number; readonly connections: number; readonly rejected: Readonly<Record<string, number>> } | null;
+    readonly failClosed: boolean;
+  } | null;
+  readonly publish: {
+    /** True when this node's publisher is publishing (it is the elected publisher with input). */
+    readonly active: boolean;
+    readonly publishes: number;
+    readonly lastPublishAt: number | null;
+    readonly lastReason: string | null;
+    readonly introPoints: number;
+    readonly lastError: { readonly code: string; readonly message: string; readonly atMs: number } | null;
+    readonly descriptors: readonly {
+      readonly descriptor: 'first' | 'second';
+      readonly periodNum: number;
+      readonly revisionCounter: string;
+      readonly accepted: number;
+      readonly total: number;
+      readonly hsdirs: readonly { readonly fp: string; readonly result: string; readonly reason: string | null; readonly atMs: number }[];
+    }[];
+    readonly verification: { readonly atMs: number; readonly verified: number; readonly total: number } | null;
+  } | null;
+  readonly timePeriod: { readonly secondsToNext: number; readonly lengthMinutes: number; readonly nextStartAt: number; readonly periodNum: number } | null;
+}
+
+function descriptorJson(d: DescriptorState): NonNullable<StatusDocument['publish']>['descriptors'][number] {
+  return {
+    descriptor: d.descriptor,
+    periodNum: d.periodNum,
+    revisionCounter: d.revisionCounter,
+    accepted: d.accepted,
+    total: d.total,
+    hsdirs: d.hsdirs.map((h) => ({ fp: h.fp, result: h.result, reason: h.reason ?? null, atMs: h.atMs })),
+  };
+}
+
+/** Build the `/status` document. */
+export function buildStatus(snap: AdminSnapshot, view: PublishView): StatusDocument {
+  const n = snap.node;
+  const c = n.cluster;
+  let cluster: StatusDocument['cluster'] = null;
+  if (c !== undefined) {
+    const self: StatusNode = {
+      id: c.nodeId,
+      name: c.name,
+      self: true,
+      role: c.role,
+      state: 'self',
+      healthy: c.selfHealthy,
+      reasons: n.health.reasons,
+      introPoints: c.introPoints,
+      lastSeenAgoMs: 0,
+      addr: c.advertise ?? null,
+      priority: null,
+    };
+    const peers: StatusNode[] = c.peers.map((p) => ({
+      id: p.id,
+      name: p.name,
+      self: false,
+      role: !c.clustered ? 'alone' : p.id === c.publisher ? 'publisher' : 'member',
+      state: p.state,
+      healthy: p.healthy,
+      reasons: p.reasons,
+      introPoints: p.introPoints,
+      lastSeenAgoMs: p.lastSeenAgoMs ?? null,
+      addr: p.addr,
+      priority: p.priority,
+    }));
+    const nodes = [self, ...peers].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    const pub = c.publisher === undefined ? null : { id: c.publisher, name: nodes.find((x) => x.id === c.publisher)?.name ?? null };
+    cluster = {
+      nodeId: c.nodeId,
+      role: c.role,
+      clustered: c.clustered,
+      transport: c.transport,
+      publisher: pub,
+      electionReason: c.electionReason,
+      nodes,
+      mesh: c.mesh === undefined ? null : { accepted: c.mesh.accepted, sent: c.mesh.sent, connections: c.mesh.connections, rejected: { ...c.mesh.rejected } },
+      failClosed: c.failClosed.active,
+    };
+  }
+  const p = c?.publish;
+  const lv = p?.lastVerification;
+  const publish: StatusDocument['publish'] =
+    p === undefined
+      ? null
+      : {
+          active: p.active,
+          publishes: p.publishes,
+          lastPublishAt: p.lastPublish?.atMs ?? null,
+          lastReason: p.lastPublish?.reason ?? null,
+          introPoints: p.introPoints,
+          lastError: p.lastError === undefined ? null : { code: p.lastError.code, message: p.lastError.message, atMs: p.lastError.atMs },
+          descriptors: view.descriptors().map(descriptorJson),
+          verification: lv === undefined ? null : { atMs: lv.atMs, verified: lv.hsdirs.filter((h) => h.result === 'verified').length, total: lv.hsdirs.length },
+        };
+  const t = n.health.target;
+  return {
+    version: STATUS_VERSION,
+    generatedAt: snap.atMs,
+    node: { id: c?.nodeId ?? null, name: n.name, masterAddress: n.masterAddress, targetAddress: n.targetAddress, state: n.state },
+    tor: { state: n.tor.state, pid: n.tor.pid ?? null, restarts: n.tor.restarts, bootstrap: n.health.tor.progress, warning: n.health.tor.warning ?? null },
+    health: {
+      healthy: n.health.healthy,
+      reasons: n.health.reasons,
+      target: { healthy: t.healthy, latencyMs: t.latencyMs ?? null, lastCheckAt: t.lastCheckAt ?? null, consecutiveFailures: t.consecutiveFailures, lastError: t.lastError ?? null },
+      introPoints: n.health.intro.introPoints,
+      descriptor: n.health.intro.descriptor,
+    },
+    proxy: {
+      open: n.proxy.open,
+      accepted: n.proxy.accepted,
+      rejected: n.proxy.rejected,
+      bytesIn: n.proxy.bytesIn,
+      bytesOut: n.proxy.bytesOut,
+      requests: n.proxy.requests,
+      byStatus: { ...n.proxy.byStatus },
+    },
+    cluster,
+    publish,
+    timePeriod: snap.period === undefined ? null : { ...snap.period },
+  };
+}
+
+/** Why `/healthz` is not ok (empty = ok). */
+export function healthzReasons(snap: AdminSnapshot): string[] {
+  const n = snap.node;
+  if (n.state !== 'running') return [`node ${n.state}`];
+  return n.health.healthy ? [] : [...n.health.reasons];
+}
