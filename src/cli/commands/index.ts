@@ -11,6 +11,7 @@ import { register as registerRun } from './run.js';
 import { register as registerConfigCheck } from './config-check.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerCluster } from './cluster.js';
+import { register as registerDoctor } from './doctor.js';
 import { register as registerToken } from './token.js';
 import { register as registerJoin } from './join.js';
 
@@ -25,6 +26,7 @@ export function registerCommands(_program: Command): void {
   registerConfigCheck(_program);
   registerDemo(_program);
   registerCluster(_program);
+  registerDoctor(_program);
   registerToken(_program);
   registerJoin(_program);
 }
