@@ -246,6 +246,9 @@ export class Membership {
         events.push({ type: 'changed', id: m.from });
         return events;
       }
+      case 'tokens':
+        // The join-token ledger is the join service's business (MeshNode.onTokenLedger).
+        return [];
     }
   }
 

@@ -16,7 +16,10 @@
  *   and must be canonical (padded, no stray bits);
  * - numbers are finite safe integers within stated ranges;
  * - arrays are bounded (≤ {@link MAX_GOSSIP_PEERS} peers, ≤ {@link MAX_INTRO_POINTS} intro points,
- *   ≤ {@link MAX_HEALTH_REASONS} reasons).
+ *   ≤ {@link MAX_HEALTH_REASONS} reasons, ≤ MAX_LEDGER_ENTRIES token-ledger entries).
+ *
+ * `tokens` (issue 6, /work/notes/ops-contracts.md §B) carries the sender's whole join-token
+ * ledger, `{ entries: LedgerEntry[] }`, validated by src/core/join/ledger.ts's strict checker.
  *
  * Violations throw {@link SchemaViolation} (a DecodeError `TB_ERR_MESH_SCHEMA` carrying a path
  * and a short problem, never the offending value, so nothing attacker-controlled or secret
@@ -27,6 +30,7 @@ import { sha3_256 } from '../crypto/index.js';
 import { DecodeError } from '../errors.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
 import type { IntroPointInput } from '../hsdesc/descriptor.js';
+import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
 
 /** The `v` field of every envelope. */
 export const MESH_PROTOCOL_VERSION = 1;
@@ -67,7 +71,7 @@ export const MAX_AGO_MS = 2 ** 31 - 1;
 export const DEFAULT_MAX_SKEW_MS = 30_000;
 
 /** Message types of protocol v1. */
-export const MESSAGE_TYPES = ['hello', 'heartbeat', 'intro-points', 'leave', 'lease'] as const;
+export const MESSAGE_TYPES = ['hello', 'heartbeat', 'intro-points', 'leave', 'lease', 'tokens'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /** A node's health as it reports it. */
@@ -140,7 +144,13 @@ export interface LeaseBody {
   readonly until: number;
 }
 
+/** `tokens`: the sender's join-token ledger (≤ MAX_LEDGER_ENTRIES entries; no secrets). */
+export interface TokensBody {
+  readonly entries: readonly LedgerEntry[];
+}
+
 export type MeshMessage =
+  | { readonly type: 'tokens'; readonly body: TokensBody }
   | { readonly type: 'hello'; readonly body: HelloBody }
   | { readonly type: 'heartbeat'; readonly body: HeartbeatBody }
   | { readonly type: 'intro-points'; readonly body: IntroPointsBody }
@@ -390,6 +400,20 @@ export function validateLease(v: unknown, path = 'body'): LeaseBody {
   return { until: int(field(o, 'until'), `${path}.until`, 0, Number.MAX_SAFE_INTEGER) };
 }
 
+/** Validate a `tokens` body. Throws SchemaViolation. */
+export function validateTokens(v: unknown, path = 'body'): TokensBody {
+  const o = object(v, path, ['entries']);
+  const raw = field(o, 'entries');
+  // Bound before validating entries one by one.
+  array(raw, `${path}.entries`, MAX_LEDGER_ENTRIES);
+  try {
+    return { entries: validateLedgerEntries(raw, `${path}.entries`) };
+  } catch (e) {
+    if (e instanceof LedgerViolation) fail(e.path, e.problem);
+    throw e;
+  }
+}
+
 /**
  * Validate the envelope's fields except `body` (checked after the version). `v` must be a
  * positive integer here; whether it is {@link MESH_PROTOCOL_VERSION} is the caller's
@@ -421,6 +445,8 @@ export function validateMessage(type: string, body: unknown): MeshMessage {
       return { type, body: validateLeave(body) };
     case 'lease':
       return { type, body: validateLease(body) };
+    case 'tokens':
+      return { type, body: validateTokens(body) };
     default:
       return fail('type', 'unknown message type');
   }

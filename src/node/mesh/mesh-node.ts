@@ -27,11 +27,16 @@
  *   `rejectLogIntervalMs` (reason, short detail, remote; never payloads or secrets);
  *   frames failing the MAC, size, schema, version, identity or signature checks also drop
  *   the connection (outsider, garbage or a broken member); `skew` and `replay` do not;
- * - `stop()` sends `leave` to every peer, waits briefly for it to be written, and closes.
+ * - `stop()` sends `leave` to every peer, waits briefly for it to be written, and closes;
+ * - the join-token ledger (issue 6): {@link MeshNode.setTokenLedger} sends a `tokens` message
+ *   to every peer when the ledger changes, and to each peer after its `hello` on a connection;
+ *   received ledgers go to {@link MeshNode.onTokenLedger} listeners (the join service merges
+ *   them; MeshNode keeps no ledger state beyond the last one set).
  *
  * Time: `now()` (unix ms, also the frames' `ts`) and `timers` are injected.
  */
 import { TorbalanceError } from '../../core/errors.js';
+import { validateLedgerEntries, type LedgerEntry } from '../../core/join/ledger.js';
 import type { RandomBytes } from '../../core/random.js';
 import {
   FrameDecoder,
@@ -169,7 +174,7 @@ export class MeshNode {
   readonly #rejectLogged = new Map<string, number>();
   readonly #stats: Omit<MeshStats, 'transport' | 'connections'> = {
     accepted: 0,
-    acceptedByType: { hello: 0, heartbeat: 0, 'intro-points': 0, leave: 0, lease: 0 },
+    acceptedByType: { hello: 0, heartbeat: 0, 'intro-points': 0, leave: 0, lease: 0, tokens: 0 },
     rejected: zeroRejects(),
     sent: 0,
   };
@@ -179,6 +184,9 @@ export class MeshNode {
   #stopped = false;
   #leaseUntil: number | undefined;
   #lastViewKey = '';
+  #tokenLedger: readonly LedgerEntry[] = [];
+  #tokenLedgerKey = '[]';
+  readonly #tokenListeners = new Set<(entries: readonly LedgerEntry[], fromNodeId: string) => void>();
 
   constructor(o: MeshOptions) {
     if (!(o.heartbeatMs > 0 && o.suspectAfterMs > o.heartbeatMs && o.deadAfterMs > o.suspectAfterMs && o.leaseMs > 0 && o.maxSkewMs > 0)) {
@@ -285,6 +293,33 @@ export class MeshNode {
       sent: this.#stats.sent,
       connections: this.#transport.connections().length,
       transport: { ...this.#transport.stats },
+    };
+  }
+
+  /**
+   * Set the join-token ledger this node advertises. If it differs from the last one set, it
+   * is sent to every peer now; it is also sent to each peer after that peer's `hello`. The
+   * entries are validated first (≤ MAX_LEDGER_ENTRIES; throws LedgerViolation
+   * `TB_ERR_JOIN_LEDGER` on an invalid entry) and copied.
+   */
+  setTokenLedger(entries: readonly LedgerEntry[]): void {
+    const valid = validateLedgerEntries(entries);
+    const key = JSON.stringify(valid);
+    if (key === this.#tokenLedgerKey) return;
+    this.#tokenLedger = valid;
+    this.#tokenLedgerKey = key;
+    if (!this.#started || this.#stopped) return;
+    this.#broadcast(this.#tokensMessage(), false);
+  }
+
+  /**
+   * Register a listener for ledgers received from peers (validated entries, the sender's node
+   * id). Returns an unsubscribe function. Listener errors are logged, never propagated.
+   */
+  onTokenLedger(cb: (entries: readonly LedgerEntry[], fromNodeId: string) => void): () => void {
+    this.#tokenListeners.add(cb);
+    return () => {
+      this.#tokenListeners.delete(cb);
     };
   }
 
@@ -404,6 +439,10 @@ export class MeshNode {
     return { type: 'intro-points', body: { digest: local.introDigest, fetchedAt: this.#o.now(), points: local.introPoints.slice(0, 20) } };
   }
 
+  #tokensMessage(): MeshMessage {
+    return { type: 'tokens', body: { entries: this.#tokenLedger } };
+  }
+
   #encode(msg: MeshMessage): Uint8Array | undefined {
     try {
       return encodeFrame(msg, { key: this.#o.key, macKey: this.#macKey, nowMs: Math.floor(this.#o.now()), randomBytes: this.#o.randomBytes });
@@ -495,8 +534,20 @@ export class MeshNode {
     const events = this.#members.receive({ from: r.from, ts: r.ts, msg: r.msg }, now);
     this.#applyEvents(events);
     if (r.msg.type === 'leave') this.#log.info({ peer: r.from, reason: r.msg.body.reason }, 'mesh peer said leave');
+    if (r.msg.type === 'hello' && this.#tokenLedger.length > 0) this.#sendOn(conn, this.#tokensMessage(), false);
+    if (r.msg.type === 'tokens') this.#emitTokens(r.msg.body.entries, r.from);
     if (events.some((e) => e.type !== 'changed')) this.#syncDials();
     this.#emitIfChanged();
+  }
+
+  #emitTokens(entries: readonly LedgerEntry[], from: string): void {
+    for (const l of [...this.#tokenListeners]) {
+      try {
+        l(entries, from);
+      } catch (e) {
+        this.#log.error({ err: e }, 'token ledger listener threw');
+      }
+    }
   }
 
   #emitIfChanged(): void {
