@@ -76,6 +76,8 @@ import {
   type PublisherStatus,
 } from './publisher/index.js';
 import { introDigest, type IntroPointWire } from './publisher/wire.js';
+import { JoinService, type JoinStatus } from './join/service.js';
+import type { AdminRoute } from '../adapters/admin/server.js';
 
 /** What {@link prepareCluster} read and computed (secrets inside: never log it). */
 export interface PreparedCluster {
@@ -202,6 +204,8 @@ export interface ClusterStatus {
   readonly lastModeError: string | undefined;
   /** The coordination onion service's own publishing (tor transport only). */
   readonly meshOnion: MeshOnionStatus | undefined;
+  /** Join attempts (accepted, refused by reason) and the token ledger summary (src/node/join). */
+  readonly join?: JoinStatus;
 }
 
 /** The coordination onion service's publishing state (tor transport). */
@@ -243,11 +247,36 @@ export class ClusterService {
   #meshCollector: IntroCollector | undefined;
   #meshPublisher: Publisher | undefined;
   #meshPublishKey = '';
+  readonly #join: JoinService;
 
   constructor(o: ClusterServiceOptions) {
     this.#o = o;
     this.#log = o.logger;
     this.#now = o.now ?? Date.now;
+    // The join service (src/node/join): token ledger (gossiped), join listener behind the
+    // master onion's join port, admin routes. The bundle's master key is a fresh copy per join.
+    this.#join = new JoinService({
+      config: o.config,
+      clusterSecret: o.prepared.clusterSecret,
+      masterAddress: o.masterAddress,
+      masterSecretKey: () => o.identity.expandedSecretKey.slice(),
+      nodeId: o.prepared.key.nodeId,
+      peers: () => this.#joinPeers(),
+      randomBytes: systemRandomBytes,
+      logger: o.logger.child({ component: 'join' }),
+      now: this.#now,
+    });
+  }
+
+  /** The admin API routes of the cluster: join tokens (`/tokens`, `/tokens/revoke`). */
+  adminRoutes(): AdminRoute[] {
+    return this.#join.adminRoutes();
+  }
+
+  /** Mesh addresses a joining node gets: our advertise address, then the live peers'. */
+  #joinPeers(): string[] {
+    const live = (this.#mesh?.view().peers ?? []).filter((p) => p.state === 'alive' || p.state === 'suspect').map((p) => p.addr);
+    return [...new Set([...(this.#advertise === undefined ? [] : [this.#advertise]), ...live])];
   }
 
   /** Our node id. */
@@ -402,6 +431,8 @@ export class ClusterService {
     }
     this.#collector.start();
     this.#publisher.start();
+    await this.#join.start();
+    this.#join.attachMesh(this.#mesh);
     await this.#mesh.start();
     this.#state = 'running';
     this.#applyFailClosed();
@@ -416,6 +447,7 @@ export class ClusterService {
     for (const off of this.#offs.splice(0)) off();
     if (this.#aloneTimer !== undefined) this.#o.timers.clearTimeout(this.#aloneTimer);
     this.#aloneTimer = undefined;
+    await this.#join.stop().catch(() => undefined);
     try {
       await this.#mesh?.stop(reason);
     } catch (e) {
@@ -477,6 +509,7 @@ export class ClusterService {
               publishing: this.#meshPublishKey !== '' && this.#meshPublishKey !== 'null',
               publish: this.#meshPublisher.status(),
             },
+      join: this.#join.status(),
     };
   }
 
