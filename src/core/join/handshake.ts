@@ -53,10 +53,9 @@ import {
   x25519SharedSecret,
 } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
-import { decodeOnionAddress } from '../hs/address.js';
 import { isNodeId, jsonDepthExceeds, parseMeshAddress } from '../mesh/protocol.js';
 import type { RandomBytes } from '../random.js';
-import { canonicalClaims, tokenSecretFor, type JoinToken, type JoinTokenClaims } from './token.js';
+import { canonicalClaims, masterKeyOf, tokenSecretFor, type JoinToken, type JoinTokenClaims } from './token.js';
 
 /** Largest frame body (the length-prefix value). */
 export const MAX_JOIN_FRAME_BYTES = 64 * 1024;
@@ -387,14 +386,10 @@ const REQUEST_KEYS = ['v', 'type', 'id', 'master', 'port', 'expiresAt', 'joiner'
  * (our own configuration) is invalid.
  */
 export function verifyJoinRequest(frameBody: Uint8Array, clusterSecret: Uint8Array, master: string, nowSeconds: number): VerifiedJoin {
-  let ownMaster: string;
-  try {
-    ownMaster = decodeOnionAddress(master).address;
-  } catch (cause) {
-    throw new TorbalanceError('TB_ERR_JOIN_ISSUE', 'config', 'our master is not a valid v3 onion address', { cause });
-  }
+  // Canonical form of our master (validated once and memoised by masterKeyOf).
+  const ownMaster = `${master.toLowerCase().replace(/\.onion$/, '')}.onion`;
+  masterKeyOf(ownMaster);
   let claims: JoinTokenClaims;
-  let claimBytes: Uint8Array;
   let joiner: string;
   let epk: Uint8Array;
   let nonce: Uint8Array;
@@ -413,16 +408,14 @@ export function verifyJoinRequest(frameBody: Uint8Array, clusterSecret: Uint8Arr
     epk = b64(o['epk'], 'epk', 32, 32);
     nonce = b64(o['nonce'], 'nonce', 32, 32);
     proof = b64(o['proof'], 'proof', 32, 32);
-    try {
-      claimBytes = canonicalClaims(claims);
-    } catch {
-      ferr('master', 'not a valid onion address');
-    }
   } catch (e) {
     if (e instanceof FieldError) return { ok: false, reason: 'malformed' };
     throw e;
   }
   if (claims.master !== ownMaster) return { ok: false, reason: 'wrong-master' };
+  // Same string as our (valid) master, so this cannot fail on the master; the other claims
+  // were range-checked above.
+  const claimBytes = canonicalClaims(claims);
   const secret = tokenSecretFor(clusterSecret, claims);
   const tReq = requestTranscript(claimBytes, joiner, epk, nonce);
   if (!constantTimeEqual(hmacSha256(secret, tReq), proof)) {

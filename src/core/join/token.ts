@@ -95,13 +95,27 @@ export function canonicalClaims(claims: JoinTokenClaims): Uint8Array {
   if (typeof claims.id !== 'string' || !ID_RE.test(claims.id)) throw issueError('token id must be 32 lowercase hex characters');
   if (!Number.isInteger(claims.port) || claims.port < 1 || claims.port > 65535) throw issueError('token port must be 1..65535');
   if (!validTime(claims.expiresAt)) throw issueError('token expiry must be a non-negative safe integer');
+  const key = masterKeyOf(claims.master);
+  return concatBytes(new Uint8Array([JOIN_TOKEN_VERSION]), fromHex(claims.id), key, u16be(claims.port), u64be(claims.expiresAt));
+}
+
+let lastMaster: { readonly address: string; readonly key: Uint8Array } | undefined;
+
+/**
+ * The identity key of a master onion address (one-entry memo: a node checks every request
+ * against the same master, and validating a key costs a scalar multiplication). Throws
+ * TorbalanceError `TB_ERR_JOIN_ISSUE` if the address is not a valid v3 onion address.
+ */
+export function masterKeyOf(master: string): Uint8Array {
+  if (lastMaster?.address === master) return lastMaster.key.slice();
   let key: Uint8Array;
   try {
-    key = decodeOnionAddress(claims.master).publicKey;
+    key = decodeOnionAddress(master).publicKey;
   } catch (cause) {
     throw new TorbalanceError('TB_ERR_JOIN_ISSUE', 'config', 'token master is not a valid v3 onion address', { cause });
   }
-  return concatBytes(new Uint8Array([JOIN_TOKEN_VERSION]), fromHex(claims.id), key, u16be(claims.port), u64be(claims.expiresAt));
+  lastMaster = { address: master, key: key.slice() };
+  return key;
 }
 
 /** K_join = HKDF-SHA256(clusterSecret, salt "", info "torbalance join token key v1", 32). */
