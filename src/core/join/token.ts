@@ -178,6 +178,22 @@ export function encodeJoinToken(t: JoinToken): string {
   return s;
 }
 
+let lastKey: { readonly hex: string; readonly address: string } | undefined;
+
+/** The onion address of a master key, or undefined if tor would reject the key (one-entry memo). */
+function addressOfKey(key: Uint8Array): string | undefined {
+  const hex = toHex(key);
+  if (lastKey?.hex === hex) return lastKey.address;
+  let address: string;
+  try {
+    address = decodeOnionAddress(encodeOnionAddress(key)).address;
+  } catch {
+    return undefined;
+  }
+  lastKey = { hex, address };
+  return address;
+}
+
 const B64URL_RE = /^[A-Za-z0-9_-]*$/;
 /** Characters of the base64url part (91 bytes, unpadded). */
 const TOKEN_B64_CHARS = Math.ceil((JOIN_TOKEN_BYTES * 4) / 3);
@@ -221,11 +237,7 @@ export function decodeJoinToken(s: string): JoinToken {
   if (port === 0) throw bad('port is 0');
   if (hi > 0x1fffff) throw bad('expiry out of range');
   const expiresAt = hi * 2 ** 32 + lo;
-  let master: string;
-  try {
-    master = decodeOnionAddress(encodeOnionAddress(key)).address;
-  } catch {
-    throw bad('master key is not a valid onion service key');
-  }
+  const master = addressOfKey(key);
+  if (master === undefined) throw bad('master key is not a valid onion service key');
   return { claims: { id, master, port, expiresAt }, secret };
 }
