@@ -10,6 +10,9 @@
  *    stays the same across tor restarts);
  * 4. start the reverse proxy (src/node/proxy) where HiddenServicePort points, so visitors
  *    never meet a closed socket once tor publishes;
+ * 4a. with `[admin] enabled` (default): the admin API (src/node/admin: /status, /metrics,
+ *    /healthz, /history, dashboard) on `admin.listen`; the cluster's admin routes are added
+ *    once the cluster runs; it stops after the drain;
  * 5. start the node's own tor (src/adapters/tor/process.ts: supervised, restarted with
  *    backoff, exits with us via __OwningControllerProcess) with the torrc from
  *    src/core/node-torrc.ts; ready = control port up. Bootstrap progress is watched in the
@@ -43,6 +46,7 @@ import { createLogger, type Logger } from '../adapters/log/logger.js';
 import { realTimers, TorProcess, type Timers } from '../adapters/tor/process.js';
 import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
+import { AdminService, PeriodClock } from './admin/index.js';
 import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
 import { joinSocketPath } from './join/paths.js';
 import { TargetHealth, type HealthProbe } from './health.js';
@@ -336,6 +340,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
         log.warn({ err: e }, 'proxy stop failed');
       }
       health.stop();
+      await admin?.stop().catch((e: unknown) => {
+        log.warn({ err: e }, 'admin API stop failed');
+      });
       await tor.stop();
       state = wasFailed ? 'failed' : 'stopped';
       log.info('stopped');
@@ -344,11 +351,28 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     return stopPromise;
   };
 
+  // The admin API (src/node/admin): up right after the proxy, so the status is visible while tor starts.
+  const periodClock = new PeriodClock({
+    control: () => (tor.state === 'ready' ? tor.control : undefined),
+    testingTorNetwork: config.tor.extra_config.some(([k, v]) => k === 'TestingTorNetwork' && v.trim() === '1'),
+  });
+  const admin = config.admin.enabled
+    ? new AdminService({
+        listen: config.admin.listen,
+        logger: log.child({ component: 'admin' }),
+        snapshot: () => snapshot(nodeHealth.state),
+        status: async () => snapshot(state === 'running' ? await nodeHealth.refresh() : nodeHealth.state),
+        period: () => periodClock.info(),
+      })
+    : undefined;
+
   try {
     await proxy.start();
+    await admin?.start();
     log.info({ torDir: paths.torDir, socksPort }, 'starting tor');
     await tor.start();
   } catch (e) {
+    await admin?.stop().catch(() => undefined);
     await proxy.stop(0).catch(() => undefined);
     await tor.stop().catch(() => undefined);
     throw e;
@@ -393,19 +417,23 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       await stop(0);
       throw e;
     }
+    if (admin !== undefined) for (const r of cluster.adminRoutes()) admin.addRoute(r);
   }
   log.info({ masterAddress, target: config.target.address, listen: config.proxy.listen }, 'node running');
 
-  const snapshot = (h: NodeHealthState): NodeStatus => ({
-    name: config.node.name,
-    masterAddress,
-    targetAddress: config.target.address,
-    state,
-    tor: { state: tor.state, pid: tor.pid, restarts: tor.restarts, socksPort },
-    health: h,
-    proxy: proxy.stats(),
-    ...(cluster === undefined ? {} : { cluster: cluster.status() }),
-  });
+  // A function declaration (hoisted): the admin API calls it while tor is still starting.
+  function snapshot(h: NodeHealthState): NodeStatus {
+    return {
+      name: config.node.name,
+      masterAddress,
+      targetAddress: config.target.address,
+      state,
+      tor: { state: tor.state, pid: tor.pid, restarts: tor.restarts, socksPort },
+      health: h,
+      proxy: proxy.stats(),
+      ...(cluster === undefined ? {} : { cluster: cluster.status() }),
+    };
+  }
   const statusFile = process.env['TORBALANCE_STATUS_FILE'];
   if (statusFile !== undefined && statusFile !== '') {
     let writing = false;
