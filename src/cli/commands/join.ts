@@ -21,13 +21,13 @@
  *    Nickname/PidFile/Log lines). The next step is printed; the master address goes to stdout.
  *
  * With the tcp transport the node needs a mesh listener: without `--listen` the files are
- * written with `[cluster] enabled = false` and the command fails with TB_ERR_JOIN_LISTEN
+ * written with `[cluster] enabled = false` and the command fails with TB_ERR_JOIN_NEEDS_LISTEN
  * telling what to set.
  *
  * Errors: TB_ERR_JOIN_OPTION (bad option value), TB_ERR_JOIN_EXISTS (DIR already has a config),
  * TB_ERR_JOIN_TOKEN_FILE (unreadable/oversized token file), the core's TB_ERR_JOIN_TOKEN /
  * TB_ERR_JOIN_REFUSED / TB_ERR_JOIN_RESPONSE, TB_ERR_JOIN_UNREACHABLE (no answer before the
- * deadline), TB_ERR_JOIN_MASTER (the bundle's key is not the token's master), TB_ERR_JOIN_LISTEN.
+ * deadline), TB_ERR_JOIN_MASTER (the bundle's key is not the token's master), TB_ERR_JOIN_NEEDS_LISTEN.
  */
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -385,7 +385,7 @@ export function register(program: Command): void {
       process.stdout.write(`${r.masterAddress}\n`);
       process.stderr.write(`torbalance: joined as node ${r.nodeId}; wrote ${r.configPath}, the master key and the cluster files in ${resolve(opts.dir)}\n`);
       if (!r.clusterEnabled) {
-        throw new TorbalanceError('TB_ERR_JOIN_LISTEN', 'config', `the cluster uses the tcp transport: set cluster.listen ("<IP>:<port>") in ${r.configPath} and enabled = true, then run: torbalance run --config ${r.configPath}`);
+        throw new TorbalanceError('TB_ERR_JOIN_NEEDS_LISTEN', 'config', `the cluster uses the tcp transport: set cluster.listen ("<IP>:<port>") in ${r.configPath} and enabled = true, then run: torbalance run --config ${r.configPath}`);
       }
       process.stderr.write(`torbalance: start the node with: torbalance run --config ${r.configPath}\n`);
     });
