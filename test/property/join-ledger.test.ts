@@ -21,7 +21,10 @@ const entryArb: fc.Arbitrary<LedgerEntry> = fc
     by: fc.constantFrom(...NODES),
     joiner: fc.option(fc.constantFrom(...NODES), { nil: undefined }),
   })
-  .map((r) => (r.joiner === undefined ? { id: r.id, state: r.state, expiresAt: r.expiresAt, at: r.at, by: r.by } : r));
+  .map((r): LedgerEntry => {
+    const base = { id: r.id, state: r.state, expiresAt: r.expiresAt, at: r.at, by: r.by };
+    return r.joiner === undefined ? base : { ...base, joiner: r.joiner };
+  });
 
 const ledgerArb = fc.array(entryArb, { maxLength: 16 });
 
