@@ -12,7 +12,8 @@
  * 3. The request goes to `<master>.onion:<join port>` through tor's SOCKS port (`--socks`, or a
  *    temporary tor started here with `--tor-extra-file`'s lines and removed afterwards); the
  *    hostname is sent to tor, never resolved locally. Dial failures are retried until
- *    `--timeout` (a fresh descriptor may take a while to reach the HSDirs); a refusal is final.
+ *    `--timeout` (a fresh descriptor may take a while to reach the HSDirs); a refusal is final
+ *    except `rate-limited` and `not-ready`, which are retried more slowly.
  * 4. The sealed bundle is opened and written: `DIR/master/` (tor's key format, 0700/0600;
  *    its address must be the token's master), `DIR/cluster/secret` and `DIR/cluster/node_key`
  *    (0600), `DIR/torbalance.toml` (0600; loads with `loadConfig`, checked before writing):
@@ -45,7 +46,7 @@ import { TorProcess } from '../../adapters/tor/process.js';
 import { fromUtf8, utf8 } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { HsIdentityKeypair } from '../../core/hs/keys.js';
-import { createJoinRequest, JoinFrameDecoder, openJoinResponse, type JoinBundle } from '../../core/join/handshake.js';
+import { createJoinRequest, JoinFrameDecoder, JoinRefusedError, openJoinResponse, type JoinBundle } from '../../core/join/handshake.js';
 import { decodeJoinToken, type JoinToken } from '../../core/join/token.js';
 import { nodeKeyFromSeed } from '../../core/mesh/index.js';
 import { checkExtraTorrcKeyword } from '../../core/node-torrc.js';
@@ -314,10 +315,12 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
         const body = await exchange(sock, req.frame, Math.min(Math.max(left, 1000), 120_000));
         bundle = openJoinResponse(req.state, body);
       } catch (e) {
-        if (e instanceof TorbalanceError && (e.code === 'TB_ERR_JOIN_REFUSED' || e.code === 'TB_ERR_JOIN_RESPONSE' || e.code === 'TB_ERR_JOIN_FRAME')) throw e;
+        // A refusal is final, except "rate-limited" / "not-ready" (try again later).
+        const transient = e instanceof JoinRefusedError && (e.reason === 'rate-limited' || e.reason === 'not-ready');
+        if (!transient && e instanceof TorbalanceError && (e.code === 'TB_ERR_JOIN_REFUSED' || e.code === 'TB_ERR_JOIN_RESPONSE' || e.code === 'TB_ERR_JOIN_FRAME')) throw e;
         last = e instanceof TorbalanceError ? `${e.code}: ${e.message}` : String(e);
         if (attempt === 1 || attempt % 5 === 0) progress(`not reachable yet (${last}); retrying`);
-        await new Promise((r) => setTimeout(r, 3000));
+        await new Promise((r) => setTimeout(r, transient ? 15_000 : 3000));
       }
     }
   } finally {
