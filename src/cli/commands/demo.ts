@@ -55,6 +55,12 @@ interface DemoOptions {
 
 /** Visits before the failover starts even if not every node has served one yet. */
 const MAX_WARMUP_VISITS = 30;
+/**
+ * A visitor gives up on a request after this long and tries again on a fresh circuit. Right
+ * after the kill, a client tor that picked one of the dead node's intro points may keep the
+ * request waiting much longer than a new request on a fresh circuit needs.
+ */
+const VISIT_TIMEOUT_MS = 15_000;
 /** Deadline for the cluster to form after the nodes were started. */
 const FORM_TIMEOUT_MS = 240_000;
 /** Deadline from the kill to a request served through the republished descriptor. */
@@ -288,6 +294,8 @@ async function runDemo(opts: DemoOptions): Promise<void> {
         say(`      ${elapsed()}  ${m}`);
       },
       signal: abort.signal,
+      // Generous: a busy or slow machine (tor parses its GeoIP files at start-up) must not fail the demo.
+      readyTimeoutMs: 300_000,
     });
     const desc = net.description;
     const target = desc.services[0]!;
@@ -326,7 +334,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     for (let i = 1; !aborted(); i++) {
       if (phase !== 'failover' && performance.now() >= deadline && (phase === 'recovered' || !failover)) break;
       try {
-        const r = await visitThroughTor(client.socksPort, master, `demo-${process.pid}-${i}`, 30_000, abort.signal);
+        const r = await visitThroughTor(client.socksPort, master, `demo-${process.pid}-${i}`, VISIT_TIMEOUT_MS, abort.signal);
         // The counters come from snapshots written once a second: wait for the one that moved.
         let who: number[] = [];
         let after = base;
