@@ -14,6 +14,7 @@ import { register as registerCluster } from './cluster.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerToken } from './token.js';
 import { register as registerJoin } from './join.js';
+import { register as registerStatus } from './status.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
@@ -29,4 +30,5 @@ export function registerCommands(_program: Command): void {
   registerDoctor(_program);
   registerToken(_program);
   registerJoin(_program);
+  registerStatus(_program);
 }

@@ -1,0 +1,117 @@
+/**
+ * `torbalance status --config FILE [--json]`: the cluster as a table, from the running node's
+ * admin API (issue 6 "Seeing the cluster"; `GET /status`, docs/admin-api.md). The admin
+ * address comes from the config (`admin.listen`, default `unix:<data_dir>/admin.sock`).
+ *
+ * Output: one row per node (name, short id, role, state, health, intro points, last seen),
+ * then the publisher, the descriptor revision, the HSDirs that accepted each descriptor
+ * (n/m; known on the publisher only) and the time to the next time period. `--json` prints
+ * the `/status` document as it came.
+ */
+import type { Command } from 'commander';
+import { adminRequest } from '../../adapters/admin/client.js';
+import { loadConfig } from '../../adapters/config/load.js';
+import { TorbalanceError } from '../../core/errors.js';
+import type { StatusDocument } from '../../node/admin/status.js';
+
+function ago(ms: number | null): string {
+  if (ms === null) return 'never';
+  if (ms < 1500) return 'now';
+  const s = Math.round(ms / 1000);
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+/** `1h 02m 03s` style. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const x = s % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m ${String(x).padStart(2, '0')}s`;
+  if (m > 0) return `${m}m ${String(x).padStart(2, '0')}s`;
+  return `${x}s`;
+}
+
+/** Strip control characters (names come from other nodes) and cap the length. */
+function clean(s: string, max = 40): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(header), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+/** Check the shape of a `/status` answer enough to print it. */
+export function asStatusDocument(json: unknown): StatusDocument {
+  const d = json as Partial<StatusDocument> | null;
+  if (d === null || typeof d !== 'object' || typeof d.version !== 'number' || typeof d.node !== 'object' || !('cluster' in d)) {
+    throw new TorbalanceError('TB_ERR_ADMIN_RESPONSE', 'input', 'the admin API did not send a status document');
+  }
+  if (d.version !== 1) throw new TorbalanceError('TB_ERR_ADMIN_RESPONSE', 'input', `unsupported status document version ${String(d.version)} (this torbalance reads version 1)`);
+  return d as StatusDocument;
+}
+
+/** The human-readable status (the table and the summary lines). */
+export function formatStatus(s: StatusDocument): string {
+  const out: string[] = [];
+  out.push(`master ${s.node.masterAddress}  (answered by ${clean(s.node.name)}, ${s.node.state}, tor ${s.tor.state} ${s.tor.bootstrap}%)`);
+  const nodes = s.cluster?.nodes ?? [
+    { id: '', name: s.node.name, self: true, role: 'alone' as const, state: 'self', healthy: s.health.healthy, reasons: s.health.reasons, introPoints: s.health.introPoints, lastSeenAgoMs: 0, addr: null, priority: null },
+  ];
+  const rows = nodes.map((n) => [
+    clean(n.name) + (n.self ? ' *' : ''),
+    n.id === '' ? '-' : n.id.slice(0, 12),
+    n.role,
+    n.state === 'self' ? 'alive' : clean(n.state, 12),
+    n.healthy ? 'healthy' : `UNHEALTHY${n.reasons.length > 0 ? ` (${clean(n.reasons.join('; '), 50)})` : ''}`,
+    String(n.introPoints),
+    n.self ? 'self' : ago(n.lastSeenAgoMs),
+  ]);
+  out.push('');
+  out.push(table(['NODE', 'ID', 'ROLE', 'STATE', 'HEALTH', 'INTRO', 'LAST SEEN'], rows));
+  out.push('');
+  const pub = s.cluster?.publisher;
+  out.push(`publisher:          ${s.cluster === null ? 'tor itself (single node, no cluster)' : pub === null || pub === undefined ? 'none elected' : `${clean(pub.name ?? '?')} (${pub.id.slice(0, 12)})`}`);
+  const descs = s.publish?.descriptors ?? [];
+  if (descs.length > 0) {
+    out.push(`descriptor revision: ${descs.map((d) => `${d.descriptor} ${d.revisionCounter} (period ${d.periodNum})`).join(', ')}`);
+    out.push(`HSDirs accepted:    ${descs.map((d) => `${d.descriptor} ${d.accepted}/${d.total}`).join(', ')}`);
+  } else {
+    const where = pub !== null && pub !== undefined && s.cluster?.role !== 'publisher' ? ` (ask the publisher, ${clean(pub.name ?? pub.id.slice(0, 12))})` : '';
+    out.push(`descriptor revision: not published by this node${where}`);
+    out.push(`HSDirs accepted:    -`);
+  }
+  out.push(`next time period:   ${s.timePeriod === null ? 'unknown (tor has no consensus yet)' : `in ${formatDuration(s.timePeriod.secondsToNext)}`}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** Fetch `/status` from the node configured in `configFile`. */
+export async function fetchStatus(configFile: string, timeoutMs?: number): Promise<StatusDocument> {
+  const config = await loadConfig(configFile);
+  if (!config.admin.enabled) {
+    throw new TorbalanceError('TB_ERR_ADMIN_DISABLED', 'config', `the admin API is disabled in ${config.source ?? configFile} ([admin] enabled = false)`);
+  }
+  const r = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs);
+  if (r.status !== 200) {
+    const err = (r.json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new TorbalanceError('TB_ERR_ADMIN_RESPONSE', 'input', `GET /status answered ${r.status}${err?.code === undefined ? '' : ` ${err.code}`}${err?.message === undefined ? '' : `: ${err.message}`}`);
+  }
+  return asStatusDocument(r.json);
+}
+
+/** Register `status`. */
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description("show the cluster (nodes, roles, health, publisher, HSDirs) from a running node's admin API")
+    .requiredOption('--config <file>', 'the node config file (for the admin API address)')
+    .option('--json', 'print the /status JSON document')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const s = await fetchStatus(opts.config);
+      process.stdout.write(opts.json === true ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
+    });
+}
