@@ -21,7 +21,8 @@
  * Nothing here prints or returns secret material: only paths, modes and addresses.
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { adminRequest } from '../adapters/admin/client.js';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
@@ -211,12 +212,11 @@ export async function checkRunningNode(config: Config, timeoutMs: number): Promi
   if (res.status !== 200 || res.json === undefined) return { checks: [fail('admin', `GET /status at ${where} answered ${res.status}`, runHint)], socksPort: undefined };
   const checks: DoctorCheck[] = [ok('admin', `admin API answers at ${where}`)];
   const s = res.json;
-  // /status is the node status (src/node/daemon.ts NodeStatus), possibly wrapped in {node: …}.
-  const node = field(s, 'health') === undefined && field(s, 'node', 'health') !== undefined ? field(s, 'node') : s;
-  const healthy = field(node, 'health', 'healthy');
-  const reasons = field(node, 'health', 'reasons');
-  const progress = field(node, 'health', 'tor', 'progress');
-  const socks = field(node, 'tor', 'socksPort');
+  // /status (src/node/admin/status.ts): health.{healthy,reasons}, tor.bootstrap (0..100).
+  const healthy = field(s, 'health', 'healthy');
+  const reasons = field(s, 'health', 'reasons');
+  const bootstrap = field(s, 'tor', 'bootstrap');
+  const progress = typeof bootstrap === 'number' ? bootstrap : field(s, 'health', 'tor', 'progress');
   if (typeof healthy !== 'boolean') checks.push(warn('node-health', '/status has no health.healthy field (another torbalance version?)', 'run doctor from the same installation as the node'));
   else if (healthy) checks.push(ok('node-health', 'the node is healthy'));
   else {
@@ -230,7 +230,18 @@ export async function checkRunningNode(config: Config, timeoutMs: number): Promi
         : fail('tor-bootstrap', `tor is not bootstrapped (${progress}%)`, 'wait a minute; if it stays: check the network, the firewall (outgoing TCP to tor relays), the clock, and tor.extra_config (DisableNetwork, bridges)'),
     );
   }
-  return { checks, socksPort: typeof socks === 'number' && Number.isInteger(socks) ? socks : undefined };
+  return { checks, socksPort: typeof config.tor.socks_port === 'number' ? config.tor.socks_port : await torrcSocksPort(config) };
+}
+
+/** The SOCKS port the running node's tor uses: its torrc (`<data_dir>/tor/torrc`, "SocksPort 127.0.0.1:<port> …"). */
+async function torrcSocksPort(config: Config): Promise<number | undefined> {
+  try {
+    const text = await readFile(join(config.node.data_dir, 'tor', 'torrc'), 'utf8');
+    const m = /^SocksPort "?127\.0\.0\.1:(\d{1,5})\b/m.exec(text);
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Connect to the master onion through the node's own SOCKS port. */
@@ -278,7 +289,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   checks.push(...running.checks);
   if (options.reachability === true) {
     if (masterAddress === undefined || running.socksPort === undefined) {
-      checks.push(fail('reachability', 'cannot check: the master key or the running node\'s SOCKS port is unknown', 'fix the checks above first'));
+      checks.push(fail('reachability', 'cannot check: the master key or the running node\'s SOCKS port (from <data_dir>/tor/torrc) is unknown', 'fix the checks above first'));
     } else {
       checks.push(await checkReachability(config, masterAddress, running.socksPort, options.reachabilityTimeoutMs ?? 60_000));
     }

@@ -139,7 +139,8 @@ describe('runDoctor on a node directory', () => {
 
   it('a running node (fake admin API): healthy + bootstrapped → ok; unhealthy → the reasons', async () => {
     await mkdir(join(dir, 'data'), { mode: 0o700 });
-    let status: unknown = { name: 'doc1', state: 'running', tor: { state: 'ready', socksPort: 9 }, health: { healthy: true, reasons: [], tor: { progress: 100 } } };
+    // The shape of src/node/admin/status.ts's StatusDocument (the parts doctor reads).
+    let status: unknown = { version: 1, node: { name: 'doc1', state: 'running' }, tor: { state: 'ready', bootstrap: 100 }, health: { healthy: true, reasons: [] } };
     const server = new AdminServer({
       listen: { kind: 'unix', path: join(dir, 'data', 'admin.sock') },
       routes: [{ method: 'GET', path: '/status', handler: () => ({ status: 200, json: status }) }],
@@ -151,14 +152,20 @@ describe('runDoctor on a node directory', () => {
       expect(byId(cs, 'node-health')?.status).toBe('ok');
       expect(byId(cs, 'tor-bootstrap')?.status).toBe('ok');
       expect(cs.filter((c) => c.status === 'fail')).toEqual([]);
-      status = { health: { healthy: false, reasons: ['target unreachable', 'no intro points'], tor: { progress: 45 } } };
+      status = { tor: { bootstrap: 45 }, health: { healthy: false, reasons: ['target unreachable', 'no intro points'] } };
       const bad = await runDoctor({ configPath, env });
       expect(byId(bad, 'node-health')).toMatchObject({ status: 'fail', message: 'the node is not healthy: target unreachable; no intro points' });
       expect(byId(bad, 'tor-bootstrap')).toMatchObject({ status: 'fail', message: 'tor is not bootstrapped (45%)' });
-      // --reachability through a SOCKS port nobody listens on fails with a fix.
-      status = { tor: { socksPort: 1 }, health: { healthy: true, reasons: [], tor: { progress: 100 } } };
+      // --reachability: without the node's torrc the SOCKS port is unknown; through a port
+      // nobody listens on (read from the torrc the daemon writes) it fails with a fix.
+      status = { tor: { bootstrap: 100 }, health: { healthy: true, reasons: [] } };
+      const unknown = await runDoctor({ configPath, env, reachability: true, reachabilityTimeoutMs: 2000 });
+      expect(byId(unknown, 'reachability')?.message).toContain('SOCKS port (from <data_dir>/tor/torrc) is unknown');
+      await mkdir(join(dir, 'data', 'tor'), { mode: 0o700 });
+      await writeFile(join(dir, 'data', 'tor', 'torrc'), 'DataDirectory /x\nSocksPort "127.0.0.1:1 OnionTrafficOnly"\n');
       const reach = await runDoctor({ configPath, env, reachability: true, reachabilityTimeoutMs: 2000 });
       expect(byId(reach, 'reachability')?.status).toBe('fail');
+      expect(byId(reach, 'reachability')?.message).toMatch(/^[a-z2-7]{56}\.onion:80 is not reachable through the node's tor/);
       expect(byId(reach, 'reachability')?.fix).toContain('torbalance status');
     } finally {
       await server.stop();

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initNode } from '../../src/cli/commands/init.js';
+import { runDoctor } from '../../src/node/doctor.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -117,6 +118,17 @@ describe.skipIf(!built)('SIGHUP reload (torbalance run, offline tor)', () => {
       return stderr.includes('"msg":"node running"');
     });
     const sockPath = join(dir, 'data', 'proxy.sock');
+
+    // doctor against the real node: its admin API answers; offline tor is not bootstrapped.
+    const doc = await runDoctor({ configPath: r.configPath, reachability: true, reachabilityTimeoutMs: 3000 });
+    const docOf = (id: string): string | undefined => doc.find((c) => c.id === id)?.status;
+    expect(docOf('admin')).toBe('ok');
+    expect(docOf('tor-bootstrap')).toBe('fail');
+    expect(docOf('node-health')).toBe('fail');
+    expect(docOf('master-key')).toBe('ok');
+    expect(docOf('mode:data-dir')).toBe('ok');
+    expect(docOf('reachability')).toBe('fail'); // through the node's own SOCKS port (from its torrc)
+    expect(doc.find((c) => c.id === 'reachability')?.message).not.toContain('unknown');
 
     // Before: level info — a failing upstream request is not logged (it is a debug line).
     const before = await visit(sockPath);
