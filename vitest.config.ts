@@ -1,7 +1,36 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure core, property tests, loopback adapter tests; fast, no tor)
-// and `integration` (real tor in a private network; slow, run after unit).
+// Three projects:
+// - `unit`: pure core, property tests, loopback adapter tests, CLI tests (fast, no tor);
+// - `integration`: real tor in a private network (test/integration/global-setup.ts), one file
+//   at a time because the files share that network's client and tors;
+// - `integration-wait`: the real-tor files that mostly WAIT (for 4-minute time-period
+//   roll-overs, or for a demo that starts its own network). They run concurrently with each
+//   other, against their OWN private network (the same global setup, one client tor per
+//   worker: test/helpers/testnet.ts gives each concurrently running file its own
+//   `clients[0]`, so NEWNYM / HSFETCH / client descriptor caches never cross files).
+// scripts/test.sh runs `integration-wait` in a second vitest process alongside `unit` and
+// `integration`; `vitest run --project 'integration*'` runs both integration projects in one
+// process (the concurrent group first, then the sequential one).
+//
+// A new integration file lands in the sequential `integration` project by default. Add it to
+// WAITING only if it spends most of its time waiting, starts nothing that other files on the
+// network could observe (no SETCONF on the network's tors, its own onion keys), and uses only
+// `clients[0]` (or its own `addClient()`) as a client.
+export const WAITING = [
+  'test/integration/mesh-tor-clustered.test.ts',
+  'test/integration/cluster.test.ts',
+  'test/integration/publisher.test.ts',
+  'test/integration/period-rollover.test.ts',
+  'test/integration/demo.test.ts',
+];
+
+const integration = {
+  testTimeout: 600_000,
+  hookTimeout: 600_000,
+  globalSetup: ['test/integration/global-setup.ts'],
+};
+
 export default defineConfig({
   test: {
     projects: [
@@ -16,10 +45,21 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          testTimeout: 600_000,
-          hookTimeout: 600_000,
+          exclude: WAITING,
           fileParallelism: false,
-          globalSetup: ['test/integration/global-setup.ts'],
+          ...integration,
+        },
+      },
+      {
+        test: {
+          name: 'integration-wait',
+          include: WAITING,
+          fileParallelism: true,
+          maxWorkers: WAITING.length,
+          // Its own order group: `vitest run --project 'integration*'` runs it, all files at
+          // once, before the sequential group.
+          sequence: { groupOrder: 1 },
+          ...integration,
         },
       },
     ],

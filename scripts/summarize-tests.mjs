@@ -1,10 +1,20 @@
 // Sums vitest JSON reports into the one closing line CI reads: "tests: N passed, N failed, N skipped".
-// Exits 1 if any test failed or if no test ran at all.
+// Usage: node scripts/summarize-tests.mjs <report.json>... (scripts/test.sh passes one report
+// per vitest process: unit, integration, integration-wait).
+// A report that is missing or unreadable (its vitest process died before writing it) counts
+// as one failed test. Exits 1 if any test failed or if no test ran at all.
 import { readFileSync } from 'node:fs';
 
 let passed = 0, failed = 0, skipped = 0;
 for (const file of process.argv.slice(2)) {
-  const r = JSON.parse(readFileSync(file, 'utf8'));
+  let r;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    console.error(`[summarize] no usable report ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    failed += 1;
+    continue;
+  }
   passed += r.numPassedTests ?? 0;
   failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);

@@ -23,9 +23,21 @@ import {
 } from '../../src/adapters/tor/testnet.js';
 import type { TorProcess } from '../../src/adapters/tor/process.js';
 
-/** The shared network (from globalSetup). */
+/**
+ * The shared network (from globalSetup), as this test file sees it: `clients[0]` is the
+ * client tor reserved for this worker. The network has one client per worker of its project
+ * (global-setup.ts), and concurrently running files have distinct `VITEST_POOL_ID`s (1…maxWorkers),
+ * so files running at the same time never share a client (NEWNYM purges a client's onion
+ * descriptor cache and circuits; HSFETCH and SOCKS isolation are per client). In a project
+ * that runs one file at a time this is the network's first client, as before.
+ */
 export function sharedTestnet(): TestnetDescription {
-  return inject('testnet');
+  const net = inject('testnet');
+  const n = net.clients.length;
+  const poolId = Number(process.env['VITEST_POOL_ID'] ?? '1');
+  const k = n > 0 && Number.isInteger(poolId) && poolId >= 1 ? (poolId - 1) % n : 0;
+  if (k === 0) return net;
+  return { ...net, clients: [...net.clients.slice(k), ...net.clients.slice(0, k)] };
 }
 
 /** The HTTP server behind the shared service `hs0`: where it listens and the exact body it serves at `/`. */

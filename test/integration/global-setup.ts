@@ -1,7 +1,8 @@
 /**
- * vitest globalSetup of the `integration` project: ONE shared private Tor network per test run
- * (src/adapters/tor/testnet.ts: 3 authorities, 5 relays, one client and one plain onion
- * service `hs0` whose port 80 forwards to a tiny HTTP server started here). Tests get its
+ * vitest globalSetup of the `integration` and `integration-wait` projects (vitest.config.ts):
+ * ONE shared private Tor network per project and run (src/adapters/tor/testnet.ts: 3
+ * authorities, 5 relays, one client per worker of the project and one plain onion service
+ * `hs0` whose port 80 forwards to a tiny HTTP server started here). Tests get its
  * description with `inject('testnet')` (see test/helpers/testnet.ts). The network is torn
  * down at the end; when the start or any test failed, the tors' torrcs and logs are kept
  * under `.torlab/failed-<timestamp>/`.
@@ -49,10 +50,16 @@ async function startHttp(body: string): Promise<{ server: Server; port: number }
   return { server, port: a.port };
 }
 
+/** How many client tors the network of `project` gets: one per worker (at least 1, at most 8). */
+function clientCount(project: TestProject): number {
+  const n = project.config.maxWorkers;
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, 8) : 1;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Unix socket paths must stay short (≤100 bytes): use /tmp if the repo path is long.
-  const local = join(REPO, '.torlab', `run-${process.pid}`);
-  const baseDir = local.length <= 60 ? local : join('/tmp', `torbalance-testnet-${process.pid}`);
+  const local = join(REPO, '.torlab', `run-${process.pid}-${project.name}`);
+  const baseDir = local.length <= 60 ? local : join('/tmp', `torbalance-testnet-${process.pid}-${project.name}`);
   const body = `hello from the torbalance testnet ${randomBytes(8).toString('hex')}\n`;
   const { server, port } = await startHttp(body);
   const t0 = Date.now();
@@ -62,7 +69,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       baseDir,
       authorities: Number(process.env['TORBALANCE_TESTNET_AUTHORITIES'] ?? 3),
       relays: Number(process.env['TORBALANCE_TESTNET_RELAYS'] ?? 5),
-      clients: 1,
+      // One client per worker: test/helpers/testnet.ts gives each concurrently running file
+      // its own (a project running one file at a time has maxWorkers 1 → one client).
+      clients: clientCount(project),
       votingIntervalSeconds: 10,
       // 2 replicas × 2 HSDirs: each descriptor goes to 4 of the 8 relays, so a wrong ring
       // computation shows up as a wrong set, not only as a wrong order.
@@ -73,11 +82,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
       services: [{ nickname: 'hs0', target: { host: '127.0.0.1', port } }],
       infoLogs: process.env['TORBALANCE_TESTNET_INFO_LOGS'] === '1',
       onProgress: (m) => {
-        console.log(`[testnet] ${m}`);
+        console.log(`[testnet ${project.name}] ${m}`);
       },
     });
   } catch (e) {
-    const dest = join(REPO, '.torlab', `failed-${stamp()}`);
+    const dest = join(REPO, '.torlab', `failed-${stamp()}-${project.name}`);
     await preserveTestnetLogs(baseDir, dest).catch(() => undefined);
     console.log(`[testnet] start failed; logs kept in ${dest}`);
     server.close();
@@ -93,7 +102,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     const failed = project.vitest.state.getCountOfFailedTests() > 0;
     if (failed) {
-      const dest = join(REPO, '.torlab', `failed-${stamp()}`);
+      const dest = join(REPO, '.torlab', `failed-${stamp()}-${project.name}`);
       await net.preserveLogs(dest).catch(() => undefined);
       console.log(`[testnet] tests failed; tor logs kept in ${dest}`);
     }
