@@ -18,8 +18,11 @@ for (const file of process.argv.slice(2)) {
   passed += r.numPassedTests ?? 0;
   failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // A suite that failed to load has no tests but counts as a failure.
-  for (const s of r.testResults ?? []) if (s.status === 'failed' && (s.assertionResults ?? []).length === 0) failed += 1;
+  // A file that failed outside its tests (failed to load, or a beforeAll/afterAll hook threw:
+  // its tests then show as skipped) counts as one failure.
+  for (const s of r.testResults ?? []) {
+    if (s.status === 'failed' && !(s.assertionResults ?? []).some((a) => a.status === 'failed')) failed += 1;
+  }
 }
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
