@@ -7,6 +7,8 @@ export interface ProxyStats {
   readonly bytesOut: number;
   readonly requests: number;
   readonly byStatus: Readonly<Record<string, number>>;
+  /** Rejections by reason (limit, per-circuit, proxy-header, stopping), when counted with {@link countRejected}. */
+  readonly rejectedBy?: Readonly<Record<string, number>>;
 }
 
 /** The mutable counters behind {@link ProxyStats}. */
@@ -18,13 +20,20 @@ export interface MutableStats {
   bytesOut: number;
   requests: number;
   byStatus: Record<string, number>;
+  rejectedBy: Record<string, number>;
 }
 
 export function newStats(): MutableStats {
-  return { open: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0, requests: 0, byStatus: {} };
+  return { open: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0, requests: 0, byStatus: {}, rejectedBy: {} };
 }
 
 export function countStatus(s: MutableStats, status: number): void {
   const k = String(status);
   s.byStatus[k] = (s.byStatus[k] ?? 0) + 1;
+}
+
+/** Count a rejected visitor connection (`rejected` and `rejectedBy[reason]`). */
+export function countRejected(s: MutableStats, reason: 'limit' | 'per-circuit' | 'proxy-header' | 'stopping'): void {
+  s.rejected++;
+  s.rejectedBy[reason] = (s.rejectedBy[reason] ?? 0) + 1;
 }
