@@ -38,7 +38,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts', 'test/adapters/**/*.test.ts', 'test/cli/**/*.test.ts'],
-          testTimeout: 60_000,
+          // Generous: the fuzz files take ~25 s alone and run beside the integration-wait
+          // process (scripts/test.sh); a deadline is a hang detector here, never a timing check.
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          // vitest's default is one worker per core minus one, i.e. ONE on the 2-core CI
+          // machines; the main process is idle while tests run, and many files wait on child
+          // processes (CLI tests) or loopback sockets.
+          maxWorkers: 2,
         },
       },
       {
