@@ -1,6 +1,7 @@
 /**
  * The join service on loopback (src/node/join): the ledger file (0600, atomic, bounded,
- * strict), the join listener on a unix socket (rate limit, oversize frame, deadline, one frame),
+ * strict), the join listener on a unix socket (rate limit, oversize frame, deadline, one frame,
+ * tor's PROXY v1 header),
  * and the service's decisions with the real handshake (accept, used, unknown, revoked, expired
  * with an injected clock, bad proof, gossip merge, persistence) and its admin routes.
  */
@@ -18,6 +19,7 @@ import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { createJoinRequest, JoinFrameDecoder, openJoinResponse, type JoinBundle } from '../../src/core/join/handshake.js';
 import type { LedgerEntry } from '../../src/core/join/ledger.js';
 import { decodeJoinToken, issueJoinToken, type JoinToken } from '../../src/core/join/token.js';
+import { formatTorProxyHeader } from '../../src/core/proxy-protocol.js';
 import { LedgerStore, MAX_LEDGER_FILE_BYTES } from '../../src/node/join/ledger-store.js';
 import { JoinListener, type JoinAttempt } from '../../src/node/join/listener.js';
 import { joinLedgerPath, joinSocketPath } from '../../src/node/join/paths.js';
@@ -116,6 +118,7 @@ describe('JoinListener', () => {
     const l = new JoinListener({
       path: join(d, 'j.sock'),
       maxAttemptsPerMinute: 2,
+      proxyHeader: false,
       handle: () => Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const }),
       onAttempt: (a) => attempts.push(a),
       now: () => nowMs,
@@ -146,6 +149,7 @@ describe('JoinListener', () => {
       path: join(d, 'j.sock'),
       maxAttemptsPerMinute: 100,
       deadlineMs: 300,
+      proxyHeader: false,
       handle: () => {
         handled += 1;
         return Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const });
@@ -162,6 +166,47 @@ describe('JoinListener', () => {
       expect(none.bytes.length).toBe(0);
       expect(handled).toBe(0);
       expect(attempts.map((a) => a.result)).toEqual(['malformed', 'timeout', 'closed']);
+    } finally {
+      await l.stop();
+    }
+  });
+});
+
+describe('JoinListener with tor\'s PROXY v1 header', () => {
+  it('strips the header (even split across writes) and refuses a missing or bad one as malformed', async () => {
+    const d = await tmp();
+    const bodies: string[] = [];
+    const l = new JoinListener({
+      path: join(d, 'j.sock'),
+      maxAttemptsPerMinute: 100,
+      handle: (body) => {
+        bodies.push(Buffer.from(body).toString());
+        return Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const });
+      },
+    });
+    await l.start();
+    try {
+      const frame = Buffer.from([0, 0, 0, 2, 0x7b, 0x7d]);
+      const ok = await talk(join(d, 'j.sock'), Buffer.concat([Buffer.from(formatTorProxyHeader(666, 7101)), frame]));
+      expect(ok.bytes).toEqual(frame);
+      // split: the header arrives in two pieces, then the frame
+      const split = await new Promise<Buffer>((resolveP, reject) => {
+        const s = net.connect({ path: join(d, 'j.sock') });
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('error', reject);
+        s.on('close', () => { resolveP(Buffer.concat(chunks)); });
+        s.on('connect', () => {
+          const h = Buffer.from(formatTorProxyHeader(1, 7101));
+          s.write(h.subarray(0, 9));
+          setTimeout(() => s.write(Buffer.concat([h.subarray(9), frame])), 50);
+        });
+      });
+      expect(split).toEqual(frame);
+      expect(bodies).toEqual(['{}', '{}']);
+      expect(reasonOf((await talk(join(d, 'j.sock'), frame)).bytes)).toBe('malformed');
+      expect(reasonOf((await talk(join(d, 'j.sock'), Buffer.from('PROXY BOGUS\r\n'))).bytes)).toBe('malformed');
+      expect(bodies).toHaveLength(2);
     } finally {
       await l.stop();
     }
@@ -229,7 +274,7 @@ async function service(over: Record<string, unknown> = {}): Promise<Harness> {
 
 async function attempt(h: Harness, token: JoinToken): Promise<{ bundle?: JoinBundle; reason?: string }> {
   const req = createJoinRequest(token, JOINER, systemRandomBytes);
-  const r = await talk(joinSocketPath(h.config.node.data_dir), req.frame);
+  const r = await talk(joinSocketPath(h.config.node.data_dir), Buffer.concat([Buffer.from(formatTorProxyHeader(7, 7101)), req.frame]));
   try {
     return { bundle: openJoinResponse(req.state, bodyOf(r.bytes)) };
   } catch (e) {

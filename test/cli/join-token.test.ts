@@ -22,6 +22,7 @@ import { joinCluster, joinConfigText, parseTorExtraText } from '../../src/cli/co
 import { formatTokenTable, parseTtl } from '../../src/cli/commands/token.js';
 import { toHex } from '../../src/core/bytes.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
+import { formatTorProxyHeader } from '../../src/core/proxy-protocol.js';
 import { joinSocketPath } from '../../src/node/join/paths.js';
 import { JoinService } from '../../src/node/join/service.js';
 import { FakeSocksServer } from '../helpers/fake-socks-server.js';
@@ -69,6 +70,7 @@ beforeAll(async () => {
   // tor's role: the onion stream to the join port ends on the unix socket
   relay = net.createServer((c) => {
     const u = net.connect({ path: joinSocketPath(config.node.data_dir) });
+    u.write(formatTorProxyHeader(42, 7101)); // as tor does (HiddenServiceExportCircuitID haproxy)
     c.pipe(u).pipe(c);
     c.on('error', () => u.destroy());
     u.on('error', () => c.destroy());

@@ -7,6 +7,10 @@
  *   them come from tor, so there is no per-client address to limit by): an attempt over the
  *   limit gets the `rate-limited` refusal at once and nothing of it is read;
  * - at most {@link MAX_OPEN} attempts are open at a time (more are closed unanswered);
+ * - with `proxyHeader` (the default; the node's torrc has `HiddenServiceExportCircuitID
+ *   haproxy`, which applies to every port of the master service, so tor writes a PROXY v1
+ *   header before the joiner's first byte, src/core/proxy-protocol.ts) that header is read
+ *   and dropped first; a missing or malformed one gets the `malformed` refusal;
  * - the request is ONE frame (u32 big-endian length ‖ body, ≤ 64 KiB, src/core/join/handshake.ts
  *   `JoinFrameDecoder`) that must arrive within `deadlineMs`; a longer frame gets the
  *   `malformed` refusal, a slow one is closed (`timeout`); bytes after the frame are ignored;
@@ -19,6 +23,7 @@ import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { TorbalanceError } from '../../core/errors.js';
 import { JoinFrameDecoder, refuseJoin, type JoinRefusal } from '../../core/join/handshake.js';
+import { parseProxyV1, PROXY_V1_MAX_LENGTH } from '../../core/proxy-protocol.js';
 
 /** At most this many attempts are open at once. */
 export const MAX_OPEN = 8;
@@ -49,6 +54,8 @@ export interface JoinListenerOptions {
   readonly onAttempt?: (a: JoinAttempt) => void;
   /** Clock in ms (rate-limit window). Default Date.now. */
   readonly now?: () => number;
+  /** Expect tor's PROXY v1 header first. Default true. */
+  readonly proxyHeader?: boolean;
 }
 
 /** Sliding-window counter: at most `max` events per `windowMs`. */
@@ -152,11 +159,25 @@ export class JoinListener {
       return;
     }
     const decoder = new JoinFrameDecoder();
+    let head: Uint8Array | undefined = this.#o.proxyHeader === false ? undefined : new Uint8Array(0);
     sock.on('data', (chunk: Buffer) => {
       if (done) return;
       let frames: Uint8Array[];
       try {
-        frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        let bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        if (head !== undefined) {
+          const buf = new Uint8Array(head.length + bytes.length);
+          buf.set(head);
+          buf.set(bytes, head.length);
+          const h = parseProxyV1(buf.subarray(0, Math.min(buf.length, PROXY_V1_MAX_LENGTH)));
+          if (h === undefined) {
+            head = buf;
+            return;
+          }
+          head = undefined;
+          bytes = buf.subarray(h.length);
+        }
+        frames = decoder.push(bytes);
       } catch {
         finish({ result: 'malformed' }, refuseJoin('malformed'));
         return;

@@ -63,6 +63,8 @@ export interface JoinServiceOptions {
   readonly now?: () => number;
   /** Override the listener's request deadline (tests). */
   readonly deadlineMs?: number;
+  /** tor's PROXY v1 header precedes each request (HiddenServiceExportCircuitID haproxy). Default true. */
+  readonly proxyHeader?: boolean;
 }
 
 /** Join counters and ledger summary in the cluster status. */
@@ -116,6 +118,7 @@ export class JoinService {
           path: joinSocketPath(o.config.node.data_dir),
           maxAttemptsPerMinute: o.config.cluster.join.max_attempts_per_minute,
           ...(o.deadlineMs === undefined ? {} : { deadlineMs: o.deadlineMs }),
+          ...(o.proxyHeader === undefined ? {} : { proxyHeader: o.proxyHeader }),
           handle: (body) => this.#serial(() => this.#handle(body)),
           onAttempt: (a) => {
             this.#onAttempt(a);
