@@ -76,6 +76,8 @@ export interface StartClusterOptions {
   readonly logLevel?: string;
   /** Mesh transport. Default 'tcp' (loopback). */
   readonly transport?: 'tcp' | 'tor';
+  /** Extra TOML appended to node i's config (e.g. an `[admin]` table). Default: nothing. */
+  readonly extraToml?: (index: number) => string;
 }
 
 function pidAlive(pid: number): boolean {
@@ -147,6 +149,7 @@ export class TestCluster {
       );
       text += `\n[tor]\nextra_config = [\n${common.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
       text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
+      if (o.extraToml !== undefined) text += `\n${o.extraToml(i)}\n`;
       await writeFile(init.configPath, text, { mode: 0o600 });
       nodes.push({ index: i, name: `node${i}`, dir, configPath: init.configPath, meshPort: ports[i]!, proc: undefined });
     }

@@ -187,7 +187,7 @@ export const DASHBOARD_JS = `'use strict';
     var pub = st.cluster && st.cluster.publisher;
     setText('publisher', pub ? (pub.name || pub.id.slice(0, 12)) : (st.cluster ? 'none' : 'tor (single node)'));
     var d = st.publish ? st.publish.descriptors : [];
-    setText('revision', d.length ? d.map(function (x) { return x.descriptor + ' ' + x.revisionCounter; }).join(' / ') : (pub && !st.publish.active ? 'see ' + (pub.name || 'publisher') : '–'));
+    setText('revision', d.length ? d.map(function (x) { return x.descriptor + ' ' + x.revisionCounter; }).join(' / ') : (pub && !(st.publish && st.publish.active) ? 'see ' + (pub.name || 'publisher') : '–'));
     setText('hsdirs', d.length ? d.map(function (x) { return x.descriptor + ' ' + x.accepted + '/' + x.total; }).join(', ') : '–');
     setText('period', st.timePeriod ? dur(st.timePeriod.secondsToNext) : '–');
     setText('requests', String(st.proxy.requests) + ' (' + bytes(st.proxy.bytesOut) + ' out)');
@@ -262,7 +262,11 @@ export const DASHBOARD_JS = `'use strict';
     if (busy) return;
     busy = true;
     Promise.all([get('/status'), get('/history')]).then(function (r) {
-      drawSummary(r[0]); drawMap(r[0]); drawNodes(r[0]); drawHealth(r[1]); drawTraffic(r[1]); drawPublishes(r[1]);
+      var errors = [];
+      [[drawSummary, r[0]], [drawMap, r[0]], [drawNodes, r[0]], [drawHealth, r[1]], [drawTraffic, r[1]], [drawPublishes, r[1]]].forEach(function (d) {
+        try { d[0](d[1]); } catch (e) { errors.push(e.message); }
+      });
+      if (errors.length) setText('updated', 'render error: ' + errors.join('; '));
       document.body.setAttribute('data-ready', '1');
     }).catch(function (err) {
       setText('updated', 'error: ' + err.message);
