@@ -321,7 +321,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     let publisher = await waitForCluster(c, abort.signal, t0);
     if (!aborted()) say(`      ready ${secs(performance.now() - tNodes)} after the nodes started (${elapsed()} in all)`);
 
-    if (!aborted()) say(`[5/5] visiting http://${master}/ through the client tor, each request on a fresh circuit (so each may reach another node)`);
+    if (!aborted()) say(`[5/5] visiting http://${master}/ through the client tor, each request on a fresh circuit${nodeCount > 1 ? ' (so each may reach another node)' : ''}`);
     const deadline = durationMs === undefined ? Infinity : performance.now() + durationMs;
     const served = new Map<string, number>();
     let base = await c.requestCounters();
