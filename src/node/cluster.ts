@@ -28,7 +28,8 @@
  *   (a late heartbeat is not a failure; only `dead`/`left` removes a node: no flapping);
  * - no live peer → alone: `update(null)` and `PublishHidServDescriptors 1` (tor publishes
  *   its own descriptor, as a single node does) — but only after the view has stayed alone for
- *   `suspect_after_ms` (the "alone grace"). A node whose process stalled (SIGSTOP, swap, a
+ *   `suspect_after_ms` (the "alone grace"; skipped when every peer left with a mesh `leave`,
+ *   so the last node of a cluster takes over publishing at once). A node whose process stalled (SIGSTOP, swap, a
  *   long GC) sees every peer dead for an instant when it resumes, until the queued heartbeats
  *   are read; switching at once would let its tor upload a descriptor with only its own intro
  *   points, which can overwrite the merged one on the HSDirs (newer revision counter).
@@ -560,8 +561,9 @@ export class ClusterService {
     const clustered = live.length > 0;
     if (clustered) {
       this.#aloneSince = undefined;
-    } else if (this.#clustered) {
-      // alone grace: keep the clustered state until the view has been alone long enough
+    } else if (this.#clustered && !v.peers.every((p) => p.state === 'left' || p.state === 'known')) {
+      // alone grace: keep the clustered state until the view has been alone long enough.
+      // Not needed when every peer said goodbye (mesh `leave`): that is no stall artefact.
       const now = this.#now();
       const grace = this.#o.config.cluster.suspect_after_ms;
       this.#aloneSince ??= now;

@@ -4,7 +4,7 @@
  * other alive, one is elected publisher, both switch their tor to PublishHidServDescriptors 0,
  * and a graceful stop of one makes the other go back to publishing itself (leave, not timeout).
  */
-import { copyFile, mkdtemp, appendFile, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -104,6 +104,12 @@ describe('two offline nodes form a mesh in-process', () => {
     const extra = '\n[tor]\nextra_config = ["DisableNetwork 1"]\n[drain]\ntimeout_ms = 0\n';
     await appendFile(a.configPath, extra);
     await appendFile(b.configPath, extra);
+    // A long "alone grace" (suspect_after_ms = 60 s): a node whose last peer LEFT must not wait
+    // for it (the wait below is 10 s), only one whose peers went silent.
+    for (const c of [a.configPath, b.configPath]) {
+      const text = await readFile(c, 'utf8');
+      await writeFile(c, text.replace(/^\[cluster\]$/m, '[cluster]\nsuspect_after_ms = 60000\ndead_after_ms = 120000'), { mode: 0o600 });
+    }
     const logger = pino({ level: process.env['TORBALANCE_TEST_LOG'] ?? 'silent' });
     const ha = await startNode({ config: await loadConfig(a.configPath), logger });
     handles.push(ha);
