@@ -371,7 +371,7 @@ export function register(program: Command): void {
     .option('--socks <127.0.0.1:port>', 'use this tor SocksPort (default: start a temporary tor)')
     .option('--tor-extra-file <file>', 'torrc lines for the temporary tor and for this node\'s [tor] extra_config (one per line)')
     .option('--listen <ip:port>', 'this node\'s mesh listener (required with the tcp transport)')
-    .option('--priority <n>', 'election priority (0–1000; lower publishes first)')
+    .option('--priority <n>', 'election priority (0–1000; the healthy node with the highest priority publishes)')
     .option('--timeout <seconds>', 'give up reaching the join port after this long', '300')
     .action(async (opts: { tokenFile: string; dir: string; name: string; socks?: string; torExtraFile?: string; listen?: string; priority?: string; timeout: string }) => {
       const priority = intOpt(opts.priority, '--priority');
