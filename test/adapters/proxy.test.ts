@@ -443,6 +443,7 @@ describe('ReverseProxy http mode', () => {
     const c = visitorSocket(port);
     await new Promise<void>((resolve) => c.on('close', () => { resolve(); }));
     expect(p.stats().rejected).toBe(1);
+    expect(p.stats().rejectedBy).toEqual({ limit: 1 });
     expect(p.stats().open).toBe(2);
     a.destroy();
     b.destroy();
@@ -468,6 +469,7 @@ describe('ReverseProxy http mode', () => {
     const silent = visitorSocket(port);
     await new Promise<void>((resolve) => silent.on('close', () => { resolve(); }));
     expect(p.stats().rejected).toBe(3);
+    expect(p.stats().rejectedBy).toEqual({ 'per-circuit': 1, 'proxy-header': 2 });
     a1.destroy();
   });
 

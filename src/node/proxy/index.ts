@@ -20,7 +20,7 @@ import { TorbalanceError } from '../../core/errors.js';
 import { parseProxyV1, type ProxyHeaderV1 } from '../../core/proxy-protocol.js';
 import { createRewriteContext, type RewriteContext } from '../../core/rewrite/index.js';
 import { attachHttpProxy, type HttpProxyDeps } from './http-proxy.js';
-import { newStats, type MutableStats, type ProxyStats } from './stats.js';
+import { countRejected, newStats, type MutableStats, type ProxyStats } from './stats.js';
 import { handleTcpConnection } from './tcp-proxy.js';
 import { TorAgent, type TorAgentOptions } from './upstream.js';
 
@@ -234,7 +234,7 @@ export class ReverseProxy {
       bytesIn += sock.bytesRead;
       bytesOut += sock.bytesWritten;
     }
-    return { open: this.#sockets.size, accepted: s.accepted, rejected: s.rejected, bytesIn, bytesOut, requests: s.requests, byStatus: { ...s.byStatus } };
+    return { open: this.#sockets.size, accepted: s.accepted, rejected: s.rejected, rejectedBy: { ...s.rejectedBy }, bytesIn, bytesOut, requests: s.requests, byStatus: { ...s.byStatus } };
   }
 
   #onConnection(sock: net.Socket): void {
@@ -243,7 +243,7 @@ export class ReverseProxy {
       o.logger.debug({ err: e.message }, 'visitor socket error');
     });
     if (this.#stopping || this.#sockets.size >= this.#limits.maxConnections) {
-      this.#stats.rejected++;
+      countRejected(this.#stats, this.#stopping ? 'stopping' : 'limit');
       sock.destroy();
       return;
     }
@@ -262,7 +262,7 @@ export class ReverseProxy {
       (h) => {
         if (h.circuitId === undefined) {
           o.logger.warn('PROXY header without a tor circuit id; closing');
-          this.#stats.rejected++;
+          countRejected(this.#stats, 'proxy-header');
           sock.destroy();
           return;
         }
@@ -270,7 +270,7 @@ export class ReverseProxy {
         const n = this.#perCircuit.get(id) ?? 0;
         if (n >= this.#limits.maxConnectionsPerCircuit) {
           o.logger.debug({ circuit: id }, 'per-circuit connection limit reached; closing');
-          this.#stats.rejected++;
+          countRejected(this.#stats, 'per-circuit');
           sock.destroy();
           return;
         }
@@ -284,7 +284,7 @@ export class ReverseProxy {
       },
       (e: unknown) => {
         o.logger.debug({ code: e instanceof TorbalanceError ? e.code : undefined }, 'bad or missing PROXY header; closing');
-        this.#stats.rejected++;
+        countRejected(this.#stats, 'proxy-header');
         sock.destroy();
       },
     );
