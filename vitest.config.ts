@@ -25,6 +25,12 @@ export const WAITING = [
   'test/integration/demo.test.ts',
 ];
 
+/**
+ * How many WAITING files run at once (default: all). TORBALANCE_WAIT_WORKERS=1 runs them one
+ * after another (still beside the rest of the suite): a fallback for an overloaded machine.
+ */
+const waitWorkers = Math.max(1, Math.min(WAITING.length, Number(process.env['TORBALANCE_WAIT_WORKERS'] ?? WAITING.length) || WAITING.length));
+
 const integration = {
   testTimeout: 600_000,
   hookTimeout: 600_000,
@@ -61,8 +67,8 @@ export default defineConfig({
         test: {
           name: 'integration-wait',
           include: WAITING,
-          fileParallelism: true,
-          maxWorkers: WAITING.length,
+          fileParallelism: waitWorkers > 1,
+          maxWorkers: waitWorkers,
           // Its own order group: `vitest run --project 'integration*'` runs it, all files at
           // once, before the sequential group.
           sequence: { groupOrder: 1 },
