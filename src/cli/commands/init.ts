@@ -15,11 +15,11 @@
  * unless `--force` (TB_ERR_INIT_EXISTS / TB_ERR_KEYSTORE_EXISTS).
  */
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseConfigText } from '../../adapters/config/load.js';
-import { importTorHiddenServiceDir, writeKeyDirectory } from '../../adapters/fs/key-store.js';
+import { exists, importTorHiddenServiceDir, writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { NODE_SECRET_BYTES, readNodeSecret, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
 import { systemRandomBytes } from '../../adapters/system/random.js';
 import { TorbalanceError } from '../../core/errors.js';
@@ -108,14 +108,6 @@ mode = "http"
 `;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Write `text` to `path` with mode 0600 from creation (temp file + rename). */
 async function writePrivateFile(path: string, text: string): Promise<void> {

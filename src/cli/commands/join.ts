@@ -31,14 +31,14 @@
  * deadline), TB_ERR_JOIN_MASTER (the bundle's key is not the token's master), TB_ERR_JOIN_NEEDS_LISTEN.
  */
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type net from 'node:net';
 import type { Command } from 'commander';
 import { parseConfigText } from '../../adapters/config/load.js';
 import { parseClusterAddress, parseHostPort, parseTorrcLine } from '../../adapters/config/schema.js';
-import { readAtMost, writeFileAtomic, writeKeyDirectory } from '../../adapters/fs/key-store.js';
+import { exists, readAtMost, writeFileAtomic, writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { NODE_SECRET_BYTES, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
 import { dialThroughTor, type SocksEndpoint } from '../../adapters/net/socks-dialer.js';
 import { systemRandomBytes } from '../../adapters/system/random.js';
@@ -243,14 +243,6 @@ onion_port = ${o.onionPort}
   return { text, clusterEnabled: enabled };
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Start a temporary tor with a SOCKS port (OnionTrafficOnly) and `extra` lines; bootstrapped. */
 async function temporaryTor(extra: readonly TorrcEntry[], progress: (m: string) => void): Promise<{ socks: SocksEndpoint; stop: () => Promise<void> }> {
