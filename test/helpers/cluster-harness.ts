@@ -29,7 +29,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../src/adapters/tor/testnet.js';
 import { initNode } from '../../src/cli/commands/init.js';
-import type { NodeStatus } from '../../src/node/daemon.js';
+import type { DemoTimings, StatusSnapshot } from '../../src/cli/commands/demo-cluster.js';
 
 let nick = 0;
 /** A tor nickname unique in this process (≤ 19 alphanumerics; no vitest import: bench/ uses this file too). */
@@ -40,19 +40,14 @@ function uniqueNickname(prefix: string): string {
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
-/** Cluster timings written into every node's `[cluster]` table. */
-export interface ClusterTimings {
-  readonly heartbeat_ms: number;
-  readonly suspect_after_ms: number;
-  readonly dead_after_ms: number;
-  readonly lease_ms: number;
-}
+/** Cluster timings written into every node's `[cluster]` table (the demo's type). */
+export type ClusterTimings = DemoTimings;
 
 /** Defaults for tests: fast detection (death after 6 s, lease 8 s). */
 export const TEST_TIMINGS: ClusterTimings = { heartbeat_ms: 500, suspect_after_ms: 2000, dead_after_ms: 6000, lease_ms: 8000 };
 
 /** The status snapshot a node writes (NodeStatus + pid + time). */
-export type StatusSnapshot = NodeStatus & { readonly pid: number; readonly atMs: number };
+export type { StatusSnapshot };
 
 /** One node of a {@link TestCluster}. */
 export interface ClusterNodeProc {
