@@ -56,6 +56,18 @@ describe('dialThroughTor', () => {
     expect(socks.requests.slice(before)).toEqual([{ atyp: 3, host: T, port: 80 }]);
   });
 
+  it('sends the isolation key as the SOCKS username (a new circuit per key in tor), and none without it', async () => {
+    const before = socks.requests.length;
+    const a = await dialThroughTor({ ...socks.endpoint, isolation: 'visit-1' }, { host: T, port: 80 }, 5000);
+    a.destroy();
+    const b = await dialThroughTor(socks.endpoint, { host: T, port: 80 }, 5000);
+    b.destroy();
+    expect(socks.requests.slice(before)).toEqual([
+      { atyp: 3, host: T, port: 80, username: 'visit-1' },
+      { atyp: 3, host: T, port: 80 },
+    ]);
+  });
+
   it.each([
     [0xf0, 'descriptor not found'],
     [0xf2, 'introduction failed'],

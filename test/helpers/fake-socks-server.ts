@@ -1,7 +1,7 @@
 /**
- * A fake tor SocksPort for loopback tests (SOCKS5, RFC 1928, no authentication, CONNECT
- * only) on 127.0.0.1:0. It records every CONNECT request — address type, hostname and port
- * — so tests can assert the name was sent as ATYP 0x03 (domain; tor resolves it, nothing
+ * A fake tor SocksPort for loopback tests (SOCKS5, RFC 1928, no authentication or RFC 1929
+ * username/password as tor accepts it for stream isolation, CONNECT only) on 127.0.0.1:0. It
+ * records every CONNECT request — address type, hostname, port and SOCKS username — so tests can assert the name was sent as ATYP 0x03 (domain; tor resolves it, nothing
  * resolves locally), and connects to a loopback app chosen by `route`. The reply can be
  * forced (e.g. tor's onion-service codes 0xF0–0xF7) or withheld ("hang") to test timeouts.
  * Both spliced sockets are allowHalfOpen so a half-close passes through like tor's streams,
@@ -14,6 +14,8 @@ export interface SocksConnectRecord {
   readonly atyp: number;
   readonly host: string;
   readonly port: number;
+  /** The RFC 1929 username (tor: the stream-isolation key), if the client authenticated. */
+  readonly username?: string;
 }
 
 export interface FakeSocksOptions {
@@ -71,20 +73,36 @@ export class FakeSocksServer {
     this.#track(client);
     client.setNoDelay(true);
     let buf = Buffer.alloc(0);
-    let stage: 'greeting' | 'request' | 'done' = 'greeting';
+    let stage: 'greeting' | 'auth' | 'request' | 'done' = 'greeting';
+    let username: string | undefined;
     const onData = (d: Buffer): void => {
       buf = Buffer.concat([buf, d]);
       if (stage === 'greeting') {
         if (buf.length < 2) return;
         const n = buf[1]!;
         if (buf.length < 2 + n) return;
-        if (buf[0] !== 5 || !buf.subarray(2, 2 + n).includes(0)) {
+        const methods = buf.subarray(2, 2 + n);
+        // Like tor: username/password (0x02) when offered, else no authentication (0x00).
+        const method = methods.includes(2) ? 2 : methods.includes(0) ? 0 : undefined;
+        if (buf[0] !== 5 || method === undefined) {
           client.end(Buffer.from([5, 0xff]));
           stage = 'done';
           return;
         }
-        client.write(Buffer.from([5, 0]));
+        client.write(Buffer.from([5, method]));
         buf = buf.subarray(2 + n);
+        stage = method === 2 ? 'auth' : 'request';
+      }
+      if (stage === 'auth') {
+        // RFC 1929: VER=1 ULEN UNAME PLEN PASSWD
+        if (buf.length < 2) return;
+        const ulen = buf[1]!;
+        if (buf.length < 3 + ulen) return;
+        const plen = buf[2 + ulen]!;
+        if (buf.length < 3 + ulen + plen) return;
+        username = buf.subarray(2, 2 + ulen).toString('utf8');
+        client.write(Buffer.from([1, 0]));
+        buf = buf.subarray(3 + ulen + plen);
         stage = 'request';
       }
       if (stage === 'request') {
@@ -115,7 +133,7 @@ export class FakeSocksServer {
         stage = 'done';
         client.removeListener('data', onData);
         client.pause();
-        this.requests.push({ atyp, host, port });
+        this.requests.push({ atyp, host, port, ...(username === undefined ? {} : { username }) });
         this.#connect(client, host, port, rest);
       }
     };

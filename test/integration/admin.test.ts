@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { SocksClient } from 'socks';
+import { httpGetThroughTor } from '../../src/adapters/net/onion-http.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRequest } from '../../src/adapters/admin/client.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
@@ -64,28 +64,8 @@ async function status(i: number): Promise<StatusDocument> {
 }
 
 async function getPage(tag: string): Promise<number> {
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: net.clients[0]!.socksPort, type: 5, userId: tag, password: 'x' },
-    command: 'connect',
-    destination: { host: cluster.masterAddress, port: 80 },
-    timeout: 45_000,
-  });
-  return new Promise<number>((res, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('HTTP timeout'));
-    }, 30_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'));
-      if (m === null) reject(new Error('no HTTP response'));
-      else res(Number(m[1]));
-    });
-    socket.write(`GET / HTTP/1.1\r\nHost: ${cluster.masterAddress}\r\nConnection: close\r\n\r\n`);
-  });
+  const r = await httpGetThroughTor({ host: '127.0.0.1', port: net.clients[0]!.socksPort, isolation: tag }, { host: cluster.masterAddress, port: 80, path: '/' }, { timeoutMs: 45_000 });
+  return r.status;
 }
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {

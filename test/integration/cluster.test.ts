@@ -21,7 +21,7 @@
  * Killed nodes are restarted between tests. Times are printed, never asserted.
  */
 import { join } from 'node:path';
-import { SocksClient } from 'socks';
+import { httpGetThroughTor } from '../../src/adapters/net/onion-http.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TorControl } from '../../src/adapters/tor/control.js';
 import { decodeOnionAddress } from '../../src/core/hs/address.js';
@@ -123,28 +123,8 @@ async function fetchDescriptor(server?: string): Promise<IntroPointWire[] | 'fai
 
 /** GET / over a fresh client circuit (new isolation username). */
 async function getPage(tag: string): Promise<number> {
-  const { socket } = await SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: net.clients[0]!.socksPort, type: 5, userId: tag, password: 'x' },
-    command: 'connect',
-    destination: { host: cluster.masterAddress, port: 80 },
-    timeout: 45_000,
-  });
-  return new Promise<number>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('HTTP timeout'));
-    }, 30_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'));
-      if (m === null) reject(new Error('no HTTP response'));
-      else resolve(Number(m[1]));
-    });
-    socket.write(`GET / HTTP/1.1\r\nHost: ${cluster.masterAddress}\r\nConnection: close\r\n\r\n`);
-  });
+  const r = await httpGetThroughTor({ host: '127.0.0.1', port: net.clients[0]!.socksPort, isolation: tag }, { host: cluster.masterAddress, port: 80, path: '/' }, { timeoutMs: 45_000 });
+  return r.status;
 }
 
 function requestCounts(): number[] {

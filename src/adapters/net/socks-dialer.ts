@@ -24,6 +24,12 @@ import { TorbalanceError, type ErrorKind } from '../../core/errors.js';
 export interface SocksEndpoint {
   readonly host: string;
   readonly port: number;
+  /**
+   * SOCKS5 username for stream isolation: tor's SocksPort isolates streams by SOCKS auth
+   * (IsolateSOCKSAuth, on by default), so a new value means a new circuit (for an onion
+   * service: a new rendezvous through an intro point picked afresh). Not a secret.
+   */
+  readonly isolation?: string;
 }
 
 /** What to reach through tor (hostname sent to tor unresolved). */
@@ -123,7 +129,7 @@ export function dialThroughTor(socks: SocksEndpoint, dest: DialDestination, time
       sock.setNoDelay(true);
       sock.on('data', sniff);
       const client = new SocksClient({
-        proxy: { host: socks.host, port: socks.port, type: 5 },
+        proxy: { host: socks.host, port: socks.port, type: 5, ...(socks.isolation === undefined ? {} : { userId: socks.isolation, password: 'x' }) },
         destination: { host: dest.host, port: dest.port },
         command: 'connect',
         timeout: timeoutMs,

@@ -23,11 +23,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join, resolve } from 'node:path';
-import { SocksClient } from 'socks';
 import { adminRequest } from '../../adapters/admin/client.js';
 import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
+import { httpGetThroughTor } from '../../adapters/net/onion-http.js';
 import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
 import { TorbalanceError } from '../../core/errors.js';
 import type { NodeStatus } from '../../node/daemon.js';
@@ -196,65 +195,13 @@ export interface VisitResponse {
 
 /**
  * GET `http://<host>/` through tor's SocksPort on its own circuit: the SOCKS username
- * `isolation` is new per request and tor's SocksPort isolates streams by SOCKS auth
- * (IsolateSOCKSAuth, on by default), so every request builds a new rendezvous circuit through
+ * `isolation` is new per request, so every request builds a new rendezvous circuit through
  * an intro point picked at random from the descriptor — which is how visits spread over nodes.
  * Body bounded to 1 MiB.
  */
 export async function visitThroughTor(socksPort: number, host: string, isolation: string, timeoutMs: number, signal: AbortSignal): Promise<VisitResponse> {
-  const t0 = performance.now();
-  if (signal.aborted) throw new TorbalanceError('TB_ERR_SOCKS_ABORTED', 'internal', 'visit aborted');
-  const connecting = SocksClient.createConnection({
-    proxy: { host: '127.0.0.1', port: socksPort, type: 5, userId: isolation, password: 'demo' },
-    command: 'connect',
-    destination: { host, port: 80 },
-    timeout: timeoutMs,
-  });
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_r, reject) => {
-    onAbort = () => {
-      reject(new TorbalanceError('TB_ERR_SOCKS_ABORTED', 'internal', 'visit aborted'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  let socket: Awaited<typeof connecting>['socket'];
-  try {
-    ({ socket } = await Promise.race([connecting, aborted]));
-  } catch (e) {
-    connecting.then((c) => c.socket.destroy(), () => undefined);
-    throw e;
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
-  }
-  const left = Math.max(1000, timeoutMs - (performance.now() - t0));
-  return new Promise<VisitResponse>((resolvePromise, reject) => {
-    const req = request(
-      { host, port: 80, path: '/', method: 'GET', headers: { host, connection: 'close' }, createConnection: () => socket, signal },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > 1 << 20) req.destroy(new TorbalanceError('TB_ERR_HTTP_BODY_TOO_LARGE', 'target', 'response body over 1 MiB'));
-          else chunks.push(c);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - t0 });
-        });
-        res.on('error', reject);
-      },
-    );
-    const timer = setTimeout(() => {
-      req.destroy(new TorbalanceError('TB_ERR_HTTP_TIMEOUT', 'target', `no complete response within ${timeoutMs} ms`));
-    }, left);
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(e);
-    });
-    req.end();
-  });
+  const r = await httpGetThroughTor({ host: '127.0.0.1', port: socksPort, isolation }, { host, port: 80, path: '/' }, { timeoutMs, signal });
+  return { status: r.status, headers: r.headers, body: r.body, ms: r.elapsedMs };
 }
 
 // ---------------------------------------------------------------------------------------------
