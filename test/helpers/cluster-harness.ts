@@ -155,7 +155,8 @@ export class TestCluster {
     }
     c.spawn(0);
     let first: string | undefined;
-    for (let k = 0; k < 600 && first === undefined; k++) {
+    // up to 180 s: node 0 starts from source (tsx) and its tor writes the hostname; slow under load
+    for (let k = 0; k < 1800 && first === undefined; k++) {
       first = c.meshAddress(0);
       if (first === undefined) await sleep(100);
     }

@@ -6,7 +6,8 @@
  * master address) and probes the target's health every second:
  * 1. the OS: `ss -tuxanpe` sampled every 150 ms; every socket owned by the node process must be
  *    - TCP to 127.0.0.1:<its tor's SocksPort> (or a TCP listener on 127.0.0.1), or
- *    - a unix socket that is the proxy listener (or accepted from it), or whose peer is owned
+ *    - a unix socket that is one of its listeners (the proxy socket, the admin API socket) or
+ *      accepted from one, or whose peer is owned
  *      by a process in the node's own process tree (its tor; the stdio pipes of its children);
  *    and there must be no UDP socket at all (no DNS). This cannot be bypassed from JS.
  * 2. the node's JS: a preload records every net.Socket#connect, every dns call and every
@@ -42,7 +43,7 @@ let target: TargetBehindOnion | undefined;
 let node: NodeProcess | undefined;
 
 /** Why a socket of `pid` is not allowed (undefined = allowed). */
-function stray(s: OsSocket, rules: { socksPort: number; proxySocket: string; tree: ReadonlySet<number>; byInode: ReadonlyMap<string, OsSocket> }): string | undefined {
+function stray(s: OsSocket, rules: { socksPort: number; listeners: ReadonlySet<string>; tree: ReadonlySet<number>; byInode: ReadonlyMap<string, OsSocket> }): string | undefined {
   if (s.netid === 'udp' || s.netid === 'raw' || s.netid === 'p_raw' || s.netid === 'p_dgr') return `UDP/raw socket: ${s.line}`;
   if (s.netid === 'tcp') {
     if (s.state === 'LISTEN') return s.local.startsWith('127.0.0.1:') ? undefined : `TCP listener not on loopback: ${s.line}`;
@@ -50,23 +51,24 @@ function stray(s: OsSocket, rules: { socksPort: number; proxySocket: string; tre
     return `TCP connection to ${s.peer}: ${s.line}`;
   }
   if (s.netid.startsWith('u_')) {
-    if (s.local === rules.proxySocket) return undefined;
+    if (rules.listeners.has(s.local)) return undefined;
     if (s.state === 'LISTEN') return `unix listener ${s.local}: ${s.line}`;
     const peer = s.peerInode === undefined || s.peerInode === '0' ? undefined : rules.byInode.get(s.peerInode);
     if (peer === undefined) return s.state === 'UNCONN' ? undefined : `unix socket with unknown peer ${s.peerInode}: ${s.line}`;
-    if (peer.local === rules.proxySocket) return undefined;
+    if (rules.listeners.has(peer.local)) return undefined;
     if (peer.pids.length > 0 && peer.pids.every((p) => rules.tree.has(p))) return undefined;
     return `unix socket to ${peer.local} owned by ${peer.pids.join(',')}: ${s.line}`;
   }
   return `unexpected socket type ${s.netid}: ${s.line}`;
 }
 
-function check(all: readonly OsSocket[], pid: number, socksPort: number, proxySocket: string): { strays: string[]; mine: OsSocket[] } {
+/** `listeners`: the node's own unix listeners (the proxy socket tor connects to; the admin API socket). */
+function check(all: readonly OsSocket[], pid: number, socksPort: number, listeners: readonly string[]): { strays: string[]; mine: OsSocket[] } {
   const tree = processTree(pid);
   const byInode = new Map<string, OsSocket>();
   for (const s of all) if (s.inode !== undefined) byInode.set(s.inode, s);
   const mine = all.filter((s) => s.pids.includes(pid));
-  const strays = mine.map((s) => stray(s, { socksPort, proxySocket, tree, byInode })).filter((x): x is string => x !== undefined);
+  const strays = mine.map((s) => stray(s, { socksPort, listeners: new Set(listeners), tree, byInode })).filter((x): x is string => x !== undefined);
   return { strays, mine };
 }
 
@@ -103,7 +105,7 @@ describe('the node connects only to its own tor and its listener', () => {
     const sock: Socket = connect({ host: '127.0.0.1', port });
     await new Promise<void>((r) => sock.once('connect', r));
     try {
-      const { strays } = check(await allSockets(), process.pid, 1, '/nonexistent');
+      const { strays } = check(await allSockets(), process.pid, 1, ['/nonexistent']);
       expect(strays.some((s) => s.includes(`127.0.0.1:${port}`))).toBe(true);
     } finally {
       sock.destroy();
@@ -116,6 +118,7 @@ describe('the node connects only to its own tor and its listener', () => {
     const socksPort = nodeSocksPort(n);
     expect(socksPort).toBeDefined();
     const proxySocket = join(n.dir, 'data', 'proxy.sock');
+    const adminSocket = join(n.dir, 'data', 'admin.sock');
     const torPid = nodeTorPid(n);
     expect(torPid).toBeDefined();
     expect(processTree(n.pid).has(torPid!)).toBe(true);
@@ -127,7 +130,7 @@ describe('the node connects only to its own tor and its listener', () => {
     const sampler = (async () => {
       while (sampling) {
         const all = await allSockets();
-        const r = check(all, n.pid, socksPort!, proxySocket);
+        const r = check(all, n.pid, socksPort!, [proxySocket, adminSocket]);
         samples++;
         for (const s of r.strays) strays.add(s);
         for (const s of r.mine) {

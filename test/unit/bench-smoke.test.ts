@@ -20,10 +20,14 @@ describe('bench proxy --quick', () => {
     // both paths alternate in the configured number of rounds
     expect(r.direct.roundRequestsPerSecond).toHaveLength(QUICK.rounds);
     expect(r.proxy.roundRequestsPerSecond).toHaveLength(QUICK.rounds);
-    // keep-alive on both sides: one SOCKS stream per client connection, never one per request
-    expect(r.direct.socksConnects).toBe(QUICK.concurrency);
+    // keep-alive on both sides: SOCKS streams are reused, never one per request (one per client
+    // connection normally; on a loaded machine an idle keep-alive socket may time out between
+    // rounds and be re-dialled, so allow one per connection per round)
+    expect(r.direct.socksConnects).toBeGreaterThanOrEqual(QUICK.concurrency);
+    expect(r.direct.socksConnects).toBeLessThanOrEqual(QUICK.concurrency * QUICK.rounds);
     expect(r.proxy.socksConnects).toBeGreaterThan(0);
-    expect(r.proxy.socksConnects).toBeLessThanOrEqual(QUICK.concurrency);
+    expect(r.proxy.socksConnects).toBeLessThanOrEqual(QUICK.concurrency * QUICK.rounds);
+    expect(r.proxy.socksConnects).toBeLessThan(QUICK.requests / 4);
     expect(r.requestRatio).toBeGreaterThan(0);
     expect(r.throughputRatio).toBeGreaterThan(0);
     expect(r.idle.map((i) => i.connections)).toEqual([...QUICK.idleCounts]);
