@@ -176,6 +176,54 @@ describe.skipIf(!built)('torbalance init / config check / run (spawned binary)',
   });
 });
 
+describe.skipIf(!built)('torbalance run --exit-with-parent (spawned binary)', () => {
+  it('stops, and its tor with it, when the parent process is SIGKILLed', async () => {
+    const d = await tmp();
+    const r = await initNode({ dir: join(d, 'n'), target: TARGET });
+    await appendFile(r.configPath, OFFLINE);
+    // A parent that starts the node and is then killed without a chance to clean up.
+    const script =
+      `const { spawn } = require('node:child_process');` +
+      `const c = spawn(process.execPath, [${JSON.stringify(BIN)}, 'run', '--exit-with-parent', '--config', ${JSON.stringify(r.configPath)}], { stdio: ['ignore', 'ignore', 'inherit'] });` +
+      `process.stdout.write(String(c.pid) + '\\n'); setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    parent.stdout.on('data', (c: Buffer) => (out += c.toString('latin1')));
+    const running = new Promise<void>((res, rej) => {
+      parent.stderr.on('data', (c: Buffer) => {
+        err += c.toString('latin1');
+        if (err.includes('"msg":"node running"')) res();
+      });
+      parent.once('exit', () => { rej(new Error(`parent exited early: ${err}`)); });
+    });
+    await running;
+    const nodePid = Number(out.trim());
+    const torPid = Number((/"pid":(\d+),"restarts":0,"msg":"tor is up"/.exec(err) ?? [])[1]);
+    expect(nodePid).toBeGreaterThan(0);
+    expect(torPid).toBeGreaterThan(0);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive(nodePid) && alive(torPid)).toBe(true);
+    parent.kill('SIGKILL');
+    const end = Date.now() + 60_000;
+    while ((alive(nodePid) || alive(torPid)) && Date.now() < end) await new Promise((res) => setTimeout(res, 200));
+    try {
+      expect(alive(nodePid), 'the node outlived its parent').toBe(false);
+      expect(alive(torPid), 'the node\'s tor outlived it').toBe(false);
+    } finally {
+      for (const pid of [nodePid, torPid]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    expect(err).toContain('parent process gone; stopping');
+  });
+});
+
 describe('startNode in-process (offline tor)', () => {
   it('reports status and stops cleanly', async () => {
     const d = await tmp();

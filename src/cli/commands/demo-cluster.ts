@@ -351,7 +351,7 @@ export class DemoCluster {
     const out = openSync(node.logFile, 'a', 0o600);
     let proc: ChildProcess;
     try {
-      proc = spawn(process.execPath, [bin, 'run', '--config', node.configPath], {
+      proc = spawn(process.execPath, [bin, 'run', '--exit-with-parent', '--config', node.configPath], {
         stdio: ['ignore', out, out],
         env: { ...process.env, TORBALANCE_STATUS_FILE: node.statusFile },
       });

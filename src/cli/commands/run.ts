@@ -3,6 +3,7 @@
  * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
  * while draining skips the rest of the drain. If tor keeps failing (restart budget used up)
  * the node stops and the command fails with TB_ERR_NODE_FAILED (exit code 1).
+ * `--exit-with-parent`: stop as soon as the parent process is gone (used by `torbalance demo`).
  * SIGHUP re-reads the config file and applies what can change live (`NodeHandle.reload`,
  * src/node/reload.ts): connections stay open; keys that need a restart are logged; an invalid
  * file is refused and the node keeps running with the old config.
@@ -20,6 +21,13 @@ export interface RunOptions {
   readonly signals?: readonly NodeJS.Signals[];
   /** Reload the config on SIGHUP. Default true. */
   readonly reloadOnSighup?: boolean;
+  /**
+   * Stop (without draining) when the parent process goes away — for nodes a supervisor such as
+   * `torbalance demo` starts, so a SIGKILLed supervisor leaves no node behind (tor follows its
+   * node through `__OwningControllerProcess`). Checked every `parentCheckMs` (default 1000).
+   */
+  readonly exitWithParent?: boolean;
+  readonly parentCheckMs?: number;
 }
 
 /** Run a node until a signal; resolves after a clean stop. */
@@ -53,11 +61,25 @@ export async function runNode(options: RunOptions): Promise<void> {
   };
   for (const s of signals) process.on(s, onSignal);
   if (options.reloadOnSighup !== false) process.on('SIGHUP', onHup);
+  let parentTimer: NodeJS.Timeout | undefined;
+  if (options.exitWithParent === true) {
+    const parent = process.ppid;
+    parentTimer = setInterval(() => {
+      // An orphan is re-parented (to init or a subreaper): ppid changes.
+      if (process.ppid !== parent) {
+        clearInterval(parentTimer);
+        log.warn({ parent }, 'parent process gone; stopping');
+        void node.stop(0);
+      }
+    }, options.parentCheckMs ?? 1000);
+    parentTimer.unref();
+  }
   try {
     await node.stopped;
   } finally {
     for (const s of signals) process.off(s, onSignal);
     process.off('SIGHUP', onHup);
+    if (parentTimer !== undefined) clearInterval(parentTimer);
   }
   if (fatal !== undefined) {
     throw new TorbalanceError('TB_ERR_NODE_FAILED', 'tor', `the node stopped because tor keeps failing: ${fatal.message}`, { cause: fatal });
@@ -70,7 +92,8 @@ export function register(program: Command): void {
     .command('run')
     .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)')
     .requiredOption('--config <file>', 'config file (see docs/config.md)')
-    .action(async (opts: { config: string }) => {
-      await runNode({ configPath: opts.config });
+    .option('--exit-with-parent', 'stop when the parent process exits (for nodes started by a supervisor such as `torbalance demo`)')
+    .action(async (opts: { config: string; exitWithParent?: boolean }) => {
+      await runNode({ configPath: opts.config, exitWithParent: opts.exitWithParent === true });
     });
 }
