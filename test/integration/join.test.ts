@@ -6,9 +6,9 @@
  * spawned `torbalance token create`. Node 2 joins through the network's client SOCKS port,
  * node 3 through a temporary tor `join` starts itself with the network's torrc lines; both are
  * then run and the test waits until all three see each other alive and agree on one
- * publisher. The used token is refused ("used"); a revoked one is refused ("revoked"); expiry is
- * covered with an injected clock in test/adapters/join-service.test.ts (the shortest TTL is
- * 60 s). Finally the master key — raw 64-byte expanded key, its 32-byte halves, hex and base64
+ * publisher. The used token is refused ("used"); a revoked one is refused ("revoked"); a
+ * 60-second token (the shortest TTL) used after it expired is refused ("expired"); the expiry
+ * boundary itself is covered with an injected clock in test/adapters/join-service.test.ts. Finally the master key — raw 64-byte expanded key, its 32-byte halves, hex and base64
  * forms — is searched in every started process's /proc/<pid>/cmdline (and the argv we
  * passed), in every captured stdout/stderr/log, and in every file under the test directory:
  * a file containing it must be mode 0600 (logs must not contain it at all). A planted 0644
@@ -112,11 +112,11 @@ function networkLines(torDir: string): string[] {
     .map(([k, v]) => (v === '' ? k : `${k} ${v}`));
 }
 
-async function createToken(config: string, out: string): Promise<void> {
+async function createToken(config: string, out: string, ttl = '30m'): Promise<void> {
   await pollUntil(
     'token create',
     async () => {
-      const r = await cli(['token', 'create', '--config', config, '--ttl', '30m', '--out', out]);
+      const r = await cli(['token', 'create', '--config', config, '--ttl', ttl, '--out', out]);
       if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').at(-1));
       return true;
     },
@@ -194,6 +194,8 @@ describe('join: two nodes join a running cluster with tokens through the master 
   let master = '';
   let expanded: Uint8Array = new Uint8Array(0);
   const tokens: string[] = [];
+  let shortToken = '';
+  let shortTokenExpires = 0;
 
   it('node 1 (init --cluster, tcp mesh) runs; two tokens are created with the CLI', async () => {
     root = await mkdtemp('/tmp/tbj-');
@@ -216,10 +218,14 @@ describe('join: two nodes join a running cluster with tokens through the master 
       expect((await lstat(out)).mode & 0o777).toBe(0o600);
       tokens.push(out);
     }
+    // A token with the shortest lifetime (60 s): used after it expired, further down.
+    shortToken = join(root, 'token-short');
+    await createToken(nodes[0]!.config, shortToken, '60s');
+    shortTokenExpires = Date.now() + 60_000;
     const list = await cli(['token', 'list', '--config', nodes[0]!.config, '--json']);
     expect(list.code).toBe(0);
     const listed = JSON.parse(list.stdout) as { state: string }[];
-    expect(listed.filter((t) => t.state === 'issued')).toHaveLength(2);
+    expect(listed.filter((t) => t.state === 'issued')).toHaveLength(3);
   });
 
   it('node 2 joins through the network client\'s SOCKS port, node 3 through a temporary tor; all three mesh with one publisher', async () => {
@@ -265,7 +271,7 @@ describe('join: two nodes join a running cluster with tokens through the master 
     expect(listed.filter((t) => t.state === 'used').map((t) => t.joiner).sort()).toEqual([view[1]!.cluster!.nodeId, view[2]!.cluster!.nodeId].sort());
   });
 
-  it('the used token is refused ("used"); a revoked token is refused ("revoked")', async () => {
+  it('the used token is refused ("used"); a revoked token is refused ("revoked"); an expired one ("expired")', async () => {
     const extra = join(root, 'extra-x');
     await writeFile(extra, `${networkLines(join(root, 'x', 'data', 'tor')).join('\n')}\n`);
     const again = await cli(['join', '--token-file', tokens[0]!, '--dir', join(root, 'x'), '--name', 'x', '--socks', `127.0.0.1:${net.clients[0]!.socksPort}`, '--listen', '127.0.0.1:1', '--timeout', '300']);
@@ -273,11 +279,11 @@ describe('join: two nodes join a running cluster with tokens through the master 
     expect(again.stderr).toContain('TB_ERR_JOIN_REFUSED');
     expect(again.stderr).toContain('used');
     const rt = join(root, 'token-revoked');
+    const listIssued = async (): Promise<{ id: string; state: string }[]> =>
+      (JSON.parse((await cli(['token', 'list', '--config', nodes[0]!.config, '--json'])).stdout) as { id: string; state: string }[]).filter((t) => t.state === 'issued');
+    const issuedBefore = new Set((await listIssued()).map((t) => t.id)); // the 60-second token
     await createToken(nodes[1]!.config, rt); // issued on node 2: the ledger is cluster-wide
-    await pollUntil('node 1 sees the token issued on node 2', async () => {
-      const l = JSON.parse((await cli(['token', 'list', '--config', nodes[0]!.config, '--json'])).stdout) as { id: string; state: string }[];
-      return l.find((t) => t.state === 'issued');
-    }, 60_000, 1000).then(async (t) => {
+    await pollUntil('node 1 sees the token issued on node 2', async () => (await listIssued()).find((t) => !issuedBefore.has(t.id)), 60_000, 1000).then(async (t) => {
       const rv = await cli(['token', 'revoke', t.id, '--config', nodes[0]!.config]);
       expect(rv.code, rv.stderr).toBe(0);
     });
@@ -287,11 +293,18 @@ describe('join: two nodes join a running cluster with tokens through the master 
     expect(revoked.code).toBe(1);
     expect(revoked.stderr).toContain('TB_ERR_JOIN_REFUSED');
     expect(revoked.stderr).toContain('revoked');
+    // the 60-second token, once its expiry has passed (by now it normally has)
+    const wait = shortTokenExpires + 2000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const expired = await cli(['join', '--token-file', shortToken, '--dir', join(root, 'z'), '--name', 'z', '--socks', `127.0.0.1:${net.clients[0]!.socksPort}`, '--listen', '127.0.0.1:1', '--timeout', '300']);
+    expect(expired.code).toBe(1);
+    expect(expired.stderr).toContain('TB_ERR_JOIN_REFUSED');
+    expect(expired.stderr).toContain('expired');
     // counted on whichever node tor's client reached
     await pollUntil('refusals counted', () => {
       const refused = [0, 1, 2].map((i) => status(i)?.cluster?.join?.refused ?? {});
       const sum = (k: string): number => refused.reduce((a, r) => a + (r[k] ?? 0), 0);
-      return sum('used') >= 1 && sum('revoked') >= 1 ? true : undefined;
+      return sum('used') >= 1 && sum('revoked') >= 1 && sum('expired') >= 1 ? true : undefined;
     }, 30_000, 1000);
     expect([0, 1, 2].reduce((a, i) => a + (status(i)?.cluster?.join?.accepted ?? 0), 0)).toBe(2);
   });
