@@ -18,6 +18,12 @@
  * - arrays are bounded (≤ {@link MAX_GOSSIP_PEERS} peers, ≤ {@link MAX_INTRO_POINTS} intro points,
  *   ≤ {@link MAX_HEALTH_REASONS} reasons, ≤ MAX_LEDGER_ENTRIES token-ledger entries).
  *
+ * A heartbeat may carry two optional summaries (still protocol v1: old peers send neither,
+ * and a heartbeat without them stays valid): `traffic`, the sender's cumulative proxy counters
+ * ({@link TrafficSummary}), and — from the node that currently publishes — `publish`, its
+ * last publish round as its HSDirs answered ({@link PublishSummary}). Both are strict objects
+ * of bounded integers / decimal strings like every other field.
+ *
  * `tokens` (issue 6, /work/notes/ops-contracts.md §B) carries the sender's whole join-token
  * ledger, `{ entries: LedgerEntry[] }`, validated by src/core/join/ledger.ts's strict checker.
  *
@@ -67,6 +73,12 @@ export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 1000;
 /** Largest `lastSeenAgoMs` in gossip (about 24.8 days; larger values are nonsense). */
 export const MAX_AGO_MS = 2 ** 31 - 1;
+/** Most HSDirs responsible for one descriptor: hsdir_n_replicas (≤ 16) × hsdir_spread_store (≤ 128). */
+export const MAX_RESPONSIBLE_HSDIRS = 16 * 128;
+/** Most nodes in one publish summary (a descriptor holds at most 20 intro points). */
+export const MAX_PUBLISH_NODES = 64;
+/** Longest decimal revision counter (a u64 has at most 20 digits). */
+export const MAX_REVISION_DIGITS = 20;
 /** Default maximum clock skew between nodes. */
 export const DEFAULT_MAX_SKEW_MS = 30_000;
 
@@ -105,12 +117,45 @@ export interface HelloBody {
   readonly introDigest: string;
 }
 
+/** The sender's visitor traffic: cumulative counters of its proxy (non-negative safe integers). */
+export interface TrafficSummary {
+  /** Visitor connections open now. */
+  readonly open: number;
+  /** Visitor connections accepted (cumulative). */
+  readonly accepted: number;
+  /** HTTP requests answered (cumulative). */
+  readonly requests: number;
+  /** Bytes received from visitors (cumulative). */
+  readonly bytesIn: number;
+  /** Bytes sent to visitors (cumulative). */
+  readonly bytesOut: number;
+}
+
+/** HSDirs that accepted a descriptor's last upload, of those responsible for it: `[accepted, responsible]`. */
+export type AcceptedCount = readonly [number, number];
+
+/** The publisher's last publish round, as its heartbeats report it. */
+export interface PublishSummary {
+  /** When the round started, unix ms (the publisher's clock). */
+  readonly at: number;
+  /** Revision counters (decimal, ≤ 2^64 − 1) of tor's first and second descriptor; null = not published. */
+  readonly revisions: readonly [string | null, string | null];
+  /** Per descriptor (first, second): HSDirs of the responsible set whose last upload was accepted / responsible. */
+  readonly accepted: readonly [AcceptedCount | null, AcceptedCount | null];
+  /** Nodes whose intro points are in the descriptor. */
+  readonly nodes: number;
+}
+
 /** `heartbeat`: every heartbeatMs. */
 export interface HeartbeatBody extends HelloBody {
   /** Present while the sender holds the publisher lease (renewed every heartbeat). */
   readonly lease?: LeaseClaim | undefined;
   /** Peers the sender hears from directly (gossip). */
   readonly peers: readonly GossipPeer[];
+  /** The sender's traffic counters (optional: older nodes do not send them). */
+  readonly traffic?: TrafficSummary | undefined;
+  /** The sender's last publish round, while it publishes (optional). */
+  readonly publish?: PublishSummary | undefined;
 }
 
 /** An intro point as carried between nodes: exactly what buildDescriptor needs, no certs. */
@@ -342,9 +387,52 @@ export function validateHello(v: unknown, path = 'body'): HelloBody {
   return helloFields(object(v, path, HELLO_KEYS), path);
 }
 
+const TRAFFIC_KEYS = ['open', 'accepted', 'requests', 'bytesIn', 'bytesOut'] as const;
+const REVISION_RE = /^(?:0|[1-9][0-9]*)$/;
+const U64_MAX = 2n ** 64n - 1n;
+
+/** Validate a {@link TrafficSummary}. Throws SchemaViolation. */
+export function validateTrafficSummary(v: unknown, path = 'traffic'): TrafficSummary {
+  const o = object(v, path, TRAFFIC_KEYS);
+  const n = (k: (typeof TRAFFIC_KEYS)[number]): number => int(field(o, k), `${path}.${k}`, 0, Number.MAX_SAFE_INTEGER);
+  return { open: n('open'), accepted: n('accepted'), requests: n('requests'), bytesIn: n('bytesIn'), bytesOut: n('bytesOut') };
+}
+
+function revision(v: unknown, path: string): string | null {
+  if (v === null) return null;
+  const s = str(v, path, 1, MAX_REVISION_DIGITS, REVISION_RE);
+  if (BigInt(s) > U64_MAX) fail(path, 'out of range');
+  return s;
+}
+
+function acceptedCount(v: unknown, path: string): AcceptedCount | null {
+  if (v === null) return null;
+  const a = array(v, path, 2);
+  if (a.length !== 2) fail(path, 'not a pair');
+  const total = int(a[1], `${path}[1]`, 0, MAX_RESPONSIBLE_HSDIRS);
+  const accepted = int(a[0], `${path}[0]`, 0, MAX_RESPONSIBLE_HSDIRS);
+  if (accepted > total) fail(path, 'accepted exceeds responsible');
+  return [accepted, total];
+}
+
+/** Validate a {@link PublishSummary}. Throws SchemaViolation. */
+export function validatePublishSummary(v: unknown, path = 'publish'): PublishSummary {
+  const o = object(v, path, ['at', 'revisions', 'accepted', 'nodes']);
+  const revs = array(field(o, 'revisions'), `${path}.revisions`, 2);
+  if (revs.length !== 2) fail(`${path}.revisions`, 'not a pair');
+  const acc = array(field(o, 'accepted'), `${path}.accepted`, 2);
+  if (acc.length !== 2) fail(`${path}.accepted`, 'not a pair');
+  return {
+    at: int(field(o, 'at'), `${path}.at`, 0, Number.MAX_SAFE_INTEGER),
+    revisions: [revision(revs[0], `${path}.revisions[0]`), revision(revs[1], `${path}.revisions[1]`)],
+    accepted: [acceptedCount(acc[0], `${path}.accepted[0]`), acceptedCount(acc[1], `${path}.accepted[1]`)],
+    nodes: int(field(o, 'nodes'), `${path}.nodes`, 0, MAX_PUBLISH_NODES),
+  };
+}
+
 /** Validate a `heartbeat` body. Throws SchemaViolation. */
 export function validateHeartbeat(v: unknown, path = 'body'): HeartbeatBody {
-  const o = object(v, path, [...HELLO_KEYS, 'peers'], ['lease']);
+  const o = object(v, path, [...HELLO_KEYS, 'peers'], ['lease', 'traffic', 'publish']);
   const base = helloFields(o, path);
   const peers = array(field(o, 'peers'), `${path}.peers`, MAX_GOSSIP_PEERS).map((p, i): GossipPeer => {
     const pp = `${path}.peers[${i}]`;
@@ -355,14 +443,20 @@ export function validateHeartbeat(v: unknown, path = 'body'): HeartbeatBody {
       lastSeenAgoMs: int(field(po, 'lastSeenAgoMs'), `${pp}.lastSeenAgoMs`, 0, MAX_AGO_MS),
     };
   });
+  const trafficRaw = field(o, 'traffic');
+  const publishRaw = field(o, 'publish');
+  const extras = {
+    ...(trafficRaw === undefined ? {} : { traffic: validateTrafficSummary(trafficRaw, `${path}.traffic`) }),
+    ...(publishRaw === undefined ? {} : { publish: validatePublishSummary(publishRaw, `${path}.publish`) }),
+  };
   const leaseRaw = field(o, 'lease');
-  if (leaseRaw === undefined) return { ...base, peers };
+  if (leaseRaw === undefined) return { ...base, peers, ...extras };
   const lo = object(leaseRaw, `${path}.lease`, ['holder', 'until']);
   const lease: LeaseClaim = {
     holder: nodeId(field(lo, 'holder'), `${path}.lease.holder`),
     until: int(field(lo, 'until'), `${path}.lease.until`, 0, Number.MAX_SAFE_INTEGER),
   };
-  return { ...base, lease, peers };
+  return { ...base, lease, peers, ...extras };
 }
 
 /** Validate one IntroPointWire. Throws SchemaViolation. */
