@@ -31,7 +31,13 @@
  * - the join-token ledger (issue 6): {@link MeshNode.setTokenLedger} sends a `tokens` message
  *   to every peer when the ledger changes, and to each peer after its `hello` on a connection;
  *   received ledgers go to {@link MeshNode.onTokenLedger} listeners (the join service merges
- *   them; MeshNode keeps no ledger state beyond the last one set).
+ *   them; MeshNode keeps no ledger state beyond the last one set);
+ * - traffic and publish summaries: the local state may carry the node's `traffic` counters and,
+ *   while it publishes, a `publish` summary; heartbeats carry them (each is checked with the
+ *   protocol's validator first and left out, logged at debug, if invalid — a bad summary never
+ *   costs the heartbeat). A peer's latest values are kept (bounded: peers the membership
+ *   knows) and shown in its {@link PeerView}; a newer heartbeat without one clears it. They change
+ *   every heartbeat, so they do not count as a view change for {@link MeshNode.onChange}.
  *
  * Time: `now()` (unix ms, also the frames' `ts`) and `timers` are injected.
  */
@@ -52,7 +58,11 @@ import {
   type MeshMessage,
   type NodeKey,
   type PeerState,
+  type PublishSummary,
   type RejectReason,
+  type TrafficSummary,
+  validatePublishSummary,
+  validateTrafficSummary,
 } from '../../core/mesh/index.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
@@ -71,6 +81,10 @@ export interface LocalMeshState {
   readonly reasons: string[];
   readonly introPoints: IntroPointWire[];
   readonly introDigest: string;
+  /** The node's visitor traffic (cumulative proxy counters), sent in heartbeats. */
+  readonly traffic?: TrafficSummary | undefined;
+  /** The node's last publish round, only while it publishes; sent in heartbeats. */
+  readonly publish?: PublishSummary | undefined;
 }
 
 /** Options of {@link MeshNode} (the cluster contract's MeshOptions plus tuning knobs). */
@@ -126,6 +140,10 @@ export interface PeerView {
   readonly introPoints: readonly IntroPointWire[];
   /** Our clock (unix ms) when we last accepted a frame from it; undefined if only gossiped. */
   readonly lastSeenMs: number | undefined;
+  /** Its traffic counters from its latest heartbeat (undefined: none carried them). */
+  readonly traffic: TrafficSummary | undefined;
+  /** Its publish summary from its latest heartbeat (only the publishing node sends one). */
+  readonly publish: PublishSummary | undefined;
 }
 
 /** The cluster as this node sees it. */
@@ -187,6 +205,9 @@ export class MeshNode {
   #tokenLedger: readonly LedgerEntry[] = [];
   #tokenLedgerKey = '[]';
   readonly #tokenListeners = new Set<(entries: readonly LedgerEntry[], fromNodeId: string) => void>();
+  /** Latest traffic / publish summaries per peer (from heartbeats; pruned to known peers). */
+  readonly #summaries = new Map<string, { readonly ts: number; readonly traffic: TrafficSummary | undefined; readonly publish: PublishSummary | undefined }>();
+  #badSummaryLogged = false;
 
   constructor(o: MeshOptions) {
     if (!(o.heartbeatMs > 0 && o.suspectAfterMs > o.heartbeatMs && o.deadAfterMs > o.suspectAfterMs && o.leaseMs > 0 && o.maxSkewMs > 0)) {
@@ -336,7 +357,7 @@ export class MeshNode {
     const election = this.#elect(this.#o.now(), local);
     return {
       self: { id: this.id, name: this.#o.name, addr: this.#o.advertise, priority: this.#o.priority, healthy: local.healthy, introDigest: local.introDigest },
-      peers: this.#members.peers().map((p) => ({
+      peers: this.#members.peers().map((p): PeerView => ({
         id: p.id,
         name: p.name ?? '',
         addr: p.addr ?? '',
@@ -347,6 +368,8 @@ export class MeshNode {
         introDigest: p.introDigest ?? '',
         introPoints: p.introPoints?.points ?? [],
         lastSeenMs: p.lastHeardMs,
+        traffic: this.#summaries.get(p.id)?.traffic,
+        publish: this.#summaries.get(p.id)?.publish,
       })),
       publisher: election.publisher,
       selfIsPublisher: election.selfShouldPublish,
@@ -373,6 +396,7 @@ export class MeshNode {
   #tick(): void {
     const now = this.#o.now();
     this.#applyEvents(this.#members.tick(now));
+    this.#pruneSummaries();
     // Decide (and claim/renew/release our lease) once per heartbeat, before advertising it.
     const before = this.#leaseUntil;
     this.#leaseUntil = this.#elect(now, this.#o.localState()).leaseUntilMs;
@@ -428,10 +452,40 @@ export class MeshNode {
 
   #heartbeatMessage(now: number): MeshMessage {
     const lease = this.#leaseUntil !== undefined && this.#leaseUntil > now ? { holder: this.id, until: this.#leaseUntil } : undefined;
+    const local = this.#o.localState();
+    const traffic = this.#checked(local.traffic, validateTrafficSummary, 'traffic');
+    const publish = this.#checked(local.publish, validatePublishSummary, 'publish');
     return {
       type: 'heartbeat',
-      body: { ...this.#helloBody(), ...(lease === undefined ? {} : { lease }), peers: this.#members.gossip(now) },
+      body: {
+        ...this.#helloBody(),
+        ...(lease === undefined ? {} : { lease }),
+        peers: this.#members.gossip(now),
+        ...(traffic === undefined ? {} : { traffic }),
+        ...(publish === undefined ? {} : { publish }),
+      },
     };
+  }
+
+  /** A local summary as the protocol accepts it, or undefined (logged once at debug) if invalid. */
+  #checked<T>(v: T | undefined, validate: (v: unknown, path: string) => T, what: string): T | undefined {
+    if (v === undefined) return undefined;
+    try {
+      return validate(v, what);
+    } catch (e) {
+      if (!this.#badSummaryLogged) {
+        this.#badSummaryLogged = true;
+        this.#log.debug({ err: e instanceof Error ? e.message : String(e), what }, 'local summary not sent: invalid');
+      }
+      return undefined;
+    }
+  }
+
+  /** Keep summaries only of peers the membership still knows (bounded like it). */
+  #pruneSummaries(): void {
+    if (this.#summaries.size === 0) return;
+    const known = new Set(this.#members.peers().map((p) => p.id));
+    for (const id of this.#summaries.keys()) if (!known.has(id)) this.#summaries.delete(id);
   }
 
   #introMessage(): MeshMessage {
@@ -533,6 +587,12 @@ export class MeshNode {
     this.#connPeer.set(conn, r.from);
     const events = this.#members.receive({ from: r.from, ts: r.ts, msg: r.msg }, now);
     this.#applyEvents(events);
+    if (r.msg.type === 'heartbeat') {
+      // Only a newer heartbeat replaces the last one (frames may cross on two connections).
+      const { traffic, publish } = r.msg.body;
+      if (r.ts >= (this.#summaries.get(r.from)?.ts ?? 0)) this.#summaries.set(r.from, { ts: r.ts, traffic, publish });
+      if (this.#summaries.size > 2 * (this.#o.maxPeers ?? 64)) this.#pruneSummaries();
+    }
     if (r.msg.type === 'leave') this.#log.info({ peer: r.from, reason: r.msg.body.reason }, 'mesh peer said leave');
     if (r.msg.type === 'hello' && this.#tokenLedger.length > 0) this.#sendOn(conn, this.#tokensMessage(), false);
     if (r.msg.type === 'tokens') this.#emitTokens(r.msg.body.entries, r.from);
@@ -553,7 +613,7 @@ export class MeshNode {
   #emitIfChanged(): void {
     if (this.#listeners.size === 0 && this.#lastViewKey !== '') return;
     const v = this.view();
-    const key = JSON.stringify({ ...v, peers: v.peers.map((p) => ({ ...p, lastSeenMs: undefined })), leaseUntil: v.leaseUntil === undefined ? 0 : 1 });
+    const key = JSON.stringify({ ...v, peers: v.peers.map((p) => ({ ...p, lastSeenMs: undefined, traffic: undefined, publish: undefined })), leaseUntil: v.leaseUntil === undefined ? 0 : 1 });
     if (key === this.#lastViewKey) return;
     this.#lastViewKey = key;
     for (const l of [...this.#listeners]) {
