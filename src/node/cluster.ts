@@ -38,6 +38,13 @@
  *   health only: the node health also requires intro points, which fail-closed itself removes,
  *   so following it would never reopen.
  *
+ * Summaries over the mesh: the local state the mesh advertises also carries this node's
+ * visitor traffic (`traffic()`, the proxy's cumulative counters) and, while its Publisher is
+ * active, a publish summary (revision counters and HSDirs accepted / responsible per
+ * descriptor, followed across retry rounds by a {@link PublishView}). Peers' summaries come
+ * back in {@link ClusterPeerStatus.traffic} and, on a node that does not publish,
+ * {@link ClusterStatus.lastPublish} (the elected publisher's, else the newest a live peer sent).
+ *
  * {@link ClusterService.stop}: mesh `leave` first (peers drop us and republish at once), then
  * the publisher, collector and control connection.
  *
@@ -63,7 +70,7 @@ import type { Timers } from '../adapters/tor/process.js';
 import { TorbalanceError } from '../core/errors.js';
 import { HsIdentityKeypair, SECRET_KEY_FILE_NAME } from '../core/hs/keys.js';
 import type { RandomBytes } from '../core/random.js';
-import { nodeKeyFromSeed, type NodeKey } from '../core/mesh/index.js';
+import { MAX_PUBLISH_NODES, nodeKeyFromSeed, type NodeKey, type PublishSummary, type TrafficSummary } from '../core/mesh/index.js';
 import { meshObConfigContent, meshOnionPaths, meshTorrcEntries, parseMeshHostname, type MeshOnionPaths } from '../core/mesh-torrc.js';
 import type { TorrcEntry } from '../core/torrc.js';
 import { MeshNode, type ClusterView, type LocalMeshState, type MeshStats } from './mesh/index.js';
@@ -79,6 +86,8 @@ import {
 import { introDigest, type IntroPointWire } from './publisher/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
+import { PublishView } from './admin/snapshot.js';
+import type { ProxyStats } from './proxy/index.js';
 
 /** What {@link prepareCluster} read and computed (secrets inside: never log it). */
 export interface PreparedCluster {
@@ -161,6 +170,8 @@ export interface ClusterServiceOptions {
   readonly now?: () => number;
   /** Intro-collector poll interval. Default 10 s. */
   readonly introPollMs?: number;
+  /** The node's proxy counters (sent to peers in heartbeats). Default: none sent. */
+  readonly traffic?: () => ProxyStats;
 }
 
 /** A peer in {@link ClusterStatus}. */
@@ -174,6 +185,16 @@ export interface ClusterPeerStatus {
   readonly priority: number;
   readonly introPoints: number;
   readonly lastSeenAgoMs: number | undefined;
+  /** Its traffic counters from its latest heartbeat (undefined: it sent none). */
+  readonly traffic?: TrafficSummary | undefined;
+}
+
+/** A publish summary another node sent in its heartbeat. */
+export interface MeshPublishReport {
+  /** The sender (the publisher, normally). */
+  readonly nodeId: string;
+  readonly name: string;
+  readonly summary: PublishSummary;
 }
 
 /** The cluster part of the node status. */
@@ -199,6 +220,11 @@ export interface ClusterStatus {
   /** Node ids in the last `Publisher.update` (empty when not publishing). */
   readonly publishing: readonly string[];
   readonly publish: PublisherStatus | undefined;
+  /**
+   * On a node whose Publisher is not active: the publisher's last publish round as its
+   * heartbeats report it (the elected publisher's, else the newest from a live peer).
+   */
+  readonly lastPublish?: MeshPublishReport | undefined;
   readonly failClosed: { readonly active: boolean; readonly closedCircuits: number };
   readonly mesh: MeshStats | undefined;
   /** Last error of a mode switch (code), if any. */
@@ -217,6 +243,19 @@ export interface MeshOnionStatus {
   /** True while our mesh Publisher has input (clustered, intro points known). */
   readonly publishing: boolean;
   readonly publish: PublisherStatus | undefined;
+}
+
+/** A cumulative counter as the mesh carries it: a non-negative safe integer. */
+function counter(n: number): number {
+  return Number.isFinite(n) ? Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(n))) : 0;
+}
+
+/** The publisher's summary from the mesh view: the elected publisher's, else the newest a live peer sent. */
+export function meshPublishReport(v: ClusterView): MeshPublishReport | undefined {
+  const withSummary = v.peers.filter((p) => p.publish !== undefined && (p.state === 'alive' || p.state === 'suspect'));
+  const elected = withSummary.find((p) => p.id === v.publisher);
+  const best = elected ?? withSummary.sort((a, b) => b.publish!.at - a.publish!.at)[0];
+  return best === undefined ? undefined : { nodeId: best.id, name: best.name, summary: best.publish! };
 }
 
 function errCode(e: unknown): string {
@@ -249,6 +288,8 @@ export class ClusterService {
   #meshPublisher: Publisher | undefined;
   #meshPublishKey = '';
   readonly #join: JoinService;
+  /** Follows our Publisher's rounds (HSDirs accepted per descriptor) for the mesh summary. */
+  readonly #publishView = new PublishView();
 
   constructor(o: ClusterServiceOptions) {
     this.#o = o;
@@ -365,6 +406,7 @@ export class ClusterService {
       });
     }
     this.#publisher.onPublish((r) => {
+      this.#publishView.observeRecord(r);
       const bad = r.hsdirs.filter((h) => h.result !== 'uploaded').length;
       this.#log.info(
         { reason: r.reason, introPoints: r.introPoints, perNode: r.perNode, hsdirs: r.hsdirs.length, notUploaded: bad, periods: r.descriptors.map((d) => d.periodNum) },
@@ -470,6 +512,7 @@ export class ClusterService {
     const cur = this.#collector?.current();
     const self = this.#o.health.node();
     const role: ClusterStatus['role'] = !this.#clustered ? 'alone' : v?.selfIsPublisher === true ? 'publisher' : 'member';
+    const pubStatus = this.#publisher?.status();
     return {
       nodeId: this.nodeId,
       name: this.#o.config.node.name,
@@ -495,9 +538,11 @@ export class ClusterService {
         priority: p.priority,
         introPoints: p.introPoints.length,
         lastSeenAgoMs: p.lastSeenMs === undefined ? undefined : Math.max(0, now - p.lastSeenMs),
+        ...(p.traffic === undefined ? {} : { traffic: p.traffic }),
       })),
       publishing: this.#publishing,
-      publish: this.#publisher?.status(),
+      publish: pubStatus,
+      lastPublish: pubStatus?.active === true || v === undefined ? undefined : meshPublishReport(v),
       failClosed: { active: this.#failClosed?.active ?? false, closedCircuits: this.#failClosed?.closedCount ?? 0 },
       mesh: this.#mesh?.stats(),
       lastModeError: this.#lastModeError,
@@ -518,7 +563,34 @@ export class ClusterService {
     const h = this.#o.health.node();
     const cur = this.#collector?.current();
     const points: IntroPointWire[] = cur === undefined ? [] : [...cur.points];
-    return { healthy: h.healthy, reasons: [...h.reasons], introPoints: points, introDigest: cur?.digest ?? introDigest([]) };
+    const traffic = this.#trafficSummary();
+    const publish = this.#publishSummary();
+    return {
+      healthy: h.healthy,
+      reasons: [...h.reasons],
+      introPoints: points,
+      introDigest: cur?.digest ?? introDigest([]),
+      ...(traffic === undefined ? {} : { traffic }),
+      ...(publish === undefined ? {} : { publish }),
+    };
+  }
+
+  #trafficSummary(): TrafficSummary | undefined {
+    const t = this.#o.traffic?.();
+    if (t === undefined) return undefined;
+    return { open: counter(t.open), accepted: counter(t.accepted), requests: counter(t.requests), bytesIn: counter(t.bytesIn), bytesOut: counter(t.bytesOut) };
+  }
+
+  /** Our last publish round while our Publisher is active (the mesh checks it again before sending). */
+  #publishSummary(): PublishSummary | undefined {
+    const rec = this.#publishView.lastRecord;
+    if (rec === undefined || this.#publisher?.status().active !== true) return undefined;
+    const byDesc = new Map(this.#publishView.descriptors().map((d) => [d.descriptor, d]));
+    const f = byDesc.get('first');
+    const s = byDesc.get('second');
+    const rev = (d: typeof f): string | null => (d === undefined || d.revisionCounter === '' ? null : d.revisionCounter);
+    const acc = (d: typeof f): readonly [number, number] | null => (d === undefined ? null : [d.accepted, d.total]);
+    return { at: rec.atMs, revisions: [rev(f), rev(s)], accepted: [acc(f), acc(s)], nodes: Math.min(MAX_PUBLISH_NODES, Object.keys(rec.perNode).length) };
   }
 
   #applyFailClosed(): void {

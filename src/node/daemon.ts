@@ -408,6 +408,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       },
       timers: options.timers ?? realTimers,
       logger: log.child({ component: 'cluster' }),
+      traffic: () => proxy.stats(),
     });
     try {
       await cluster.start();

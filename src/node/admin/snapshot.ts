@@ -79,7 +79,12 @@ export class PublishView {
   /** Take a snapshot's publisher state into account (idempotent for the same record). */
   observe(node: NodeStatus): void {
     const rec = node.cluster?.publish?.lastPublish;
-    if (rec === undefined || sameRecord(rec, this.#last)) return;
+    if (rec !== undefined) this.observeRecord(rec);
+  }
+
+  /** Take one publish record into account (idempotent for the same record). */
+  observeRecord(rec: PublishRecord): void {
+    if (sameRecord(rec, this.#last)) return;
     this.#last = rec;
     this.#records += 1;
     const full = !rec.reason.split(',').every((r) => r === 'retry' || r === 'verify');
@@ -131,6 +136,11 @@ export class PublishView {
   /** Uploads counted so far, by `descriptor|result`. */
   uploads(): ReadonlyMap<string, number> {
     return this.#uploads;
+  }
+
+  /** The newest publish record observed. */
+  get lastRecord(): PublishRecord | undefined {
+    return this.#last;
   }
 
   /** Publish rounds seen. */

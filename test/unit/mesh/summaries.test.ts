@@ -20,6 +20,7 @@ import {
   validateHeartbeat,
   type HeartbeatBody,
   type MeshMessage,
+  type PublishSummary,
 } from '../../../src/core/mesh/index.js';
 
 const NOW = 1_700_000_000_000;
@@ -43,7 +44,7 @@ const base: HeartbeatBody = {
   peers: [],
 };
 const traffic = { open: 2, accepted: 40, requests: 37, bytesIn: 12_000, bytesOut: 2 ** 40 };
-const publish = { at: NOW - 5000, revisions: ['18446744073709551615', null], accepted: [[6, 8], null], nodes: 3 };
+const publish: PublishSummary = { at: NOW - 5000, revisions: ['18446744073709551615', null], accepted: [[6, 8], null], nodes: 3 };
 
 /** A correctly MACed and signed heartbeat frame (no length prefix) with an arbitrary body. */
 function craft(body: unknown): Uint8Array {
