@@ -250,6 +250,22 @@ function counter(n: number): number {
   return Number.isFinite(n) ? Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(n))) : 0;
 }
 
+/**
+ * The mesh publish summary of the rounds a {@link PublishView} followed: the last round's start,
+ * per descriptor (first, second) its revision counter and HSDirs accepted / responsible; null
+ * for a descriptor not published. Undefined before the first round.
+ */
+export function publishSummaryOf(view: PublishView): PublishSummary | undefined {
+  const rec = view.lastRecord;
+  if (rec === undefined) return undefined;
+  const byDesc = new Map(view.descriptors().map((d) => [d.descriptor, d]));
+  const f = byDesc.get('first');
+  const s = byDesc.get('second');
+  const rev = (d: typeof f): string | null => (d === undefined || d.revisionCounter === '' ? null : d.revisionCounter);
+  const acc = (d: typeof f): readonly [number, number] | null => (d === undefined ? null : [d.accepted, d.total]);
+  return { at: rec.atMs, revisions: [rev(f), rev(s)], accepted: [acc(f), acc(s)], nodes: Math.min(MAX_PUBLISH_NODES, Object.keys(rec.perNode).length) };
+}
+
 /** The publisher's summary from the mesh view: the elected publisher's, else the newest a live peer sent. */
 export function meshPublishReport(v: ClusterView): MeshPublishReport | undefined {
   const withSummary = v.peers.filter((p) => p.publish !== undefined && (p.state === 'alive' || p.state === 'suspect'));
@@ -583,14 +599,7 @@ export class ClusterService {
 
   /** Our last publish round while our Publisher is active (the mesh checks it again before sending). */
   #publishSummary(): PublishSummary | undefined {
-    const rec = this.#publishView.lastRecord;
-    if (rec === undefined || this.#publisher?.status().active !== true) return undefined;
-    const byDesc = new Map(this.#publishView.descriptors().map((d) => [d.descriptor, d]));
-    const f = byDesc.get('first');
-    const s = byDesc.get('second');
-    const rev = (d: typeof f): string | null => (d === undefined || d.revisionCounter === '' ? null : d.revisionCounter);
-    const acc = (d: typeof f): readonly [number, number] | null => (d === undefined ? null : [d.accepted, d.total]);
-    return { at: rec.atMs, revisions: [rev(f), rev(s)], accepted: [acc(f), acc(s)], nodes: Math.min(MAX_PUBLISH_NODES, Object.keys(rec.perNode).length) };
+    return this.#publisher?.status().active === true ? publishSummaryOf(this.#publishView) : undefined;
   }
 
   #applyFailClosed(): void {

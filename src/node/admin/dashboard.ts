@@ -5,14 +5,20 @@
  * script is a same-origin file, charts are SVG built with DOM calls.
  *
  * The script polls `/status` and `/history` every 2 s and draws: a cluster map (one circle per
- * node, fill = role, ring = health, lines from the publisher), a node table, health over
- * time (one row per node), this node's traffic (requests and bytes per interval) and the
- * publish history. Node names come from other nodes over the mesh, so the script only ever
+ * node, fill = role, ring = health, lines from the publisher), a node table (with each
+ * node's requests), health over time (one row per node), traffic per node (requests per
+ * interval, one line per node: this node's own counters, the peers' from their mesh
+ * heartbeats) and the publish history. On a member the summary shows the publisher's
+ * revision and HSDir acceptance as the publisher's heartbeats report them. Node names come from other nodes over the mesh, so the script only ever
  * sets them with `textContent` (never as HTML).
  *
  * Role colours (the integration test looks for them in a screenshot): publisher #f59e0b,
- * member #3b82f6, alone #9ca3af; health: #16a34a healthy, #dc2626 not.
+ * member #3b82f6, alone #9ca3af; health: #16a34a healthy, #dc2626 not. Traffic lines use
+ * {@link DASHBOARD_SERIES_COLORS}, none of which is a role or health colour.
  */
+
+/** Colours of the per-node traffic lines, in node-name order (cycled). */
+export const DASHBOARD_SERIES_COLORS = ['#7c3aed', '#0891b2', '#db2777', '#65a30d', '#ea580c', '#4f46e5', '#0d9488', '#a16207'] as const;
 
 /** Colours used by the dashboard (exported for tests). */
 export const DASHBOARD_COLORS = {
@@ -59,16 +65,16 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <section class="card">
     <h2>Nodes</h2>
-    <table id="nodes"><thead><tr><th>node</th><th>role</th><th>state</th><th>health</th><th>intro points</th><th>last seen</th></tr></thead><tbody></tbody></table>
+    <table id="nodes"><thead><tr><th>node</th><th>role</th><th>state</th><th>health</th><th>intro points</th><th>requests</th><th>last seen</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="card">
     <h2>Health over time</h2>
     <svg id="health" viewBox="0 0 480 160" role="img" aria-label="health over time"></svg>
   </section>
   <section class="card">
-    <h2>Traffic (this node)</h2>
-    <svg id="traffic" viewBox="0 0 480 160" role="img" aria-label="traffic"></svg>
-    <div class="legend"><span class="line req"></span>requests / interval <span class="line bytes"></span>bytes to visitors / interval</div>
+    <h2>Traffic per node</h2>
+    <svg id="traffic" viewBox="0 0 480 190" role="img" aria-label="traffic per node"></svg>
+    <div class="legend">requests / interval, one line per node (totals over the window)</div>
   </section>
   <section class="card wide">
     <h2>Publish history</h2>
@@ -96,10 +102,9 @@ svg{width:100%;height:auto;display:block}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #e2e8f0}
 .legend{color:#475569;font-size:.85em;margin-top:.4em}
-.sw,.ring,.line{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 .8em;vertical-align:middle;border-radius:50%}
+.sw,.ring{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 .8em;vertical-align:middle;border-radius:50%}
 .sw.publisher{background:${DASHBOARD_COLORS.publisher}}.sw.member{background:${DASHBOARD_COLORS.member}}.sw.alone{background:${DASHBOARD_COLORS.alone}}
 .ring{border:3px solid}.ring.healthy{border-color:${DASHBOARD_COLORS.healthy}}.ring.unhealthy{border-color:${DASHBOARD_COLORS.unhealthy}}
-.line{height:3px;border-radius:0}.line.req{background:#7c3aed}.line.bytes{background:#0891b2}
 .role-publisher{color:#b45309;font-weight:600}.role-member{color:#1d4ed8}.role-alone{color:#6b7280}
 .ok{color:${DASHBOARD_COLORS.healthy}}.bad{color:${DASHBOARD_COLORS.unhealthy}}
 `;
@@ -108,6 +113,7 @@ th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #e2e8f0}
 export const DASHBOARD_JS = `'use strict';
 (function () {
   var C = ${JSON.stringify(DASHBOARD_COLORS)};
+  var SERIES = ${JSON.stringify(DASHBOARD_SERIES_COLORS)};
   var NS = 'http://www.w3.org/2000/svg';
   function $(id) { return document.getElementById(id); }
   function svg(tag, attrs, text) {
@@ -176,6 +182,7 @@ export const DASHBOARD_JS = `'use strict';
       cell(tr, node.state);
       cell(tr, node.healthy ? 'healthy' : 'unhealthy' + (node.reasons && node.reasons.length ? ' (' + node.reasons.join(', ') + ')' : ''), node.healthy ? 'ok' : 'bad');
       cell(tr, String(node.introPoints));
+      cell(tr, node.traffic ? String(node.traffic.requests) : '–');
       cell(tr, node.self ? 'self' : ago(node.lastSeenAgoMs));
       tb.appendChild(tr);
     });
@@ -187,8 +194,17 @@ export const DASHBOARD_JS = `'use strict';
     var pub = st.cluster && st.cluster.publisher;
     setText('publisher', pub ? (pub.name || pub.id.slice(0, 12)) : (st.cluster ? 'none' : 'tor (single node)'));
     var d = st.publish ? st.publish.descriptors : [];
-    setText('revision', d.length ? d.map(function (x) { return x.descriptor + ' ' + x.revisionCounter; }).join(' / ') : (pub && !(st.publish && st.publish.active) ? 'see ' + (pub.name || 'publisher') : '–'));
-    setText('hsdirs', d.length ? d.map(function (x) { return x.descriptor + ' ' + x.accepted + '/' + x.total; }).join(', ') : '–');
+    var rep = st.publish && st.publish.publisherReport;
+    if (d.length) {
+      setText('revision', d.map(function (x) { return x.descriptor + ' ' + x.revisionCounter; }).join(' / '));
+      setText('hsdirs', d.map(function (x) { return x.descriptor + ' ' + x.accepted + '/' + x.total; }).join(', '));
+    } else if (rep && rep.descriptors.length) {
+      setText('revision', rep.descriptors.map(function (x) { return x.descriptor + ' ' + (x.revisionCounter === null ? '?' : x.revisionCounter); }).join(' / ') + ' (' + rep.name + ')');
+      setText('hsdirs', rep.descriptors.map(function (x) { return x.descriptor + ' ' + (x.total === null ? '?' : x.accepted + '/' + x.total); }).join(', ') + ' (' + rep.name + ')');
+    } else {
+      setText('revision', pub && !(st.publish && st.publish.active) ? 'see ' + (pub.name || 'publisher') : '–');
+      setText('hsdirs', '–');
+    }
     setText('period', st.timePeriod ? dur(st.timePeriod.secondsToNext) : '–');
     setText('requests', String(st.proxy.requests) + ' (' + bytes(st.proxy.bytesOut) + ' out)');
     setText('updated', 'updated ' + new Date(st.generatedAt).toLocaleTimeString());
@@ -216,22 +232,36 @@ export const DASHBOARD_JS = `'use strict';
   function drawTraffic(h) {
     var e = $('traffic'); clear(e);
     var s = h.samples; if (s.length < 2) { e.appendChild(svg('text', { x: 10, y: 80, 'font-size': 13, fill: '#64748b' }, 'collecting…')); return; }
-    var req = [], by = [];
-    for (var i = 1; i < s.length; i++) {
-      req.push(Math.max(0, s[i].self.requests - s[i - 1].self.requests));
-      by.push(Math.max(0, s[i].self.bytesOut - s[i - 1].self.bytesOut));
-    }
+    // one series per node id: requests (and bytes out) per interval from consecutive samples
+    var ids = [], names = {};
+    s.forEach(function (x) { (x.traffic || []).forEach(function (t) { if (!(t.id in names)) ids.push(t.id); names[t.id] = t.name; }); });
+    ids.sort(function (a, b) { return names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : a < b ? -1 : 1; });
+    function find(x, id) { var r = null; (x.traffic || []).forEach(function (t) { if (t.id === id) r = t; }); return r; }
+    var series = ids.map(function (id) {
+      var req = [], out = 0, total = 0;
+      for (var i = 1; i < s.length; i++) {
+        var a = find(s[i - 1], id), b = find(s[i], id);
+        var d = a && b ? Math.max(0, b.requests - a.requests) : 0;
+        req.push(d); total += d;
+        if (a && b) out += Math.max(0, b.bytesOut - a.bytesOut);
+      }
+      return { name: names[id], req: req, total: total, out: out };
+    });
+    var max = 1;
+    series.forEach(function (x) { x.req.forEach(function (v) { if (v > max) max = v; }); });
     e.appendChild(svg('line', { x1: 0, y1: 150, x2: 480, y2: 150, stroke: '#cbd5e1' }));
-    function line(vals, color) {
-      var max = Math.max.apply(null, vals.concat([1]));
-      var pts = vals.map(function (v, i) { return (vals.length === 1 ? 0 : (i * 476) / (vals.length - 1)) + 2 + ',' + (150 - (v / max) * 140).toFixed(1); }).join(' ');
-      e.appendChild(svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2.5 }));
-      return max;
-    }
-    var mr = line(req, '#7c3aed');
-    var mb = line(by, '#0891b2');
-    e.appendChild(svg('text', { x: 4, y: 14, 'font-size': 11, fill: '#7c3aed' }, 'max ' + mr + ' req'));
-    e.appendChild(svg('text', { x: 476, y: 14, 'font-size': 11, fill: '#0891b2', 'text-anchor': 'end' }, 'max ' + bytes(mb)));
+    e.appendChild(svg('text', { x: 4, y: 14, 'font-size': 11, fill: '#475569' }, 'max ' + max + ' req / interval'));
+    if (series.length > 4) e.appendChild(svg('text', { x: 476, y: 14, 'font-size': 11, fill: '#475569', 'text-anchor': 'end' }, series.length + ' nodes (legend: first 4)'));
+    series.forEach(function (x, k) {
+      var color = SERIES[k % SERIES.length];
+      var n = x.req.length;
+      var pts = x.req.map(function (v, i) { return (n === 1 ? 0 : (i * 476) / (n - 1)) + 2 + ',' + (150 - (v / max) * 130).toFixed(1); }).join(' ');
+      e.appendChild(svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2.5, 'class': 'series', 'data-node': x.name }));
+      if (k >= 4) return;
+      var lx = 4 + (k % 2) * 240, ly = 170 + Math.floor(k / 2) * 16;
+      e.appendChild(svg('rect', { x: lx, y: ly - 7, width: 12, height: 4, fill: color }));
+      e.appendChild(svg('text', { x: lx + 16, y: ly - 2, 'font-size': 11, fill: '#0f172a' }, x.name + ': ' + x.total + ' req, ' + bytes(x.out) + ' out'));
+    });
   }
 
   function drawPublishes(h) {

@@ -4,13 +4,27 @@
  * buffer, plus the latest publish events (from {@link PublishView}).
  *
  * A sample holds every cluster node's health, role, mesh state and intro points as this node
- * sees them, and this node's own traffic counters (cumulative: the dashboard plots the
- * differences). Other nodes' traffic is not known here (the mesh does not carry it).
+ * sees them, this node's own traffic counters, and every node's traffic (`traffic`: this
+ * node's own, the peers' from their latest mesh heartbeat; cumulative: the dashboard plots
+ * the differences per node). Bounded: at most {@link MAX_TRAFFIC_NODES} nodes per sample.
  */
 import type { AdminSnapshot, PublishEvent, PublishView } from './snapshot.js';
 
 /** Default capacity: one hour at one sample per 5 s. */
 export const DEFAULT_HISTORY_SAMPLES = 720;
+/** Most nodes with traffic in one sample (self first). */
+export const MAX_TRAFFIC_NODES = 64;
+
+/** One node's traffic in a history sample (cumulative counters). */
+export interface HistoryTraffic {
+  readonly id: string;
+  readonly name: string;
+  readonly open: number;
+  readonly accepted: number;
+  readonly requests: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
 
 /** One node in a history sample. */
 export interface HistoryNode {
@@ -39,6 +53,8 @@ export interface HistorySample {
     readonly bytesOut: number;
     readonly errors5xx: number;
   };
+  /** Every node's traffic that is known (self first, then peers that sent theirs). */
+  readonly traffic: readonly HistoryTraffic[];
   /** Publish rounds seen so far (cumulative). */
   readonly publishes: number;
   readonly publisher: string | null;
@@ -81,10 +97,17 @@ export class History {
     }
     let errors5xx = 0;
     for (const [code, v] of Object.entries(n.proxy.byStatus)) if (code.startsWith('5')) errors5xx += v;
+    const traffic: HistoryTraffic[] = [{ id: selfId, name: n.name, open: n.proxy.open, accepted: n.proxy.accepted, requests: n.proxy.requests, bytesIn: n.proxy.bytesIn, bytesOut: n.proxy.bytesOut }];
+    for (const p of c?.peers ?? []) {
+      if (traffic.length >= MAX_TRAFFIC_NODES) break;
+      const t = p.traffic;
+      if (t !== undefined) traffic.push({ id: p.id, name: p.name, open: t.open, accepted: t.accepted, requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+    }
     const sample: HistorySample = {
       t: snap.atMs,
       nodes,
       self: { id: selfId, name: n.name, healthy: n.health.healthy, open: n.proxy.open, accepted: n.proxy.accepted, requests: n.proxy.requests, bytesIn: n.proxy.bytesIn, bytesOut: n.proxy.bytesOut, errors5xx },
+      traffic,
       publishes: Math.max(view.records, c?.publish?.publishes ?? 0),
       publisher: c?.publisher ?? null,
     };

@@ -19,12 +19,12 @@ import { NodeMetrics } from './metrics.js';
 import { PublishView, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
 import { buildStatus, healthzReasons } from './status.js';
 
-export { DASHBOARD_COLORS } from './dashboard.js';
-export { History, type HistoryDocument, type HistorySample } from './history.js';
-export { NodeMetrics, statusClass } from './metrics.js';
+export { DASHBOARD_COLORS, DASHBOARD_SERIES_COLORS } from './dashboard.js';
+export { History, MAX_TRAFFIC_NODES, type HistoryDocument, type HistorySample, type HistoryTraffic } from './history.js';
+export { MAX_NODE_SERIES, NodeMetrics, statusClass } from './metrics.js';
 export { PeriodClock, parseControlIsoTime, periodInfoAt, periodParamsFor } from './period.js';
 export { PublishView, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
-export { buildStatus, healthzReasons, STATUS_VERSION, type StatusDocument, type StatusNode } from './status.js';
+export { buildStatus, healthzReasons, publisherReportJson, STATUS_VERSION, type NodeTraffic, type PublisherReport, type StatusDocument, type StatusNode } from './status.js';
 
 /** Where the admin service reads the node. */
 export interface AdminSources {

@@ -9,13 +9,20 @@
  * PublisherStatus); cumulative counters are turned into prom-client Counters by adding the
  * difference since the last update (a counter that went backwards — a restarted component —
  * adds its new value). Cardinality is bounded: per-node series only for the cluster's
- * current nodes, per-HSDir series only for the current responsible set
- * ({@link PublishView}), both cleared and rebuilt on every update.
+ * current nodes (at most {@link MAX_NODE_SERIES}), per-HSDir series only for the current
+ * responsible set ({@link PublishView}), both cleared and rebuilt on every update.
+ *
+ * Per-node traffic (`torbalance_cluster_node_requests`, `…_received_bytes`, `…_sent_bytes`,
+ * `…_connections_open`) are gauges: this node's own counters and the peers' as their latest
+ * mesh heartbeat reported them (cumulative values a remote node may reset, so not Counters).
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { AdminSnapshot, PublishView } from './snapshot.js';
 
 type Labels = Record<string, string>;
+
+/** Most nodes with per-node series (self included). */
+export const MAX_NODE_SERIES = 64;
 
 /** A prom-client Counter fed from cumulative values. */
 class CumulativeCounter {
@@ -54,6 +61,10 @@ function makeGauges(r: Registry) {
     intro: gauge(r, 'torbalance_intro_points', "Intro points of this node's own descriptor"),
     clusterIntro: gauge(r, 'torbalance_cluster_node_intro_points', 'Intro points per cluster node as this node sees them', ['node', 'node_id']),
     clusterHealthy: gauge(r, 'torbalance_cluster_node_healthy', 'Health per cluster node as this node sees it', ['node', 'node_id']),
+    nodeRequests: gauge(r, 'torbalance_cluster_node_requests', 'HTTP requests answered per cluster node (cumulative, self and peers from heartbeats)', ['node', 'node_id']),
+    nodeBytesIn: gauge(r, 'torbalance_cluster_node_received_bytes', 'Bytes received from visitors per cluster node (cumulative, from heartbeats)', ['node', 'node_id']),
+    nodeBytesOut: gauge(r, 'torbalance_cluster_node_sent_bytes', 'Bytes sent to visitors per cluster node (cumulative, from heartbeats)', ['node', 'node_id']),
+    nodeOpen: gauge(r, 'torbalance_cluster_node_connections_open', 'Visitor connections open per cluster node (from heartbeats)', ['node', 'node_id']),
     clusterNodes: gauge(r, 'torbalance_cluster_nodes', 'Cluster nodes by mesh state (self counted as alive)', ['state']),
     isPublisher: gauge(r, 'torbalance_is_publisher', 'This node is the elected publisher (1) or not (0)'),
     clustered: gauge(r, 'torbalance_clustered', 'Live peers exist: descriptors are published by the cluster (1) or by tor itself (0)'),
@@ -151,14 +162,28 @@ export class NodeMetrics {
     g.clusterIntro.reset();
     g.clusterHealthy.reset();
     g.clusterNodes.reset();
+    for (const m of [g.nodeRequests, g.nodeBytesIn, g.nodeBytesOut, g.nodeOpen]) m.reset();
     if (cl !== undefined) {
-      g.clusterIntro.set({ node: cl.name, node_id: cl.nodeId }, cl.introPoints);
-      g.clusterHealthy.set({ node: cl.name, node_id: cl.nodeId }, cl.selfHealthy ? 1 : 0);
+      const traffic = (labels: Labels, t: { readonly open: number; readonly requests: number; readonly bytesIn: number; readonly bytesOut: number }): void => {
+        g.nodeRequests.set(labels, t.requests);
+        g.nodeBytesIn.set(labels, t.bytesIn);
+        g.nodeBytesOut.set(labels, t.bytesOut);
+        g.nodeOpen.set(labels, t.open);
+      };
+      const self = { node: cl.name, node_id: cl.nodeId };
+      g.clusterIntro.set(self, cl.introPoints);
+      g.clusterHealthy.set(self, cl.selfHealthy ? 1 : 0);
+      traffic(self, n.proxy);
       const states = new Map<string, number>([['alive', 1]]);
+      let series = 1;
       for (const p of cl.peers) {
-        g.clusterIntro.set({ node: p.name, node_id: p.id }, p.introPoints);
-        g.clusterHealthy.set({ node: p.name, node_id: p.id }, p.healthy ? 1 : 0);
         states.set(p.state, (states.get(p.state) ?? 0) + 1);
+        if (series >= MAX_NODE_SERIES) continue;
+        series += 1;
+        const labels = { node: p.name, node_id: p.id };
+        g.clusterIntro.set(labels, p.introPoints);
+        g.clusterHealthy.set(labels, p.healthy ? 1 : 0);
+        if (p.traffic !== undefined) traffic(labels, p.traffic);
       }
       for (const [s, v] of states) g.clusterNodes.set({ state: s }, v);
       g.isPublisher.set(cl.role === 'publisher' ? 1 : 0);

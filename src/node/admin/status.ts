@@ -3,10 +3,13 @@
  * a versioned JSON view of one node and of the cluster as this node sees it — nodes with
  * their roles, health, intro points and last contact; the elected publisher; the descriptor
  * revision and which HSDirs accepted each descriptor; the time to the next time period.
+ * Other nodes' traffic and, on members, the publisher's acceptance counts come from the
+ * peers' mesh heartbeats (ClusterPeerStatus.traffic, ClusterStatus.lastPublish).
  *
  * Built from an {@link AdminSnapshot} and the {@link PublishView}; contains no secrets (no
  * key material, no cluster secret, no target credentials).
  */
+import type { MeshPublishReport } from '../cluster.js';
 import type { AdminSnapshot, DescriptorState, PublishView } from './snapshot.js';
 
 /** Version of the `/status` document; bumped on incompatible changes. */
@@ -14,6 +17,31 @@ export const STATUS_VERSION = 1;
 
 /** Role of a node in the cluster view. */
 export type NodeRole = 'publisher' | 'member' | 'alone';
+
+/** A node's visitor traffic: cumulative proxy counters (its own for self, from heartbeats for peers). */
+export interface NodeTraffic {
+  readonly open: number;
+  readonly accepted: number;
+  readonly requests: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+/** The publisher's last publish round as its heartbeats report it (`publish.publisherReport`). */
+export interface PublisherReport {
+  readonly id: string;
+  readonly name: string;
+  /** When the round started (the publisher's clock), ms. */
+  readonly atMs: number;
+  /** Nodes whose intro points are in the descriptor. */
+  readonly nodes: number;
+  readonly descriptors: readonly {
+    readonly descriptor: 'first' | 'second';
+    readonly revisionCounter: string | null;
+    readonly accepted: number | null;
+    readonly total: number | null;
+  }[];
+}
 
 /** One node in `/status` `cluster.nodes`. */
 export interface StatusNode {
@@ -31,6 +59,8 @@ export interface StatusNode {
   readonly lastSeenAgoMs: number | null;
   readonly addr: string | null;
   readonly priority: number | null;
+  /** Its traffic counters (null: it sent none, e.g. an older node). Absent in older documents. */
+  readonly traffic?: NodeTraffic | null;
 }
 
 /** The `/status` document (version 1). */
@@ -89,6 +119,8 @@ export interface StatusDocument {
       readonly hsdirs: readonly { readonly fp: string; readonly result: string; readonly reason: string | null; readonly atMs: number }[];
     }[];
     readonly verification: { readonly atMs: number; readonly verified: number; readonly total: number } | null;
+    /** On a node that does not publish: the publisher's report from the mesh (absent in older documents). */
+    readonly publisherReport?: PublisherReport | null;
   } | null;
   readonly timePeriod: { readonly secondsToNext: number; readonly lengthMinutes: number; readonly nextStartAt: number; readonly periodNum: number } | null;
 }
@@ -102,6 +134,21 @@ function descriptorJson(d: DescriptorState): NonNullable<StatusDocument['publish
     total: d.total,
     hsdirs: d.hsdirs.map((h) => ({ fp: h.fp, result: h.result, reason: h.reason ?? null, atMs: h.atMs })),
   };
+}
+
+/** The `/status` form of a publish summary received over the mesh. */
+export function publisherReportJson(r: MeshPublishReport): PublisherReport {
+  const s = r.summary;
+  const descriptors = (['first', 'second'] as const).flatMap((descriptor, i) => {
+    const rev = s.revisions[i] ?? null;
+    const acc = s.accepted[i] ?? null;
+    return rev === null && acc === null ? [] : [{ descriptor, revisionCounter: rev, accepted: acc === null ? null : acc[0], total: acc === null ? null : acc[1] }];
+  });
+  return { id: r.nodeId, name: r.name, atMs: s.at, nodes: s.nodes, descriptors };
+}
+
+function trafficOf(t: NodeTraffic | undefined): NodeTraffic | null {
+  return t === undefined ? null : { open: t.open, accepted: t.accepted, requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut };
 }
 
 /** Build the `/status` document. */
@@ -122,6 +169,7 @@ export function buildStatus(snap: AdminSnapshot, view: PublishView): StatusDocum
       lastSeenAgoMs: 0,
       addr: c.advertise ?? null,
       priority: null,
+      traffic: trafficOf(n.proxy),
     };
     const peers: StatusNode[] = c.peers.map((p) => ({
       id: p.id,
@@ -135,6 +183,7 @@ export function buildStatus(snap: AdminSnapshot, view: PublishView): StatusDocum
       lastSeenAgoMs: p.lastSeenAgoMs ?? null,
       addr: p.addr,
       priority: p.priority,
+      traffic: trafficOf(p.traffic),
     }));
     const nodes = [self, ...peers].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
     const pub = c.publisher === undefined ? null : { id: c.publisher, name: nodes.find((x) => x.id === c.publisher)?.name ?? null };
@@ -164,6 +213,7 @@ export function buildStatus(snap: AdminSnapshot, view: PublishView): StatusDocum
           lastError: p.lastError === undefined ? null : { code: p.lastError.code, message: p.lastError.message, atMs: p.lastError.atMs },
           descriptors: view.descriptors().map(descriptorJson),
           verification: lv === undefined ? null : { atMs: lv.atMs, verified: lv.hsdirs.filter((h) => h.result === 'verified').length, total: lv.hsdirs.length },
+          publisherReport: c?.lastPublish === undefined ? null : publisherReportJson(c.lastPublish),
         };
   const t = n.health.target;
   return {
