@@ -40,7 +40,7 @@ function doc(): StatusDocument {
     node: { id: 'a'.repeat(64), name: 'node0', masterAddress: 'm'.repeat(56) + '.onion', targetAddress: TARGET, state: 'running' },
     tor: { state: 'ready', pid: 1, restarts: 0, bootstrap: 100, warning: null },
     health: { healthy: true, reasons: [], target: { healthy: true, latencyMs: 5, lastCheckAt: 1, consecutiveFailures: 0, lastError: null }, introPoints: 3, descriptor: 'present' },
-    proxy: { open: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0, requests: 0, byStatus: {} },
+    proxy: { open: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0, requests: 5, byStatus: {} },
     cluster: {
       nodeId: 'a'.repeat(64),
       role: 'publisher',
@@ -48,7 +48,7 @@ function doc(): StatusDocument {
       transport: 'tcp',
       publisher: { id: 'a'.repeat(64), name: 'node0' },
       electionReason: '',
-      nodes: [node('node0', 'a'.repeat(64), 'publisher', true), node('node1', 'b'.repeat(64), 'member', false), node('node2\u001b[31m', 'c'.repeat(64), 'member', false, false)],
+      nodes: [node('node0', 'a'.repeat(64), 'publisher', true), { ...node('node1', 'b'.repeat(64), 'member', false), traffic: { open: 0, accepted: 20, requests: 17, bytesIn: 1, bytesOut: 2 } }, node('node2\u001b[31m', 'c'.repeat(64), 'member', false, false)],
       mesh: null,
       failClosed: false,
     },
@@ -92,15 +92,16 @@ async function configWithAdmin(): Promise<{ file: string; sock: string }> {
 }
 
 describe('formatStatus', () => {
-  it('prints one row per node with role, state, health, intro points and last seen, then the publish summary', () => {
+  it('prints one row per node with role, state, health, intro points, requests and last seen, then the publish summary', () => {
     const text = formatStatus(doc());
     const lines = text.split('\n');
     const header = lines.findIndex((l) => l.startsWith('NODE'));
-    expect(lines[header]).toMatch(/^NODE\s+ID\s+ROLE\s+STATE\s+HEALTH\s+INTRO\s+LAST SEEN$/);
-    expect(lines[header + 2]).toMatch(/^node0 \*\s+aaaaaaaaaaaa\s+publisher\s+alive\s+healthy\s+3\s+self$/);
-    expect(lines[header + 3]).toMatch(/^node1\s+bbbbbbbbbbbb\s+member\s+alive\s+healthy\s+3\s+now$/);
+    expect(lines[header]).toMatch(/^NODE\s+ID\s+ROLE\s+STATE\s+HEALTH\s+INTRO\s+REQUESTS\s+LAST SEEN$/);
+    // self: its own proxy counter (the document's node has no traffic field); node1: from its heartbeats; node2: sent none
+    expect(lines[header + 2]).toMatch(/^node0 \*\s+aaaaaaaaaaaa\s+publisher\s+alive\s+healthy\s+3\s+5\s+self$/);
+    expect(lines[header + 3]).toMatch(/^node1\s+bbbbbbbbbbbb\s+member\s+alive\s+healthy\s+3\s+17\s+now$/);
     // control characters from a peer's name are neutralised
-    expect(lines[header + 4]).toMatch(/^node2\?\[31m\s+cccccccccccc\s+member\s+alive\s+UNHEALTHY \(no intro points\)\s+0\s+now$/);
+    expect(lines[header + 4]).toMatch(/^node2\?\[31m\s+cccccccccccc\s+member\s+alive\s+UNHEALTHY \(no intro points\)\s+0\s+-\s+now$/);
     expect(text).not.toContain('\u001b');
     expect(text).toContain('publisher:          node0 (aaaaaaaaaaaa)');
     expect(text).toContain('descriptor revision: first 123456 (period 10), second 123457 (period 11)');
@@ -114,6 +115,16 @@ describe('formatStatus', () => {
     const text = formatStatus(m);
     expect(text).toContain('descriptor revision: not published by this node (ask the publisher, node1)');
     expect(text).toContain('next time period:   unknown');
+  });
+
+  it("on a member: shows the publisher's acceptance (n/m) from the mesh instead of asking the publisher", () => {
+    const d = doc();
+    const report = { id: 'b'.repeat(64), name: 'node1', atMs: -7000, nodes: 3, descriptors: [{ descriptor: 'first' as const, revisionCounter: '99', accepted: 5, total: 8 }, { descriptor: 'second' as const, revisionCounter: null, accepted: null, total: null }] };
+    const m: StatusDocument = { ...d, cluster: { ...d.cluster!, role: 'member', publisher: { id: 'b'.repeat(64), name: 'node1' } }, publish: { ...d.publish!, active: false, descriptors: [], publisherReport: report } };
+    const text = formatStatus(m);
+    expect(text).toContain('descriptor revision: first 99, second ?  (reported by node1, published 7s ago)');
+    expect(text).toContain('HSDirs accepted:    first 5/8, second ?');
+    expect(text).not.toContain('ask the publisher');
   });
 
   it('rejects documents of another shape or version', () => {

@@ -3,10 +3,11 @@
  * admin API (issue 6 "Seeing the cluster"; `GET /status`, docs/admin-api.md). The admin
  * address comes from the config (`admin.listen`, default `unix:<data_dir>/admin.sock`).
  *
- * Output: one row per node (name, short id, role, state, health, intro points, last seen),
- * then the publisher, the descriptor revision, the HSDirs that accepted each descriptor
- * (n/m; known on the publisher only) and the time to the next time period. `--json` prints
- * the `/status` document as it came.
+ * Output: one row per node (name, short id, role, state, health, intro points, requests,
+ * last seen; a peer's requests come from its mesh heartbeats, `-` when it sent none), then
+ * the publisher, the descriptor revision, the HSDirs that accepted each descriptor (n/m: the
+ * publisher's own record, or on a member the publisher's report from the mesh) and the time
+ * to the next time period. `--json` prints the `/status` document as it came.
  */
 import type { Command } from 'commander';
 import { adminRequest } from '../../adapters/admin/client.js';
@@ -69,17 +70,23 @@ export function formatStatus(s: StatusDocument): string {
     n.state === 'self' ? 'alive' : clean(n.state, 12),
     n.healthy ? 'healthy' : `UNHEALTHY${n.reasons.length > 0 ? ` (${clean(n.reasons.join('; '), 50)})` : ''}`,
     String(n.introPoints),
+    n.traffic === undefined || n.traffic === null ? (n.self ? String(s.proxy.requests) : '-') : String(n.traffic.requests),
     n.self ? 'self' : ago(n.lastSeenAgoMs),
   ]);
   out.push('');
-  out.push(table(['NODE', 'ID', 'ROLE', 'STATE', 'HEALTH', 'INTRO', 'LAST SEEN'], rows));
+  out.push(table(['NODE', 'ID', 'ROLE', 'STATE', 'HEALTH', 'INTRO', 'REQUESTS', 'LAST SEEN'], rows));
   out.push('');
   const pub = s.cluster?.publisher;
   out.push(`publisher:          ${s.cluster === null ? 'tor itself (single node, no cluster)' : pub === null || pub === undefined ? 'none elected' : `${clean(pub.name ?? '?')} (${pub.id.slice(0, 12)})`}`);
   const descs = s.publish?.descriptors ?? [];
+  const report = s.publish?.publisherReport;
   if (descs.length > 0) {
     out.push(`descriptor revision: ${descs.map((d) => `${d.descriptor} ${d.revisionCounter} (period ${d.periodNum})`).join(', ')}`);
     out.push(`HSDirs accepted:    ${descs.map((d) => `${d.descriptor} ${d.accepted}/${d.total}`).join(', ')}`);
+  } else if (report !== undefined && report !== null && report.descriptors.length > 0) {
+    const by = `reported by ${clean(report.name === '' ? report.id.slice(0, 12) : report.name)}, published ${ago(Math.max(0, s.generatedAt - report.atMs))}`;
+    out.push(`descriptor revision: ${report.descriptors.map((d) => `${d.descriptor} ${d.revisionCounter === null ? '?' : clean(d.revisionCounter, 20)}`).join(', ')}  (${by})`);
+    out.push(`HSDirs accepted:    ${report.descriptors.map((d) => `${d.descriptor} ${d.accepted === null || d.total === null ? '?' : `${d.accepted}/${d.total}`}`).join(', ')}`);
   } else {
     const where = pub !== null && pub !== undefined && s.cluster?.role !== 'publisher' ? ` (ask the publisher, ${clean(pub.name ?? pub.id.slice(0, 12))})` : '';
     out.push(`descriptor revision: not published by this node${where}`);
