@@ -120,11 +120,13 @@ describe('formatStatus', () => {
   it("on a member: shows the publisher's acceptance (n/m) from the mesh instead of asking the publisher", () => {
     const d = doc();
     const report = { id: 'b'.repeat(64), name: 'node1', atMs: -7000, nodes: 3, descriptors: [{ descriptor: 'first' as const, revisionCounter: '99', accepted: 5, total: 8 }, { descriptor: 'second' as const, revisionCounter: null, accepted: null, total: null }] };
-    const m: StatusDocument = { ...d, cluster: { ...d.cluster!, role: 'member', publisher: { id: 'b'.repeat(64), name: 'node1' } }, publish: { ...d.publish!, active: false, descriptors: [], publisherReport: report } };
+    const m: StatusDocument = { ...d, cluster: { ...d.cluster!, role: 'member', publisher: { id: 'b'.repeat(64), name: 'node1' } }, publish: { ...d.publish!, active: false, publisherReport: report } };
+    // (this node published earlier: its own records are stale; the publisher's report wins)
     const text = formatStatus(m);
     expect(text).toContain('descriptor revision: first 99, second ?  (reported by node1, published 7s ago)');
     expect(text).toContain('HSDirs accepted:    first 5/8, second ?');
     expect(text).not.toContain('ask the publisher');
+    expect(text).not.toContain('123456');
   });
 
   it('rejects documents of another shape or version', () => {

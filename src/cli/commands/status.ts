@@ -80,10 +80,13 @@ export function formatStatus(s: StatusDocument): string {
   out.push(`publisher:          ${s.cluster === null ? 'tor itself (single node, no cluster)' : pub === null || pub === undefined ? 'none elected' : `${clean(pub.name ?? '?')} (${pub.id.slice(0, 12)})`}`);
   const descs = s.publish?.descriptors ?? [];
   const report = s.publish?.publisherReport;
-  if (descs.length > 0) {
+  const hasReport = report !== undefined && report !== null && report.descriptors.length > 0;
+  // A node that published earlier keeps its own (now stale) records: while it does not
+  // publish, the current publisher's report wins.
+  if (descs.length > 0 && (s.publish?.active === true || !hasReport)) {
     out.push(`descriptor revision: ${descs.map((d) => `${d.descriptor} ${d.revisionCounter} (period ${d.periodNum})`).join(', ')}`);
     out.push(`HSDirs accepted:    ${descs.map((d) => `${d.descriptor} ${d.accepted}/${d.total}`).join(', ')}`);
-  } else if (report !== undefined && report !== null && report.descriptors.length > 0) {
+  } else if (hasReport) {
     const by = `reported by ${clean(report.name === '' ? report.id.slice(0, 12) : report.name)}, published ${ago(Math.max(0, s.generatedAt - report.atMs))}`;
     out.push(`descriptor revision: ${report.descriptors.map((d) => `${d.descriptor} ${d.revisionCounter === null ? '?' : clean(d.revisionCounter, 20)}`).join(', ')}  (${by})`);
     out.push(`HSDirs accepted:    ${report.descriptors.map((d) => `${d.descriptor} ${d.accepted === null || d.total === null ? '?' : `${d.accepted}/${d.total}`}`).join(', ')}`);

@@ -195,7 +195,7 @@ export const DASHBOARD_JS = `'use strict';
     setText('publisher', pub ? (pub.name || pub.id.slice(0, 12)) : (st.cluster ? 'none' : 'tor (single node)'));
     var d = st.publish ? st.publish.descriptors : [];
     var rep = st.publish && st.publish.publisherReport;
-    if (d.length) {
+    if (d.length && (st.publish.active || !(rep && rep.descriptors.length))) {
       setText('revision', d.map(function (x) { return x.descriptor + ' ' + x.revisionCounter; }).join(' / '));
       setText('hsdirs', d.map(function (x) { return x.descriptor + ' ' + x.accepted + '/' + x.total; }).join(', '));
     } else if (rep && rep.descriptors.length) {
