@@ -8,6 +8,9 @@
  * - visitor requests through a client tor; `/metrics` parses (strict parser) on every node,
  *   with non-zero 2xx request counters over the cluster and non-zero publish/upload counters
  *   on the publisher;
+ * - over the mesh: a member's `/status` lists non-zero requests for another node (from that
+ *   node's heartbeats) and the publisher's acceptance (HSDirs n/m per descriptor), and its
+ *   `torbalance status` prints them;
  * - the spawned `torbalance status --config …` (built binary) prints the table with three node
  *   rows and exactly one publisher row;
  * - headless Chromium: `--dump-dom` shows all three node names (map and table) and the
@@ -140,6 +143,37 @@ describe('admin API on a live cluster', () => {
     );
     log(`visitor requests ok after ${secs(Date.now() - t0)}`);
 
+    // traffic and the publisher's acceptance over the mesh: a node X that served requests, seen
+    // from a member M ≠ X through X's heartbeats; M also reports the publisher's HSDir acceptance
+    const own = await Promise.all([0, 1, 2].map(status));
+    const busy = own.findIndex((s) => s.proxy.requests > 0);
+    expect(busy).toBeGreaterThanOrEqual(0);
+    const m = [0, 1, 2].find((i) => i !== busy && i !== settled.pubIndex)!;
+    const busyName = own[busy]!.node.name;
+    const seen = await waitUntil(
+      `node${m} /status lists ${busyName}'s requests and the publisher's acceptance`,
+      async () => {
+        const s = await status(m);
+        const x = s.cluster?.nodes.find((n) => n.name === busyName && !n.self);
+        const rep = s.publish?.publisherReport;
+        if (x?.traffic === undefined || x.traffic === null || x.traffic.requests === 0) return undefined;
+        if (rep === undefined || rep === null || rep.descriptors.length !== 2) return undefined;
+        return { s, x, rep };
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    log(`node${m} sees ${busyName}: ${seen.x.traffic!.requests} requests; publisher report ${seen.rep.descriptors.map((d) => `${d.descriptor} ${String(d.accepted)}/${String(d.total)}`).join(', ')} from ${seen.rep.name}`);
+    expect(seen.s.cluster!.role).toBe('member');
+    // a heartbeat reports the sender's counters as they were then: never more than it has now
+    expect(seen.x.traffic!.requests).toBeLessThanOrEqual((await status(busy)).proxy.requests);
+    expect(seen.rep.name).toBe(pubName);
+    expect(seen.rep.descriptors.map((d) => d.descriptor)).toEqual(['first', 'second']);
+    for (const d of seen.rep.descriptors) {
+      expect(d.revisionCounter).toMatch(/^\d+$/);
+      expect(d.accepted).toBeGreaterThan(0);
+      expect(d.total).toBeGreaterThanOrEqual(d.accepted!);
+    }
+
     // metrics on every node
     let requests2xx = 0;
     for (let i = 0; i < 3; i++) {
@@ -162,7 +196,7 @@ describe('admin API on a live cluster', () => {
     expect(requests2xx).toBeGreaterThanOrEqual(6);
 
     // torbalance status (the built binary) from a member's and the publisher's config
-    for (const i of [0, settled.pubIndex]) {
+    for (const i of [m, settled.pubIndex]) {
       const st = await run(process.execPath, [BIN, 'status', '--config', cluster.nodes[i]!.configPath], 60_000);
       expect(st.stderr).toBe('');
       expect(st.code).toBe(0);
@@ -171,7 +205,15 @@ describe('admin API on a live cluster', () => {
       expect(rows.filter((l) => /\spublisher\s/.test(l))).toHaveLength(1);
       expect(rows.filter((l) => /\smember\s/.test(l))).toHaveLength(2);
       expect(st.stdout).toContain(`publisher:          ${pubName} `);
-      if (i === settled.pubIndex) expect(st.stdout).toMatch(/HSDirs accepted: {4}first \d+\/\d+, second \d+\/\d+/);
+      // on the member: the publisher's acceptance as its heartbeats report it
+      expect(st.stdout).toMatch(/HSDirs accepted: {4}first \d+\/\d+, second \d+\/\d+/);
+      expect(st.stdout).toMatch(/^NODE\s+ID\s+ROLE\s+STATE\s+HEALTH\s+INTRO\s+REQUESTS\s+LAST SEEN$/m);
+      if (i === m) {
+        expect(st.stdout).toContain(`(reported by ${pubName}, published `);
+        // NODE ID ROLE STATE HEALTH INTRO REQUESTS …: the busy node's requests from its heartbeats
+        const row = rows.find((l) => l.startsWith(`${busyName} `))!;
+        expect(Number(row.split(/\s+/)[6])).toBeGreaterThan(0);
+      }
       log(`torbalance status (node${i}):\n${st.stdout}`);
     }
 
