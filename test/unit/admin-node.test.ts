@@ -13,6 +13,7 @@ import type { ClusterStatus } from '../../src/node/cluster.js';
 import type { PublishRecord } from '../../src/node/publisher/index.js';
 import { testingNetworkPeriodParams, timePeriodStart } from '../../src/core/hs/time-period.js';
 import { parsePromText, promValue } from '../helpers/prom-text.js';
+import { clusterStatusFixture, nodeStatusFixture } from '../helpers/admin-fixtures.js';
 
 const FP = (i: number): string => i.toString(16).toUpperCase().padStart(40, '0');
 
@@ -32,55 +33,8 @@ function record(atMs: number, reason: string, servers: number[], results: ['uplo
   };
 }
 
-function cluster(over: Partial<ClusterStatus> = {}): ClusterStatus {
-  return {
-    nodeId: 'aaaa1111',
-    name: 'node0',
-    transport: 'tcp',
-    advertise: 'tcp:127.0.0.1:7000',
-    state: 'running',
-    clustered: true,
-    torPublishes: false,
-    role: 'publisher',
-    publisher: 'aaaa1111',
-    selfIsPublisher: true,
-    leaseUntil: 1,
-    electionReason: 'lowest id',
-    selfHealthy: true,
-    introPoints: 3,
-    peers: [
-      { id: 'bbbb2222', name: 'node1', addr: 'tcp:127.0.0.1:7001', state: 'alive', healthy: true, reasons: [], priority: 100, introPoints: 3, lastSeenAgoMs: 400 },
-      { id: 'cccc3333', name: 'node2', addr: 'tcp:127.0.0.1:7002', state: 'dead', healthy: false, reasons: ['target'], priority: 100, introPoints: 0, lastSeenAgoMs: 9000 },
-    ],
-    publishing: ['aaaa1111', 'bbbb2222'],
-    publish: undefined,
-    failClosed: { active: false, closedCircuits: 0 },
-    mesh: undefined,
-    lastModeError: undefined,
-    meshOnion: undefined,
-    ...over,
-  };
-}
-
-function node(over: Partial<NodeStatus> = {}): NodeStatus {
-  return {
-    name: 'node0',
-    masterAddress: 'x'.repeat(56) + '.onion',
-    targetAddress: '127.0.0.1',
-    state: 'running',
-    tor: { state: 'ready', pid: 42, restarts: 0, socksPort: 9050 },
-    health: {
-      healthy: true,
-      target: { healthy: true, consecutiveFailures: 0, latencyMs: 12, lastCheckAt: 1 },
-      tor: { progress: 100 },
-      intro: { descriptor: 'present', introPoints: 3 },
-      reasons: [],
-    },
-    proxy: { open: 1, accepted: 10, rejected: 2, bytesIn: 1000, bytesOut: 5000, requests: 9, byStatus: { '200': 7, '404': 1, '502': 1 } },
-    cluster: cluster(),
-    ...over,
-  };
-}
+const cluster = clusterStatusFixture;
+const node = nodeStatusFixture;
 
 function publishStatus(rec: PublishRecord, publishes = 1): NonNullable<ClusterStatus['publish']> {
   return { active: true, introPoints: 6, introDigest: 'd', publishes, lastPublish: rec, retryPending: 0, verifications: 0, staleFound: 0 };

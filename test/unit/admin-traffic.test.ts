@@ -16,6 +16,7 @@ import type { ClusterView, PeerView } from '../../src/node/mesh/index.js';
 import type { PublishRecord } from '../../src/node/publisher/index.js';
 import type { PublishSummary, TrafficSummary } from '../../src/core/mesh/index.js';
 import { parsePromText, promValue } from '../helpers/prom-text.js';
+import { clusterStatusFixture, nodeStatusFixture } from '../helpers/admin-fixtures.js';
 
 const FP = (i: number): string => i.toString(16).toUpperCase().padStart(40, '0');
 const T = (requests: number, bytesOut = requests * 100): TrafficSummary => ({ open: 1, accepted: requests + 1, requests, bytesIn: requests * 10, bytesOut });
@@ -26,45 +27,22 @@ function peer(id: string, name: string, over: Partial<ClusterPeerStatus> = {}): 
 }
 
 function cluster(over: Partial<ClusterStatus> = {}): ClusterStatus {
-  return {
-    nodeId: 'aaaa1111',
-    name: 'node0',
-    transport: 'tcp',
-    advertise: 'tcp:127.0.0.1:7000',
-    state: 'running',
-    clustered: true,
-    torPublishes: false,
+  return clusterStatusFixture({
     role: 'member',
     publisher: 'bbbb2222',
     selfIsPublisher: false,
     leaseUntil: undefined,
     electionReason: 'highest priority',
-    selfHealthy: true,
-    introPoints: 3,
     peers: [peer('bbbb2222', 'node1', { traffic: T(40) }), peer('cccc3333', 'node2')],
     publishing: [],
     publish: { active: false, introPoints: 0, introDigest: undefined, publishes: 0, retryPending: 0, verifications: 0, staleFound: 0 },
     lastPublish: { nodeId: 'bbbb2222', name: 'node1', summary: SUMMARY },
-    failClosed: { active: false, closedCircuits: 0 },
-    mesh: undefined,
-    lastModeError: undefined,
-    meshOnion: undefined,
     ...over,
-  };
+  });
 }
 
 function node(over: Partial<NodeStatus> = {}, requests = 9): NodeStatus {
-  return {
-    name: 'node0',
-    masterAddress: 'x'.repeat(56) + '.onion',
-    targetAddress: '127.0.0.1',
-    state: 'running',
-    tor: { state: 'ready', pid: 42, restarts: 0, socksPort: 9050 },
-    health: { healthy: true, target: { healthy: true, consecutiveFailures: 0, latencyMs: 12, lastCheckAt: 1 }, tor: { progress: 100 }, intro: { descriptor: 'present', introPoints: 3 }, reasons: [] },
-    proxy: { open: 1, accepted: 10, rejected: 2, bytesIn: 1000, bytesOut: 5000, requests, byStatus: { '200': requests } },
-    cluster: cluster(),
-    ...over,
-  };
+  return nodeStatusFixture({ proxy: { open: 1, accepted: 10, rejected: 2, bytesIn: 1000, bytesOut: 5000, requests, byStatus: { '200': requests } }, cluster: cluster(), ...over });
 }
 
 describe('/status: traffic per node and the publisher report', () => {
