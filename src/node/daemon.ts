@@ -51,7 +51,7 @@ import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js
 import { joinSocketPath } from './join/paths.js';
 import { TargetHealth, type HealthProbe } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
-import { ReverseProxy, type ProxyStats } from './proxy/index.js';
+import { ReverseProxy, type ProxyLimits, type ProxyStats } from './proxy/index.js';
 import { planReload, type ReloadPlan } from './reload.js';
 
 /** Layout of `node.data_dir`. */
@@ -123,6 +123,25 @@ export interface NodeHandle {
    * stays). TB_ERR_NODE_RELOAD when the node is not running or has no config file.
    */
   reload(): Promise<ReloadPlan>;
+}
+
+/** The proxy's limits from a config (at start and on reload). */
+function proxyLimits(c: Config): ProxyLimits {
+  const l = c.proxy.limits;
+  return {
+    maxConnections: l.max_connections,
+    maxConnectionsPerCircuit: l.max_connections_per_circuit,
+    connectTimeoutMs: l.connect_timeout_ms,
+    headerTimeoutMs: l.header_timeout_ms,
+    idleTimeoutMs: l.idle_timeout_ms,
+  };
+}
+
+/** The target health probe from a config (at start and on reload). */
+function healthProbe(c: Config): HealthProbe {
+  return c.health.kind === 'http'
+    ? { kind: 'http', path: c.health.path, ...(c.health.expect_status === undefined ? {} : { expectStatus: c.health.expect_status }) }
+    : { kind: 'tcp' };
 }
 
 function daemonError(code: string, message: string, cause?: unknown): TorbalanceError {
@@ -228,13 +247,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     target: { address: config.target.address, port: config.target.port, ...(tls === undefined ? {} : { tls }) },
     socks,
     proxyProtocol: true,
-    limits: {
-      maxConnections: config.proxy.limits.max_connections,
-      maxConnectionsPerCircuit: config.proxy.limits.max_connections_per_circuit,
-      connectTimeoutMs: config.proxy.limits.connect_timeout_ms,
-      headerTimeoutMs: config.proxy.limits.header_timeout_ms,
-      idleTimeoutMs: config.proxy.limits.idle_timeout_ms,
-    },
+    limits: proxyLimits(config),
     rewriteBodies: config.proxy.rewrite_bodies,
     logger: log.child({ component: 'proxy' }),
   });
@@ -251,17 +264,10 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   });
   const torLog = log.child({ component: 'tor' });
 
-  const healthProbe = (c: Config): HealthProbe =>
-    c.health.kind === 'http'
-      ? { kind: 'http', path: c.health.path, ...(c.health.expect_status === undefined ? {} : { expectStatus: c.health.expect_status }) }
-      : { kind: 'tcp' };
   const health = new TargetHealth({
     target: { address: config.target.address, port: config.target.port },
     socks,
-    probe:
-      config.health.kind === 'http'
-        ? { kind: 'http', path: config.health.path, ...(config.health.expect_status === undefined ? {} : { expectStatus: config.health.expect_status }) }
-        : { kind: 'tcp' },
+    probe: healthProbe(config),
     intervalMs: config.health.interval_ms,
     timeoutMs: config.health.timeout_ms,
     ...(options.timers === undefined ? {} : { timers: options.timers }),
@@ -477,16 +483,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       }
       const plan = planReload(config, applied, next);
       try {
-        proxy.updateSettings({
-          limits: {
-            maxConnections: next.proxy.limits.max_connections,
-            maxConnectionsPerCircuit: next.proxy.limits.max_connections_per_circuit,
-            connectTimeoutMs: next.proxy.limits.connect_timeout_ms,
-            headerTimeoutMs: next.proxy.limits.header_timeout_ms,
-            idleTimeoutMs: next.proxy.limits.idle_timeout_ms,
-          },
-          rewriteBodies: next.proxy.rewrite_bodies,
-        });
+        proxy.updateSettings({ limits: proxyLimits(next), rewriteBodies: next.proxy.rewrite_bodies });
         health.update({ probe: healthProbe(next), intervalMs: next.health.interval_ms, timeoutMs: next.health.timeout_ms });
       } catch (e) {
         log.error({ err: e, file: source }, 'reload refused: cannot apply the new values; keeping the running configuration');
