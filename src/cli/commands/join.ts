@@ -36,7 +36,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type net from 'node:net';
 import type { Command } from 'commander';
-import { parseConfigText } from '../../adapters/config/load.js';
+import { extraConfigLines, parseConfigText } from '../../adapters/config/load.js';
 import { parseClusterAddress, parseHostPort, parseTorrcLine } from '../../adapters/config/schema.js';
 import { exists, readAtMost, writeFileAtomic, writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { NODE_SECRET_BYTES, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
@@ -327,7 +327,7 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
       throw new TorbalanceError('TB_ERR_JOIN_MASTER', 'peer', 'the cluster sent an invalid master key');
     }
     if (keypair.address !== master) throw new TorbalanceError('TB_ERR_JOIN_MASTER', 'peer', `the cluster sent the key of ${keypair.address}, not of the token's master ${master}`);
-    const torLines = torExtra !== undefined ? torExtra.map(([k, v]) => (v === '' ? k : `${k} ${v}`)) : inheritedTorLines(bundle.settings.torExtraConfig);
+    const torLines = torExtra !== undefined ? extraConfigLines(torExtra) : inheritedTorLines(bundle.settings.torExtraConfig);
     const { text, clusterEnabled } = joinConfigText({ name: o.name, bundle, listen: o.listen, priority: o.priority, onionPort: port, torLines });
     parseConfigText(text, { baseDir: dir, source: configPath });
     await mkdir(dir, { recursive: true, mode: 0o700 });

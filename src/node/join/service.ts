@@ -24,6 +24,7 @@
  * other's `used` arrives (gossip takes one heartbeat); within one node attempts are serialised.
  */
 import type { AdminRoute } from '../../adapters/admin/server.js';
+import { extraConfigLines } from '../../adapters/config/load.js';
 import type { Config } from '../../adapters/config/schema.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import { TorbalanceError } from '../../core/errors.js';
@@ -261,7 +262,7 @@ export class JoinService {
     return {
       transport: c.cluster.transport,
       target: { address: c.target.address, port: c.target.port, mode: c.target.mode },
-      torExtraConfig: c.tor.extra_config.map(([k, v]) => (v === '' ? k : `${k} ${v}`)),
+      torExtraConfig: extraConfigLines(c.tor.extra_config),
       cluster: {
         heartbeat_ms: c.cluster.heartbeat_ms,
         suspect_after_ms: c.cluster.suspect_after_ms,
