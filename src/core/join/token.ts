@@ -28,7 +28,7 @@
  * `hs_address_is_valid`) are checked. Every failure is DecodeError `TB_ERR_JOIN_TOKEN` whose
  * message names the failed check only (never token bytes).
  */
-import { ByteReader, concatBytes, fromBase64, toBase64, toHex, u16be, u64be, utf8, fromHex } from '../bytes.js';
+import { ByteReader, concatBytes, fromBase64, toBase64NoPad, toHex, u16be, u64be, utf8, fromHex } from '../bytes.js';
 import { constantTimeEqual, hkdfSha256, hmacSha256 } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
 import { decodeOnionAddress, encodeOnionAddress } from '../hs/address.js';
@@ -163,7 +163,7 @@ export function issueJoinToken(clusterSecret: Uint8Array, master: string, port: 
 
 /** base64url without padding. */
 function toBase64Url(b: Uint8Array): string {
-  return toBase64(b).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+  return toBase64NoPad(b).replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 /**
