@@ -575,19 +575,29 @@ export class ClusterService {
     };
   }
 
+  /**
+   * The local state the mesh advertises. The mesh reads it for every view and election (each
+   * received frame, each status), but reads `traffic` and `publish` only when it builds a
+   * heartbeat: they are getters, so the proxy's per-socket byte counts and the publish summary
+   * are computed once per heartbeat, not on every call.
+   */
   #localState(): LocalMeshState {
     const h = this.#o.health.node();
     const cur = this.#collector?.current();
     const points: IntroPointWire[] = cur === undefined ? [] : [...cur.points];
-    const traffic = this.#trafficSummary();
-    const publish = this.#publishSummary();
+    const traffic = (): TrafficSummary | undefined => this.#trafficSummary();
+    const publish = (): PublishSummary | undefined => this.#publishSummary();
     return {
       healthy: h.healthy,
       reasons: [...h.reasons],
       introPoints: points,
       introDigest: cur?.digest ?? introDigest([]),
-      ...(traffic === undefined ? {} : { traffic }),
-      ...(publish === undefined ? {} : { publish }),
+      get traffic() {
+        return traffic();
+      },
+      get publish() {
+        return publish();
+      },
     };
   }
 

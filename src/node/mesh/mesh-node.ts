@@ -81,9 +81,12 @@ export interface LocalMeshState {
   readonly reasons: string[];
   readonly introPoints: IntroPointWire[];
   readonly introDigest: string;
-  /** The node's visitor traffic (cumulative proxy counters), sent in heartbeats. */
+  /**
+   * The node's visitor traffic (cumulative proxy counters), sent in heartbeats. Read only when
+   * a heartbeat is built (the cluster computes it lazily in a getter).
+   */
   readonly traffic?: TrafficSummary | undefined;
-  /** The node's last publish round, only while it publishes; sent in heartbeats. */
+  /** The node's last publish round, only while it publishes; sent in heartbeats (read like `traffic`). */
   readonly publish?: PublishSummary | undefined;
 }
 
