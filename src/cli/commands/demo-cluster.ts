@@ -4,7 +4,7 @@
  * master key and one cluster secret, each with its own node key, meshing over loopback TCP —
  * the same set-up as the test harness (test/helpers/cluster-harness.ts), as product code.
  *
- * Set-up per node (the code path of `torbalance init --cluster`, {@link initNode}): node 1
+ * Set-up per node ({@link initTestnetNode}: the code path of `torbalance init --cluster`): node 1
  * generates the master key and the cluster secret; the others copy node 1's key files and get
  * the secret with `secretFrom`, plus their own node key. Each config gets the network's torrc
  * lines, short health intervals and the demo's cluster timings ({@link DEMO_TIMINGS}).
@@ -26,12 +26,13 @@ import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminRequest } from '../../adapters/admin/client.js';
 import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
+import { keyDirectoryPaths } from '../../adapters/fs/key-store.js';
 import { httpGetThroughTor } from '../../adapters/net/onion-http.js';
-import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
+import { allocatePorts, isProcessAlive, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
 import { TorbalanceError } from '../../core/errors.js';
 import type { NodeStatus } from '../../node/daemon.js';
 import type { PublishRecord } from '../../node/publisher/publisher.js';
-import { initNode } from './init.js';
+import { initNode, type InitOptions, type InitResult } from './init.js';
 
 /** Cluster timings written into every demo node's `[cluster]` table. */
 export interface DemoTimings {
@@ -207,16 +208,6 @@ export async function visitThroughTor(socksPort: number, host: string, isolation
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-/** Whether `pid` is a live (not zombie) process. */
-export function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 function killQuietly(pid: number | undefined, sig: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
@@ -237,6 +228,54 @@ export function torbalanceBin(): string {
     if (existsSync(p)) return p;
   }
   throw new TorbalanceError('TB_ERR_DEMO_FAILED', 'config', 'cannot find bin/torbalance.js next to this installation');
+}
+
+/** Options of {@link initTestnetNode}. */
+export interface TestnetNodeOptions {
+  /** `initNode`'s options: the node's directory, name, target and `[cluster]` table. */
+  readonly init: InitOptions;
+  /** Key directory of the node that generated the master key: its files are copied in (undefined: this is that node). */
+  readonly masterKeyFrom?: string | undefined;
+  readonly net: TestnetDescription;
+  /** The node tor's nickname (≤ 19 alphanumerics, unique in the network). */
+  readonly nickname: string;
+  /** Written into the `[cluster]` table (undefined: leave it as init wrote it, or there is none). */
+  readonly timings?: DemoTimings | undefined;
+  readonly logLevel?: string | undefined;
+  /** Appended to the config (e.g. an `[admin]` table). */
+  readonly extraToml?: string | undefined;
+}
+
+/**
+ * Set up one node of a cluster on a private tor network: `initNode` (the code path of
+ * `torbalance init [--cluster]`), the master key files of the node that generated it copied
+ * in, and the config completed with the network's torrc lines (tor's own SafeLogging), the
+ * cluster timings, a TCP health check every 2 s, a 1 s drain and JSON logs. Used by
+ * {@link DemoCluster.create} and the real-tor test harness (test/helpers/cluster-harness.ts).
+ */
+export async function initTestnetNode(o: TestnetNodeOptions): Promise<InitResult> {
+  const init = await initNode(o.init);
+  if (o.masterKeyFrom !== undefined) {
+    const from = keyDirectoryPaths(o.masterKeyFrom);
+    const to = keyDirectoryPaths(init.keyDir);
+    for (const f of ['secretKey', 'publicKey', 'hostname'] as const) await copyFile(from[f], to[f]);
+  }
+  const torrc = testnetCommonTorrc(o.net, o.nickname, join(o.init.dir, 'data', 'tor'))
+    .filter(([k]) => k !== 'SafeLogging')
+    .map(([k, v]) => (v === '' ? k : `${k} ${v}`));
+  let text = await readFile(init.configPath, 'utf8');
+  const t = o.timings;
+  if (t !== undefined) {
+    text = text.replace(
+      /^\[cluster\]\n/m,
+      `[cluster]\nheartbeat_ms = ${t.heartbeat_ms}\nsuspect_after_ms = ${t.suspect_after_ms}\ndead_after_ms = ${t.dead_after_ms}\nlease_ms = ${t.lease_ms}\n`,
+    );
+  }
+  text += `\n[tor]\nextra_config = [\n${torrc.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
+  text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
+  if (o.extraToml !== undefined) text += `\n${o.extraToml}\n`;
+  await writeFile(init.configPath, text, { mode: 0o600 });
+  return init;
 }
 
 /** One node of a {@link DemoCluster}. */
@@ -292,41 +331,32 @@ export class DemoCluster {
     for (let i = 0; i < n; i++) {
       const name = demoNodeName(i);
       const dir = join(o.root, name);
-      const init = await initNode({
-        dir,
-        target: o.target,
-        name,
-        ...(clustered
-          ? {
-              cluster: {
-                listen: `127.0.0.1:${ports[i]!}`,
-                peers: ports.filter((_, j) => j !== i).map((p) => `tcp:127.0.0.1:${p}`),
-                ...(i === 0 ? {} : { secretFrom: secretFile }),
-              },
-            }
-          : {}),
+      const init = await initTestnetNode({
+        init: {
+          dir,
+          target: o.target,
+          name,
+          ...(clustered
+            ? {
+                cluster: {
+                  listen: `127.0.0.1:${ports[i]!}`,
+                  peers: ports.filter((_, j) => j !== i).map((p) => `tcp:127.0.0.1:${p}`),
+                  ...(i === 0 ? {} : { secretFrom: secretFile }),
+                },
+              }
+            : {}),
+        },
+        masterKeyFrom: i === 0 ? undefined : keyDir,
+        net: o.net,
+        nickname: `demo${i + 1}p${process.pid % 100000}`.slice(0, 19),
+        timings: clustered ? t : undefined,
+        logLevel: o.logLevel,
       });
       if (i === 0) {
         master = init.masterAddress;
         secretFile = init.cluster?.secretFile ?? '';
         keyDir = init.keyDir;
-      } else {
-        for (const f of ['hs_ed25519_secret_key', 'hs_ed25519_public_key', 'hostname']) await copyFile(join(keyDir, f), join(init.keyDir, f));
       }
-      const nick = `demo${i + 1}p${process.pid % 100000}`.slice(0, 19);
-      const torrc = testnetCommonTorrc(o.net, nick, join(dir, 'data', 'tor'))
-        .filter(([k]) => k !== 'SafeLogging')
-        .map(([k, v]) => (v === '' ? k : `${k} ${v}`));
-      let text = await readFile(init.configPath, 'utf8');
-      if (clustered) {
-        text = text.replace(
-          /^\[cluster\]\n/m,
-          `[cluster]\nheartbeat_ms = ${t.heartbeat_ms}\nsuspect_after_ms = ${t.suspect_after_ms}\ndead_after_ms = ${t.dead_after_ms}\nlease_ms = ${t.lease_ms}\n`,
-        );
-      }
-      text += `\n[tor]\nextra_config = [\n${torrc.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
-      text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
-      await writeFile(init.configPath, text, { mode: 0o600 });
       nodes.push({
         index: i,
         name,
@@ -444,7 +474,7 @@ export class DemoCluster {
     const tor = this.torPid(i);
     killQuietly(pid, 'SIGKILL');
     killQuietly(tor, 'SIGKILL');
-    for (let k = 0; k < 100 && ((pid !== undefined && pidAlive(pid)) || (tor !== undefined && pidAlive(tor))); k++) await sleep(50);
+    for (let k = 0; k < 100 && ((pid !== undefined && isProcessAlive(pid)) || (tor !== undefined && isProcessAlive(tor))); k++) await sleep(50);
     return { pid, torPid: tor };
   }
 
@@ -458,15 +488,15 @@ export class DemoCluster {
         node.expectedExit = true;
         const p = node.proc;
         const tor = this.torPid(i);
-        if (p?.pid !== undefined && pidAlive(p.pid)) {
+        if (p?.pid !== undefined && isProcessAlive(p.pid)) {
           killQuietly(p.pid, 'SIGTERM');
-          for (let k = 0; k < graceMs / 50 && pidAlive(p.pid); k++) await sleep(50);
+          for (let k = 0; k < graceMs / 50 && isProcessAlive(p.pid); k++) await sleep(50);
           killQuietly(p.pid, 'SIGKILL');
-          for (let k = 0; k < 100 && pidAlive(p.pid); k++) await sleep(50);
+          for (let k = 0; k < 100 && isProcessAlive(p.pid); k++) await sleep(50);
         }
         const torNow = this.torPid(i) ?? tor;
         if (torNow !== undefined) {
-          for (let k = 0; k < 100 && pidAlive(torNow); k++) await sleep(50);
+          for (let k = 0; k < 100 && isProcessAlive(torNow); k++) await sleep(50);
           killQuietly(torNow, 'SIGKILL');
         }
       }),
@@ -479,7 +509,7 @@ export class DemoCluster {
     for (let i = 0; i < this.nodes.length; i++) {
       const p = this.nodes[i]!.proc?.pid;
       const t = this.torPid(i);
-      for (const x of [p, t]) if (x !== undefined && pidAlive(x)) out.push(x);
+      for (const x of [p, t]) if (x !== undefined && isProcessAlive(x)) out.push(x);
     }
     return out;
   }
