@@ -10,16 +10,23 @@
  * "YYYY-MM-DD HH:MM:SS", UTC; new in tor 0.2.6.3-alpha) and cached for a minute.
  */
 import type { ControlLike } from '../node-health.js';
+import { parseIsoTimeNoSpace } from '../../core/hsdesc/util.js';
 import { livePeriodParams, nextTimePeriodStart, testingNetworkPeriodParams, timePeriodNum, type TimePeriodParams } from '../../core/hs/time-period.js';
 import type { PeriodInfo } from './snapshot.js';
 
-/** Parse a control-port ISOTime (`2024-05-01 12:00:00`, UTC) to unix seconds; undefined if malformed. */
+/**
+ * Parse a control-port ISOTime (`2024-05-01 12:00:00`, UTC, optionally quoted) to unix
+ * seconds with the descriptor parser's strict ISO time ({@link parseIsoTimeNoSpace});
+ * undefined if malformed.
+ */
 export function parseControlIsoTime(s: string): number | undefined {
-  const m = /^"?(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})"?$/.exec(s.trim());
+  const m = /^"?(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})"?$/.exec(s.trim());
   if (m === null) return undefined;
-  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return undefined;
-  return Date.UTC(y, mo - 1, d, h, mi, se) / 1000;
+  try {
+    return parseIsoTimeNoSpace(`${m[1]!}T${m[2]!}`, 'TB_ERR_TOR_CONTROL_REPLY', 'consensus time');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The schedule for a consensus voting interval. */
