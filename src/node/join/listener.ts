@@ -10,7 +10,7 @@
  * - with `proxyHeader` (the default; the node's torrc has `HiddenServiceExportCircuitID
  *   haproxy`, which applies to every port of the master service, so tor writes a PROXY v1
  *   header before the joiner's first byte, src/core/proxy-protocol.ts) that header is read
- *   and dropped first; a missing or malformed one gets the `malformed` refusal;
+ *   and dropped first (src/node/proxy/index.ts `readProxyHeader`, as the proxy listener does); a missing or malformed one gets the `malformed` refusal;
  * - the request is ONE frame (u32 big-endian length ‖ body, ≤ 64 KiB, src/core/join/handshake.ts
  *   `JoinFrameDecoder`) that must arrive within `deadlineMs`; a longer frame gets the
  *   `malformed` refusal, a slow one is closed (`timeout`); bytes after the frame are ignored;
@@ -21,9 +21,9 @@
  */
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { TorbalanceError } from '../../core/errors.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { JoinFrameDecoder, refuseJoin, type JoinRefusal } from '../../core/join/handshake.js';
-import { parseProxyV1, PROXY_V1_MAX_LENGTH } from '../../core/proxy-protocol.js';
+import { readProxyHeader } from '../proxy/index.js';
 
 /** At most this many attempts are open at once. */
 export const MAX_OPEN = 8;
@@ -159,25 +159,11 @@ export class JoinListener {
       return;
     }
     const decoder = new JoinFrameDecoder();
-    let head: Uint8Array | undefined = this.#o.proxyHeader === false ? undefined : new Uint8Array(0);
-    sock.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       if (done) return;
       let frames: Uint8Array[];
       try {
-        let bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        if (head !== undefined) {
-          const buf = new Uint8Array(head.length + bytes.length);
-          buf.set(head);
-          buf.set(bytes, head.length);
-          const h = parseProxyV1(buf.subarray(0, Math.min(buf.length, PROXY_V1_MAX_LENGTH)));
-          if (h === undefined) {
-            head = buf;
-            return;
-          }
-          head = undefined;
-          bytes = buf.subarray(h.length);
-        }
-        frames = decoder.push(bytes);
+        frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       } catch {
         finish({ result: 'malformed' }, refuseJoin('malformed'));
         return;
@@ -194,6 +180,22 @@ export class JoinListener {
           finish({ result: 'error' }, refuseJoin('not-ready'));
         },
       );
-    });
+    };
+    if (this.#o.proxyHeader === false) {
+      sock.on('data', onData);
+      return;
+    }
+    // The header reader leaves the bytes after the header in the socket; a closed or slow
+    // connection is reported by the handlers above (its rejection is then ignored).
+    readProxyHeader(sock, this.#o.deadlineMs ?? 60_000).then(
+      () => {
+        if (done) return;
+        sock.on('data', onData);
+        sock.resume();
+      },
+      (e: unknown) => {
+        if (e instanceof DecodeError) finish({ result: 'malformed' }, refuseJoin('malformed'));
+      },
+    );
   }
 }
