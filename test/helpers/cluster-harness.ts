@@ -7,10 +7,10 @@
  * generates its mesh key; once its `<data>/mesh-hs/hostname` exists the others get
  * `peers = ["tor:<node 0's mesh onion>:7700"]` and start (gossip does the rest).
  *
- * Set-up per node: `initNode({ cluster })` (the code path of `torbalance init --cluster`):
- * node 0 generates the master key and the cluster secret; the others copy node 0's key
- * directory and secret (`--cluster-secret`) and get their own node key. Their configs get the
- * network's torrc lines, short health intervals and the cluster timings.
+ * Set-up per node: the demo's `initTestnetNode` (src/cli/commands/demo-cluster.ts; the code
+ * path of `torbalance init --cluster`): node 0 generates the master key and the cluster secret;
+ * the others copy node 0's key directory and secret (`--cluster-secret`) and get their own node
+ * key. Their configs get the network's torrc lines, short health intervals and the cluster timings.
  *
  * Which node served a request: the proxy's request counter of each node, read from the status
  * snapshot each node writes once a second when `TORBALANCE_STATUS_FILE` is set (src/node/daemon.ts;
@@ -27,9 +27,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allocatePorts, testnetCommonTorrc, type TestnetDescription } from '../../src/adapters/tor/testnet.js';
-import { initNode } from '../../src/cli/commands/init.js';
-import type { DemoTimings, StatusSnapshot } from '../../src/cli/commands/demo-cluster.js';
+import { allocatePorts, isProcessAlive, type TestnetDescription } from '../../src/adapters/tor/testnet.js';
+import { initTestnetNode, type DemoTimings, type StatusSnapshot } from '../../src/cli/commands/demo-cluster.js';
 
 let nick = 0;
 /** A tor nickname unique in this process (≤ 19 alphanumerics; no vitest import: bench/ uses this file too). */
@@ -75,15 +74,6 @@ export interface StartClusterOptions {
   readonly extraToml?: (index: number) => string;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -116,36 +106,29 @@ export class TestCluster {
     for (let i = 0; i < n; i++) {
       const dir = join(root, `n${i}`);
       const peers = ports.filter((_, j) => j !== i).map((p) => `tcp:127.0.0.1:${p}`);
-      const init = await initNode({
-        dir,
-        target: o.target,
-        name: `node${i}`,
-        cluster: {
-          ...(tor ? { transport: 'tor' as const, peers: [] } : { listen: `127.0.0.1:${ports[i]!}`, peers }),
-          priority: o.priorities?.[i] ?? 100,
-          ...(i === 0 ? {} : { secretFrom: secretFile }),
+      const init = await initTestnetNode({
+        init: {
+          dir,
+          target: o.target,
+          name: `node${i}`,
+          cluster: {
+            ...(tor ? { transport: 'tor' as const, peers: [] } : { listen: `127.0.0.1:${ports[i]!}`, peers }),
+            priority: o.priorities?.[i] ?? 100,
+            ...(i === 0 ? {} : { secretFrom: secretFile }),
+          },
         },
+        masterKeyFrom: i === 0 ? undefined : keyDir,
+        net: o.net,
+        nickname: uniqueNickname(`tbc${i}`),
+        timings: t,
+        logLevel: o.logLevel,
+        extraToml: o.extraToml?.(i),
       });
       if (i === 0) {
         master = init.masterAddress;
         secretFile = init.cluster!.secretFile;
         keyDir = init.keyDir;
-      } else {
-        for (const f of ['hs_ed25519_secret_key', 'hs_ed25519_public_key', 'hostname']) await copyFile(join(keyDir, f), join(init.keyDir, f));
       }
-      const torDir = join(dir, 'data', 'tor');
-      const common = testnetCommonTorrc(o.net, uniqueNickname(`tbc${i}`), torDir)
-        .filter(([k]) => k !== 'SafeLogging')
-        .map(([k, v]) => (v === '' ? k : `${k} ${v}`));
-      let text = await readFile(init.configPath, 'utf8');
-      text = text.replace(
-        /^\[cluster\]\n/m,
-        `[cluster]\nheartbeat_ms = ${t.heartbeat_ms}\nsuspect_after_ms = ${t.suspect_after_ms}\ndead_after_ms = ${t.dead_after_ms}\nlease_ms = ${t.lease_ms}\n`,
-      );
-      text += `\n[tor]\nextra_config = [\n${common.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
-      text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
-      if (o.extraToml !== undefined) text += `\n${o.extraToml(i)}\n`;
-      await writeFile(init.configPath, text, { mode: 0o600 });
       nodes.push({ index: i, name: `node${i}`, dir, configPath: init.configPath, meshPort: ports[i]!, proc: undefined });
     }
     const c = new TestCluster(root, master, nodes);
@@ -269,7 +252,7 @@ export class TestCluster {
         // gone
       }
     }
-    for (let k = 0; k < 100 && ((p?.pid !== undefined && pidAlive(p.pid)) || (tor !== undefined && pidAlive(tor))); k++) await sleep(50);
+    for (let k = 0; k < 100 && ((p?.pid !== undefined && isProcessAlive(p.pid)) || (tor !== undefined && isProcessAlive(tor))); k++) await sleep(50);
   }
 
   /** SIGTERM (graceful: mesh leave, drain) and wait for the process and its tor. */
@@ -285,8 +268,8 @@ export class TestCluster {
       clearTimeout(t);
     }
     if (tor !== undefined) {
-      for (let k = 0; k < 200 && pidAlive(tor); k++) await sleep(100);
-      if (pidAlive(tor)) process.kill(tor, 'SIGKILL');
+      for (let k = 0; k < 200 && isProcessAlive(tor); k++) await sleep(100);
+      if (isProcessAlive(tor)) process.kill(tor, 'SIGKILL');
     }
   }
 
