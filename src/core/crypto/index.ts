@@ -317,7 +317,7 @@ export function rsaPublicRecover(publicKeyDer: Uint8Array, signature: Uint8Array
 // ---------------------------------------------------------------------------------------
 // HKDF and AEAD (appended by the join-token helper: the join handshake seals the bundle)
 
-import { createDecipheriv as joinCreateDecipheriv, createCipheriv as joinCreateCipheriv, hkdfSync } from 'node:crypto';
+import { createDecipheriv as joinCreateDecipheriv, hkdfSync } from 'node:crypto';
 import { DecodeError as CryptoDecodeError } from '../errors.js';
 
 /**
@@ -347,7 +347,7 @@ function checkAeadParams(key: Uint8Array, nonce: Uint8Array): void {
  */
 export function chacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = new Uint8Array(0)): Uint8Array {
   checkAeadParams(key, nonce);
-  const c = joinCreateCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_BYTES });
   c.setAAD(aad, { plaintextLength: plaintext.length });
   const a = c.update(plaintext);
   const b = c.final();
