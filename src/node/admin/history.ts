@@ -8,7 +8,8 @@
  * node's own, the peers' from their latest mesh heartbeat; cumulative: the dashboard plots
  * the differences per node). Bounded: at most {@link MAX_TRAFFIC_NODES} nodes per sample.
  */
-import type { AdminSnapshot, PublishEvent, PublishView } from './snapshot.js';
+import type { TrafficSummary } from '../../core/mesh/index.js';
+import { peerRole, pickTraffic, type AdminSnapshot, type PublishEvent, type PublishView } from './snapshot.js';
 
 /** Default capacity: one hour at one sample per 5 s. */
 export const DEFAULT_HISTORY_SAMPLES = 720;
@@ -16,14 +17,9 @@ export const DEFAULT_HISTORY_SAMPLES = 720;
 export const MAX_TRAFFIC_NODES = 64;
 
 /** One node's traffic in a history sample (cumulative counters). */
-export interface HistoryTraffic {
+export interface HistoryTraffic extends TrafficSummary {
   readonly id: string;
   readonly name: string;
-  readonly open: number;
-  readonly accepted: number;
-  readonly requests: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
 }
 
 /** One node in a history sample. */
@@ -42,15 +38,8 @@ export interface HistorySample {
   readonly t: number;
   readonly nodes: readonly HistoryNode[];
   /** This node's counters (cumulative). */
-  readonly self: {
-    readonly id: string;
-    readonly name: string;
+  readonly self: HistoryTraffic & {
     readonly healthy: boolean;
-    readonly open: number;
-    readonly accepted: number;
-    readonly requests: number;
-    readonly bytesIn: number;
-    readonly bytesOut: number;
     readonly errors5xx: number;
   };
   /** Every node's traffic that is known (self first, then peers that sent theirs). */
@@ -92,21 +81,20 @@ export class History {
     const nodes: HistoryNode[] = [];
     const selfId = c?.nodeId ?? n.name;
     nodes.push({ id: selfId, name: n.name, role: c?.role ?? 'alone', state: 'self', healthy: n.health.healthy, introPoints: c?.introPoints ?? n.health.intro.introPoints });
-    for (const p of c?.peers ?? []) {
-      nodes.push({ id: p.id, name: p.name, role: c?.clustered !== true ? 'alone' : p.id === c.publisher ? 'publisher' : 'member', state: p.state, healthy: p.healthy, introPoints: p.introPoints });
+    if (c !== undefined) {
+      for (const p of c.peers) nodes.push({ id: p.id, name: p.name, role: peerRole(c, p.id), state: p.state, healthy: p.healthy, introPoints: p.introPoints });
     }
     let errors5xx = 0;
     for (const [code, v] of Object.entries(n.proxy.byStatus)) if (code.startsWith('5')) errors5xx += v;
-    const traffic: HistoryTraffic[] = [{ id: selfId, name: n.name, open: n.proxy.open, accepted: n.proxy.accepted, requests: n.proxy.requests, bytesIn: n.proxy.bytesIn, bytesOut: n.proxy.bytesOut }];
+    const traffic: HistoryTraffic[] = [{ id: selfId, name: n.name, ...pickTraffic(n.proxy) }];
     for (const p of c?.peers ?? []) {
       if (traffic.length >= MAX_TRAFFIC_NODES) break;
-      const t = p.traffic;
-      if (t !== undefined) traffic.push({ id: p.id, name: p.name, open: t.open, accepted: t.accepted, requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut });
+      if (p.traffic !== undefined) traffic.push({ id: p.id, name: p.name, ...pickTraffic(p.traffic) });
     }
     const sample: HistorySample = {
       t: snap.atMs,
       nodes,
-      self: { id: selfId, name: n.name, healthy: n.health.healthy, open: n.proxy.open, accepted: n.proxy.accepted, requests: n.proxy.requests, bytesIn: n.proxy.bytesIn, bytesOut: n.proxy.bytesOut, errors5xx },
+      self: { id: selfId, name: n.name, healthy: n.health.healthy, ...pickTraffic(n.proxy), errors5xx },
       traffic,
       publishes: Math.max(view.records, c?.publish?.publishes ?? 0),
       publisher: c?.publisher ?? null,

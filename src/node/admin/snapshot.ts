@@ -9,6 +9,8 @@
  * Only public facts are in a snapshot: names, node ids, addresses, counters, HSDir
  * fingerprints. Keys and secrets never reach this module.
  */
+import type { TrafficSummary } from '../../core/mesh/index.js';
+import type { ClusterStatus } from '../cluster.js';
 import type { NodeStatus } from '../daemon.js';
 import type { PublishRecord } from '../publisher/index.js';
 
@@ -28,6 +30,16 @@ export interface AdminSnapshot {
   readonly atMs: number;
   readonly node: NodeStatus;
   readonly period?: PeriodInfo | undefined;
+}
+
+/** A peer's role as this node sees it: `alone` while not clustered, else publisher or member. */
+export function peerRole(c: ClusterStatus, peerId: string): ClusterStatus['role'] {
+  return !c.clustered ? 'alone' : peerId === c.publisher ? 'publisher' : 'member';
+}
+
+/** Just the traffic counters of a proxy's stats or a peer's heartbeat summary. */
+export function pickTraffic(t: TrafficSummary): TrafficSummary {
+  return { open: t.open, accepted: t.accepted, requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut };
 }
 
 /** Result of one HSDir upload. */

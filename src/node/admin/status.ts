@@ -9,8 +9,10 @@
  * Built from an {@link AdminSnapshot} and the {@link PublishView}; contains no secrets (no
  * key material, no cluster secret, no target credentials).
  */
+import type { TrafficSummary } from '../../core/mesh/index.js';
 import type { MeshPublishReport } from '../cluster.js';
-import type { AdminSnapshot, DescriptorState, PublishView } from './snapshot.js';
+import type { ProxyStats } from '../proxy/index.js';
+import { peerRole, pickTraffic, type AdminSnapshot, type DescriptorState, type PeriodInfo, type PublishView } from './snapshot.js';
 
 /** Version of the `/status` document; bumped on incompatible changes. */
 export const STATUS_VERSION = 1;
@@ -19,13 +21,7 @@ export const STATUS_VERSION = 1;
 export type NodeRole = 'publisher' | 'member' | 'alone';
 
 /** A node's visitor traffic: cumulative proxy counters (its own for self, from heartbeats for peers). */
-export interface NodeTraffic {
-  readonly open: number;
-  readonly accepted: number;
-  readonly requests: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-}
+export type NodeTraffic = TrafficSummary;
 
 /** The publisher's last publish round as its heartbeats report it (`publish.publisherReport`). */
 export interface PublisherReport {
@@ -82,15 +78,8 @@ export interface StatusDocument {
     readonly introPoints: number;
     readonly descriptor: string;
   };
-  readonly proxy: {
-    readonly open: number;
-    readonly accepted: number;
-    readonly rejected: number;
-    readonly bytesIn: number;
-    readonly bytesOut: number;
-    readonly requests: number;
-    readonly byStatus: Readonly<Record<string, number>>;
-  };
+  /** The proxy's counters ({@link ProxyStats} without the rejection reasons). */
+  readonly proxy: Omit<ProxyStats, 'rejectedBy'>;
   readonly cluster: {
     readonly nodeId: string;
     readonly role: NodeRole;
@@ -122,7 +111,7 @@ export interface StatusDocument {
     /** On a node that does not publish: the publisher's report from the mesh (absent in older documents). */
     readonly publisherReport?: PublisherReport | null;
   } | null;
-  readonly timePeriod: { readonly secondsToNext: number; readonly lengthMinutes: number; readonly nextStartAt: number; readonly periodNum: number } | null;
+  readonly timePeriod: PeriodInfo | null;
 }
 
 function descriptorJson(d: DescriptorState): NonNullable<StatusDocument['publish']>['descriptors'][number] {
@@ -148,7 +137,7 @@ export function publisherReportJson(r: MeshPublishReport): PublisherReport {
 }
 
 function trafficOf(t: NodeTraffic | undefined): NodeTraffic | null {
-  return t === undefined ? null : { open: t.open, accepted: t.accepted, requests: t.requests, bytesIn: t.bytesIn, bytesOut: t.bytesOut };
+  return t === undefined ? null : pickTraffic(t);
 }
 
 /** Build the `/status` document. */
@@ -175,7 +164,7 @@ export function buildStatus(snap: AdminSnapshot, view: PublishView): StatusDocum
       id: p.id,
       name: p.name,
       self: false,
-      role: !c.clustered ? 'alone' : p.id === c.publisher ? 'publisher' : 'member',
+      role: peerRole(c, p.id),
       state: p.state,
       healthy: p.healthy,
       reasons: p.reasons,
