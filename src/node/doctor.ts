@@ -26,9 +26,10 @@ import { join } from 'node:path';
 import { adminRequest } from '../adapters/admin/client.js';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
-import { keyDirectoryPaths } from '../adapters/fs/key-store.js';
+import { KEY_DIR_MODE, KEY_FILE_MODE, keyDirectoryPaths } from '../adapters/fs/key-store.js';
 import { dialThroughTor } from '../adapters/net/socks-dialer.js';
 import { TorbalanceError } from '../core/errors.js';
+import { nodePaths } from './daemon.js';
 
 /** One check's outcome. */
 export interface DoctorCheck {
@@ -144,14 +145,14 @@ export async function checkModes(configPath: string, config: Config, uid: number
   }
   const keyDir = config.master.key_dir;
   const missingKey = fail('mode:master-dir', `${keyDir} does not exist`, 'create the master key: `torbalance init` (first node) or `torbalance join` (more nodes)');
-  push(await checkMode('mode:master-dir', keyDir, 0o700, uid, missingKey, 'dir'));
+  push(await checkMode('mode:master-dir', keyDir, KEY_DIR_MODE, uid, missingKey, 'dir'));
   const kp = keyDirectoryPaths(keyDir);
   for (const [id, p, required] of [
     ['mode:master-secret', kp.secretKey, true],
     ['mode:master-public', kp.publicKey, false],
     ['mode:master-hostname', kp.hostname, false],
   ] as const) {
-    push(await checkMode(id, p, 0o600, uid, required && out.at(-1)?.id !== 'mode:master-dir' ? fail(id, `${p} does not exist`, 'restore the master key from your backup') : undefined, 'file'));
+    push(await checkMode(id, p, KEY_FILE_MODE, uid, required && out.at(-1)?.id !== 'mode:master-dir' ? fail(id, `${p} does not exist`, 'restore the master key from your backup') : undefined, 'file'));
   }
   if (config.cluster.enabled) {
     const missing = (p: string): DoctorCheck => fail('mode:cluster', `${p} does not exist`, '`torbalance join` writes it (or copy it from the first node for the cluster secret)');
@@ -236,7 +237,7 @@ export async function checkRunningNode(config: Config, timeoutMs: number): Promi
 /** The SOCKS port the running node's tor uses: its torrc (`<data_dir>/tor/torrc`, "SocksPort 127.0.0.1:<port> …"). */
 async function torrcSocksPort(config: Config): Promise<number | undefined> {
   try {
-    const text = await readFile(join(config.node.data_dir, 'tor', 'torrc'), 'utf8');
+    const text = await readFile(join(nodePaths(config.node.data_dir).torDir, 'torrc'), 'utf8');
     const m = /^SocksPort "?127\.0\.0\.1:(\d{1,5})\b/m.exec(text);
     return m === null ? undefined : Number(m[1]);
   } catch {
