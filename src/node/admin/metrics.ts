@@ -17,6 +17,7 @@
  * mesh heartbeat reported them (cumulative values a remote node may reset, so not Counters).
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { TrafficSummary } from '../../core/mesh/index.js';
 import type { AdminSnapshot, PublishView } from './snapshot.js';
 
 type Labels = Record<string, string>;
@@ -138,7 +139,7 @@ export class NodeMetrics {
     g.info.set({ name: n.name, node_id: n.cluster?.nodeId ?? '', master: n.masterAddress }, 1);
     g.open.set(n.proxy.open);
     c.accepted.set(n.proxy.accepted);
-    const byReason = (n.proxy as { readonly rejectedBy?: Readonly<Record<string, number>> }).rejectedBy;
+    const byReason = n.proxy.rejectedBy;
     if (byReason !== undefined && Object.keys(byReason).length > 0) {
       for (const [reason, v] of Object.entries(byReason)) c.rejected.set(v, { reason });
     } else {
@@ -164,7 +165,7 @@ export class NodeMetrics {
     g.clusterNodes.reset();
     for (const m of [g.nodeRequests, g.nodeBytesIn, g.nodeBytesOut, g.nodeOpen]) m.reset();
     if (cl !== undefined) {
-      const traffic = (labels: Labels, t: { readonly open: number; readonly requests: number; readonly bytesIn: number; readonly bytesOut: number }): void => {
+      const traffic = (labels: Labels, t: TrafficSummary): void => {
         g.nodeRequests.set(labels, t.requests);
         g.nodeBytesIn.set(labels, t.bytesIn);
         g.nodeBytesOut.set(labels, t.bytesOut);
