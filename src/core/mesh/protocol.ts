@@ -36,6 +36,7 @@ import { sha3_256 } from '../crypto/index.js';
 import { DecodeError } from '../errors.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
 import type { IntroPointInput } from '../hsdesc/descriptor.js';
+import { UINT64_MAX } from '../hsdesc/util.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
 
 /** The `v` field of every envelope. */
@@ -389,7 +390,6 @@ export function validateHello(v: unknown, path = 'body'): HelloBody {
 
 const TRAFFIC_KEYS = ['open', 'accepted', 'requests', 'bytesIn', 'bytesOut'] as const;
 const REVISION_RE = /^(?:0|[1-9][0-9]*)$/;
-const U64_MAX = 2n ** 64n - 1n;
 
 /** Validate a {@link TrafficSummary}. Throws SchemaViolation. */
 export function validateTrafficSummary(v: unknown, path = 'traffic'): TrafficSummary {
@@ -401,7 +401,7 @@ export function validateTrafficSummary(v: unknown, path = 'traffic'): TrafficSum
 function revision(v: unknown, path: string): string | null {
   if (v === null) return null;
   const s = str(v, path, 1, MAX_REVISION_DIGITS, REVISION_RE);
-  if (BigInt(s) > U64_MAX) fail(path, 'out of range');
+  if (BigInt(s) > UINT64_MAX) fail(path, 'out of range');
   return s;
 }
 
