@@ -53,6 +53,7 @@ import {
   x25519SharedSecret,
 } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
+import { FrameDecoder } from '../mesh/codec.js';
 import { isNodeId, jsonDepthExceeds, parseMeshAddress } from '../mesh/protocol.js';
 import type { RandomBytes } from '../random.js';
 import { canonicalClaims, masterKeyOf, tokenSecretFor, type JoinToken, type JoinTokenClaims } from './token.js';
@@ -125,33 +126,13 @@ export function encodeJoinFrame(body: Uint8Array): Uint8Array {
  * prefix above 65 536 or below 2 throws DecodeError `TB_ERR_JOIN_FRAME` as soon as its 4
  * bytes are in (nothing more is buffered); the decoder then stays failed.
  */
-export class JoinFrameDecoder {
-  #buf: Uint8Array = new Uint8Array(0);
-  #failed: DecodeError | undefined;
-
-  /** Bytes held waiting for the rest of a frame. */
-  get bufferedBytes(): number {
-    return this.#buf.length;
-  }
-
-  push(chunk: Uint8Array): Uint8Array[] {
-    if (this.#failed) throw this.#failed;
-    const out: Uint8Array[] = [];
-    let buf = chunk.length === 0 ? this.#buf : concatBytes(this.#buf, chunk);
-    for (;;) {
-      if (buf.length < 4) break;
-      const len = ((buf[0]! << 24) >>> 0) + (buf[1]! << 16) + (buf[2]! << 8) + buf[3]!;
-      if (len > MAX_JOIN_FRAME_BYTES || len < MIN_JOIN_FRAME_BYTES) {
-        this.#buf = new Uint8Array(0);
-        this.#failed = new DecodeError('TB_ERR_JOIN_FRAME', `join frame length ${len} is outside ${MIN_JOIN_FRAME_BYTES}..${MAX_JOIN_FRAME_BYTES}`);
-        throw this.#failed;
-      }
-      if (buf.length < 4 + len) break;
-      out.push(buf.slice(4, 4 + len));
-      buf = buf.subarray(4 + len);
-    }
-    this.#buf = buf.slice();
-    return out;
+export class JoinFrameDecoder extends FrameDecoder {
+  constructor() {
+    super({
+      maxFrameBytes: MAX_JOIN_FRAME_BYTES,
+      minFrameBytes: MIN_JOIN_FRAME_BYTES,
+      sizeError: (len) => new DecodeError('TB_ERR_JOIN_FRAME', `join frame length ${len} is outside ${MIN_JOIN_FRAME_BYTES}..${MAX_JOIN_FRAME_BYTES}`),
+    });
   }
 }
 

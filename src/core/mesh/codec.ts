@@ -110,6 +110,10 @@ export function splitFrame(frame: Uint8Array): FrameParts | undefined {
 export interface FrameDecoderOptions {
   /** Largest accepted length-prefix value (default MAX_FRAME_BYTES). */
   readonly maxFrameBytes?: number;
+  /** Smallest accepted length-prefix value (default: the smallest mesh frame). */
+  readonly minFrameBytes?: number;
+  /** The error for a length outside the bounds (default: TB_ERR_MESH_SIZE). */
+  readonly sizeError?: (length: number) => DecodeError;
 }
 
 /**
@@ -122,6 +126,8 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
+  private readonly minFrameBytes: number;
+  private readonly sizeError: ((length: number) => DecodeError) | undefined;
   private chunks: Uint8Array[] = [];
   /** Index of the first chunk still holding unconsumed bytes. */
   private first = 0;
@@ -132,6 +138,8 @@ export class FrameDecoder {
 
   constructor(opts: FrameDecoderOptions = {}) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.minFrameBytes = opts.minFrameBytes ?? MIN_PAYLOAD_BYTES + FRAME_TRAILER_BYTES;
+    this.sizeError = opts.sizeError;
   }
 
   /** Bytes held waiting for the rest of a frame. */
@@ -149,11 +157,11 @@ export class FrameDecoder {
     while (this.buffered >= 4) {
       const prefix = this.peek(4);
       const length = ((prefix[0]! << 24) >>> 0) + (prefix[1]! << 16) + (prefix[2]! << 8) + prefix[3]!;
-      if (length > this.maxFrameBytes) {
-        this.poison(new DecodeError('TB_ERR_MESH_SIZE', `mesh frame length ${length} exceeds ${this.maxFrameBytes}`));
-      }
-      if (length < MIN_PAYLOAD_BYTES + FRAME_TRAILER_BYTES) {
-        this.poison(new DecodeError('TB_ERR_MESH_SIZE', `mesh frame length ${length} is too short`));
+      if (length > this.maxFrameBytes || length < this.minFrameBytes) {
+        this.poison(
+          this.sizeError?.(length) ??
+            new DecodeError('TB_ERR_MESH_SIZE', length > this.maxFrameBytes ? `mesh frame length ${length} exceeds ${this.maxFrameBytes}` : `mesh frame length ${length} is too short`),
+        );
       }
       if (this.buffered < 4 + length) break;
       this.take(4);
