@@ -62,6 +62,41 @@ export class PublishModeSwitch {
     return next;
   }
 
+  /**
+   * Let tor upload its own descriptors once, now, then restore the clustered setting: `SETCONF
+   * PublishHidServDescriptors=1` (always sent, even if tor already publishes: on a
+   * PoW-enabled service every SETCONF re-draws the PoW seeds, which makes tor schedule an
+   * upload of BOTH its descriptors at once — docs/DESIGN.md "Rotation-safe intro points"),
+   * run `during` (it waits for what it needs from that upload), then SETCONF back to the
+   * value tor had before. Serialized with {@link setClustered}; resolves with `during`'s
+   * result, or rejects with its error after restoring.
+   */
+  pulse<T>(during: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.#publishing === undefined) {
+        const reply = await this.#control.request(`GETCONF ${OPTION}`);
+        this.#publishing = parsePublishSetting(reply.lines[0]?.text ?? '');
+      }
+      const restore = this.#publishing;
+      await this.#control.setConf([[OPTION, '1']]);
+      this.#publishing = true;
+      try {
+        return await during();
+      } finally {
+        if (!restore) {
+          await this.#control.setConf([[OPTION, '0']]);
+          this.#publishing = false;
+        }
+      }
+    };
+    const next = this.#chain.then(run);
+    this.#chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
   async #apply(publish: boolean): Promise<void> {
     if (this.#publishing === undefined) {
       const reply = await this.#control.request(`GETCONF ${OPTION}`);
