@@ -185,6 +185,9 @@ async function waitForCluster(cluster: DemoCluster, signal: AbortSignal, t0: num
   return 0;
 }
 
+/** How long the failover watch waits for every survivor's 'dead' after the republish was seen. */
+const DEAD_WATCH_MS = 30_000;
+
 /** Times (ms after the kill) of the failover steps, filled in by {@link watchFailover}. */
 interface FailoverTimes {
   silent?: number;
@@ -233,7 +236,7 @@ async function watchFailover(
       const p = survivors.find((i) => st[i]?.cluster?.nodeId === pub);
       say(`  ${p === undefined ? 'a new node' : nameOf(p)} is now the publisher (elected ${secs(ago)} after the kill)`);
     }
-    for (const [k, i] of survivors.entries()) {
+    for (const [k, i] of times.republished === undefined ? survivors.entries() : []) {
       const cl = st[i]?.cluster;
       const rec = cl?.publish?.lastPublish;
       if (
@@ -245,6 +248,17 @@ async function watchFailover(
       ) {
         times.republished = ago;
         say(`  descriptor republished by ${nameOf(i)} ${secs(ago)} after the kill: ${formatPublish(summarisePublish(rec, nodeNames(st)))}`);
+        break;
+      }
+    }
+    // The steps may be seen in any order (the new publisher drops the victim as soon as ITS
+    // view says dead, while another survivor's status snapshot may still say suspect): keep
+    // watching until both the republish and every survivor's 'dead' were seen, and say so
+    // plainly if a step never shows within DEAD_WATCH_MS after the republish.
+    if (times.republished !== undefined) {
+      if (times.dead !== undefined) return;
+      if (ago - times.republished > DEAD_WATCH_MS) {
+        say(`  not every survivor reported ${victimName} dead within ${secs(DEAD_WATCH_MS)} of the republish (views: ${view.join(', ')})`);
         return;
       }
     }
