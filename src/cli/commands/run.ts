@@ -35,31 +35,42 @@ export async function runNode(options: RunOptions): Promise<void> {
   const config = await loadConfig(options.configPath);
   const log = loggerForConfig(config);
   let fatal: Error | undefined;
-  const node = await startNode({
-    config,
-    logger: log,
-    onFatal: (e) => {
-      fatal = e;
-      void node.stop(0);
-    },
-  });
+  // The stop signals are handled from before the node starts: startNode logs "node running"
+  // before it returns, and a SIGTERM that arrived between that line and a later handler
+  // installation would take the default action (killed by the signal, no drain, no exit 0).
+  // A signal during start-up is remembered and acted on once the node exists.
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   let count = 0;
+  let node: Awaited<ReturnType<typeof startNode>> | undefined;
+  const act = (n: NonNullable<typeof node>): void => {
+    if (count === 1) void n.stop();
+    else void n.stop(0);
+  };
   const onSignal = (sig: NodeJS.Signals): void => {
     count += 1;
-    if (count === 1) {
-      log.info({ signal: sig }, 'signal received; draining');
-      void node.stop();
-    } else {
-      log.warn({ signal: sig }, 'second signal; closing open connections now');
-      void node.stop(0);
-    }
+    if (count === 1) log.info({ signal: sig }, node === undefined ? 'signal received while starting; stopping once started' : 'signal received; draining');
+    else log.warn({ signal: sig }, 'second signal; closing open connections now');
+    if (node !== undefined) act(node);
   };
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    node = await startNode({
+      config,
+      logger: log,
+      onFatal: (e) => {
+        fatal = e;
+        void node?.stop(0);
+      },
+    });
+  } catch (e) {
+    for (const s of signals) process.off(s, onSignal);
+    throw e;
+  }
+  if (count > 0) act(node);
   const onHup = (): void => {
     log.info({ signal: 'SIGHUP' }, 'signal received; reloading the configuration');
     node.reload().catch(() => undefined); // reload() logs the outcome itself
   };
-  for (const s of signals) process.on(s, onSignal);
   if (options.reloadOnSighup !== false) process.on('SIGHUP', onHup);
   let parentTimer: NodeJS.Timeout | undefined;
   if (options.exitWithParent === true) {
