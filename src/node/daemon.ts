@@ -14,7 +14,7 @@
  *    /healthz, /history, dashboard) on `admin.listen`; the cluster's admin routes are added
  *    once the cluster runs; it stops after the drain;
  * 5. start the node's own tor (src/adapters/tor/process.ts: supervised, restarted with
- *    backoff, exits with us via __OwningControllerProcess) with the torrc from
+ *    backoff) with the torrc from
  *    src/core/node-torrc.ts; ready = control port up. Bootstrap progress is watched in the
  *    background and reported in {@link NodeHandle.status} (tor may run offline with
  *    `DisableNetwork 1`, or take long on a slow network);
@@ -258,7 +258,14 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     torBinary: config.tor.binary,
     readiness: 'control',
     restart: true,
+    // Fail closed when this process dies (docs/DESIGN.md "Losing a node"): TAKEOWNERSHIP makes
+    // tor exit the moment our control connection closes — the kernel closes it when we die,
+    // even by SIGKILL — so its intro points stop accepting introductions for a node that no
+    // longer proxies. __OwningControllerProcess alone is polled by tor only every 15 s
+    // (measured: 13 s of a live tor after its node was SIGKILLed). A control connection that
+    // is closed on a command timeout takes tor down too; the supervisor then restarts it.
     owned: true,
+    takeOwnership: true,
     startTimeoutMs: options.torStartTimeoutMs ?? 120_000,
     ...(options.timers === undefined ? {} : { timers: options.timers }),
   });

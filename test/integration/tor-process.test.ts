@@ -1,7 +1,8 @@
 /**
  * TorProcess against a real tor (DisableNetwork 1: no network needed): reaches the control
  * port, is restarted after `kill -9` and usable again, stop() ends it, TAKEOWNERSHIP makes tor
- * exit when our control connection closes, and a bad torrc fails the start with tor's words.
+ * exit when our control connection closes (and a frozen tor that cannot is SIGKILLed after the
+ * grace and restarted), and a bad torrc fails the start with tor's words.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -106,6 +107,38 @@ describe('TorProcess with a real tor', () => {
     expect(ex.expected).toBe(false);
     expect(p.state).toBe('failed');
     expect(alive(pid)).toBe(false);
+  });
+
+  it('TAKEOWNERSHIP: a frozen tor (SIGSTOP) whose owning connection closed is SIGKILLed after the grace, then restarted', async () => {
+    const p = new TorProcess({
+      dataDir: await dataDir(),
+      torrc: BASE,
+      readiness: 'control',
+      owned: false,
+      takeOwnership: true,
+      ownerExitGraceMs: 1000,
+      restart: true,
+      backoff: { initialDelayMs: 100, maxDelayMs: 100, factor: 1, resetAfterMs: 60_000, maxRestarts: 3 },
+    });
+    procs.push(p);
+    await p.start();
+    const pid = p.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const exit = once(p, 'exit');
+    const ready = once(p, 'ready');
+    const t0 = performance.now();
+    // what a command timeout does to the connection: it is torn down while tor cannot answer
+    await p.control.close();
+    const ex = await exit;
+    const ms = performance.now() - t0;
+    console.log(`[tor-process] frozen owned tor killed ${Math.round(ms)} ms after its owning connection closed`);
+    expect(ex.pid).toBe(pid);
+    expect(ex.signal).toBe('SIGKILL');
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(alive(pid)).toBe(false);
+    const r = await ready;
+    expect(r.pid).not.toBe(pid);
+    await p.control.getInfo('version');
   });
 
   it('a torrc tor rejects fails the start with tor output in the error', async () => {

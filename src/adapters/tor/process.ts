@@ -139,8 +139,16 @@ export interface TorProcessOptions {
   readonly torBinary?: string;
   /** Add `__OwningControllerProcess <process.pid>`. Default true. */
   readonly owned?: boolean;
-  /** Send TAKEOWNERSHIP after connecting (tor exits when our control connection closes). Default false. */
+  /**
+   * Send TAKEOWNERSHIP after connecting (tor exits when our control connection closes). Default
+   * false. An owned tor that has not exited `ownerExitGraceMs` after that connection closed
+   * while we still run it (e.g. a command timed out because tor is frozen) is SIGKILLed: a tor
+   * that no longer answers its controller must not keep serving (docs/DESIGN.md "Losing a
+   * node"). With `restart`, the supervisor then starts a new one.
+   */
   readonly takeOwnership?: boolean;
+  /** See `takeOwnership`. Default 3000 ms. */
+  readonly ownerExitGraceMs?: number;
   /** Wait for the control port only, or for bootstrap 100% too. Default 'bootstrap'. */
   readonly readiness?: TorReadiness;
   /** Overall deadline for one start (spawn → ready). Default 120 s. */
@@ -490,13 +498,39 @@ export class TorProcess {
     try {
       const control = await Promise.race([this.#connect(() => stopped), failure]);
       this.#control = control;
-      if (this.#opts.takeOwnership === true) await Promise.race([control.takeOwnership(), failure]);
+      if (this.#opts.takeOwnership === true) {
+        await Promise.race([control.takeOwnership(), failure]);
+        this.#watchOwner(control, run);
+      }
       if ((this.#opts.readiness ?? 'bootstrap') === 'bootstrap')
         await Promise.race([this.#waitBootstrap(control, () => stopped), failure]);
     } finally {
       stopped = true;
       cleanup();
     }
+  }
+
+  /**
+   * tor exits when its owning control connection closes (control.c `lost_owning_controller`).
+   * If that connection closes while it is still our current one (not closed by stop/restart,
+   * which clear `#control` first) and tor is still running after the grace period, tor is not
+   * processing anything (frozen, SIGSTOPped, wedged): kill it so its intro circuits go.
+   */
+  #watchOwner(control: TorControl, run: Run): void {
+    void control.closed.then(() => {
+      if (this.#control !== control || run.hasExited) return;
+      const timer = this.#timers.setTimeout(() => {
+        if (run.hasExited || this.#run !== run) return;
+        try {
+          run.child.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+      }, this.#opts.ownerExitGraceMs ?? 3000);
+      void run.exited.then(() => {
+        this.#timers.clearTimeout(timer);
+      });
+    });
   }
 
   async #sleep(ms: number): Promise<void> {

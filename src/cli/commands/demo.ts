@@ -51,6 +51,7 @@ interface DemoOptions {
   readonly keep?: boolean;
   readonly nodes: string;
   readonly failover: boolean;
+  readonly torInfoLogs?: boolean;
 }
 
 /** Visits before the failover starts even if not every node has served one yet. */
@@ -310,6 +311,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
       signal: abort.signal,
       // Generous: a busy or slow machine (tor parses its GeoIP files at start-up) must not fail the demo.
       readyTimeoutMs: 300_000,
+      infoLogs: opts.torInfoLogs === true,
     });
     const desc = net.description;
     const target = desc.services[0]!;
@@ -445,6 +447,7 @@ export function register(program: Command): void {
     .option('--no-failover', 'do not kill the publisher; just serve')
     .option('--dir <path>', 'working directory (default: a new temporary directory, removed at exit)')
     .option('--keep', 'keep the temporary directory (logs) at exit')
+    .option('--tor-info-logs', "also write an info-level log (info.log) in every data directory of the private network, e.g. the client tor's net/client0/info.log (with --keep)")
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });
