@@ -10,7 +10,14 @@
  * - `HiddenServicePoWDefensesEnabled/QueueRate/QueueBurst` (burst ≥ rate);
  * - `HiddenServiceExportCircuitID haproxy` makes tor send a PROXY protocol v1 header with the
  *   rendezvous circuit id on every stream to the HiddenServicePort target;
- * - `HiddenServiceMaxStreams` caps simultaneous streams per rendezvous circuit;
+ * - `HiddenServiceMaxStreams` caps simultaneous streams per rendezvous circuit (0..65535,
+ *   `HS_CONFIG_MAX_STREAMS_PER_RDV_CIRCUIT`); with `HiddenServiceMaxStreamsCloseCircuit 1` a
+ *   circuit that exceeds it is closed instead of the extra stream refused (`hs_config.c`);
+ * - `HiddenServiceEnableIntroDoSDefense 1` asks each intro point (ESTABLISH_INTRO DoS
+ *   extension) to rate-limit INTRODUCE2 cells with a token bucket of
+ *   `HiddenServiceEnableIntroDoSRatePerSec` / `…BurstPerSec` (tor's defaults 25 / 200, range
+ *   0..INT32_MAX, burst ≥ rate or tor refuses the service; an intro point treats a 0 as
+ *   "defences off", `hs_intropoint.c`, so torbalance asks for ≥ 1);
  * - `PublishHidServDescriptors 1` (single-node mode: tor publishes its own descriptors; a
  *   multi-node publisher needs 0, §1.9);
  * - several `HiddenServicePort` lines may follow one HiddenServiceDir (tor's manual: "may be
@@ -47,6 +54,10 @@ export interface NodeTorrcInput {
   readonly numIntroPoints: number;
   /** HiddenServiceMaxStreams (per rendezvous circuit), 0 = unlimited. */
   readonly maxStreamsPerCircuit: number;
+  /** HiddenServiceMaxStreamsCloseCircuit: close a circuit that exceeds the stream limit. Default false. */
+  readonly maxStreamsCloseCircuit?: boolean;
+  /** HiddenServiceEnableIntroDoSDefense with its rate and burst (INTRODUCE2 cells per second). */
+  readonly introDos?: { readonly enabled: boolean; readonly ratePerSec: number; readonly burstPerSec: number };
   readonly pow: { readonly enabled: boolean; readonly queueRate: number; readonly queueBurst: number };
   /** PublishHidServDescriptors. True in single-node mode. */
   readonly publishDescriptors: boolean;
@@ -61,17 +72,186 @@ export interface NodeTorrcInput {
 }
 
 /**
- * Keywords torbalance manages itself; `tor.extra_config` may not set them (tor options are
- * case-insensitive). Everything about the onion service, the control port and the data
- * directory belongs here.
+ * Tor options torbalance sets, or keeps unset, itself — in this torrc or in the supervisor's
+ * lines (src/adapters/tor/process.ts) — with tor's value when the torrc does not set them
+ * (`undefined`: a list option, GETCONF then answers the bare name). Every HiddenService*
+ * option is managed too (checked as one group, `GETCONF HiddenServiceOptions`). The node's
+ * tor must run with exactly these values; `tor.extra_config` may not name them, nor any
+ * abbreviation of them (tor takes an unknown keyword that is a prefix of an option name as
+ * that option, with only a warning).
  */
-const MANAGED_KEYWORD_RE =
-  /^(DataDirectory|ControlPort|ControlSocket|ControlSocketsGroupWritable|CookieAuthentication|CookieAuthFile|CookieAuthFileGroupReadable|HashedControlPassword|SocksPort|HiddenService\w*|PublishHidServDescriptors|RunAsDaemon|Sandbox|User|__\w*)$/i;
+export const MANAGED_TOR_OPTIONS: Readonly<Record<string, string | undefined>> = {
+  DataDirectory: undefined,
+  DataDirectoryGroupReadable: '0',
+  CacheDirectory: undefined,
+  KeyDirectory: undefined,
+  ControlPort: undefined,
+  ControlSocket: undefined,
+  ControlSocketsGroupWritable: '0',
+  ControlPortWriteToFile: undefined,
+  ControlPortFileGroupReadable: '0',
+  CookieAuthentication: '0',
+  CookieAuthFile: undefined,
+  CookieAuthFileGroupReadable: '0',
+  HashedControlPassword: undefined,
+  SocksPort: undefined,
+  ORPort: undefined,
+  DirPort: undefined,
+  ExtORPort: undefined,
+  DNSPort: undefined,
+  TransPort: undefined,
+  NATDPort: undefined,
+  HTTPTunnelPort: undefined,
+  MetricsPort: undefined,
+  PublishHidServDescriptors: '1',
+  RunAsDaemon: '0',
+  Sandbox: '0',
+  User: undefined,
+  __OwningControllerProcess: undefined,
+  __ControlPort: undefined,
+  __SocksPort: undefined,
+  __ORPort: undefined,
+  __DirPort: undefined,
+  __ExtORPort: undefined,
+  __DNSPort: undefined,
+  __TransPort: undefined,
+  __NATDPort: undefined,
+  __HTTPTunnelPort: undefined,
+  __MetricsPort: undefined,
+  __HashedControlSessionPassword: undefined,
+};
+
+/** The managed HiddenService* options (one per-service group in tor, `hs_options.inc`). */
+const HS_PREFIX = 'hiddenservice';
+
+/**
+ * The tor options an operator may add with `tor.extra_config` (docs/config.md lists them):
+ * running offline, reaching the tor network from a restricted host (bridges, proxies,
+ * firewalls), path and guard choice, resources, tor's own logs, and the lines that join a
+ * private test network. Matched case-insensitively and exactly (tor takes an exact name
+ * before any abbreviation); each is a real tor 0.4.9 option name (a test checks them against
+ * `tor --list-torrc-options`). Anything else — listeners, the control port, directories,
+ * the onion service, `%include` — is refused.
+ */
+export const EXTRA_TOR_OPTIONS: readonly string[] = [
+  // offline, and reaching the tor network from a restricted host
+  'DisableNetwork',
+  'UseBridges',
+  'Bridge',
+  'ClientTransportPlugin',
+  'HTTPSProxy',
+  'HTTPSProxyAuthenticator',
+  'Socks4Proxy',
+  'Socks5Proxy',
+  'Socks5ProxyUsername',
+  'Socks5ProxyPassword',
+  'ReachableAddresses',
+  'ClientUseIPv4',
+  'ClientUseIPv6',
+  'ClientPreferIPv6ORPort',
+  'ConnectionPadding',
+  'ReducedConnectionPadding',
+  // paths and guards
+  'EntryNodes',
+  'ExcludeNodes',
+  'ExcludeExitNodes',
+  'StrictNodes',
+  'NumEntryGuards',
+  'NumPrimaryGuards',
+  'VanguardsLiteEnabled',
+  'HSLayer2Nodes',
+  'HSLayer3Nodes',
+  'CircuitBuildTimeout',
+  'LearnCircuitBuildTimeout',
+  // resources
+  'MaxMemInQueues',
+  'NumCPUs',
+  'AvoidDiskWrites',
+  'HardwareAccel',
+  'KeepalivePeriod',
+  'ConnLimit',
+  'DisableDebuggerAttachment',
+  'ShutdownWaitLength',
+  // tor's logs
+  'Log',
+  'LogMessageDomains',
+  'LogTimeGranularity',
+  'SafeLogging',
+  'TruncateLogFile',
+  'ProtocolWarnings',
+  'GeoIPFile',
+  'GeoIPv6File',
+  // private test networks (src/adapters/tor/testnet.ts testnetCommonTorrc)
+  'TestingTorNetwork',
+  'DirAuthority',
+  'AssumeReachable',
+  'PathsNeededToBuildCircuits',
+  'TestingDirAuthVoteExit',
+  'TestingDirAuthVoteGuard',
+  'TestingDirAuthVoteHSDir',
+  'V3AuthNIntervalsValid',
+  'TestingMinExitFlagThreshold',
+  'Nickname',
+  'PidFile',
+];
+
+const EXTRA_ALLOWED = new Set(EXTRA_TOR_OPTIONS.map((k) => k.toLowerCase()));
+const MANAGED_LOWER = Object.keys(MANAGED_TOR_OPTIONS).map((k) => k.toLowerCase());
+
+/** True if tor could take `keyword` for a managed option: its name, or a prefix of one. */
+function namesManaged(keyword: string): boolean {
+  const k = keyword.toLowerCase();
+  if (k.startsWith('__') || k.startsWith(HS_PREFIX) || HS_PREFIX.startsWith(k)) return true;
+  return MANAGED_LOWER.some((m) => m.startsWith(k));
+}
 
 /** Undefined if `keyword` may appear in `tor.extra_config`, else the reason it may not. */
 export function checkExtraTorrcKeyword(keyword: string): string | undefined {
-  return MANAGED_KEYWORD_RE.test(keyword) ? `${keyword} is managed by torbalance and cannot be set in tor.extra_config` : undefined;
+  if (namesManaged(keyword)) return `${keyword} is (or abbreviates) an option torbalance manages and cannot be set in tor.extra_config`;
+  if (!EXTRA_ALLOWED.has(keyword.toLowerCase())) return `${keyword} is not one of the tor options tor.extra_config may set (docs/config.md lists them)`;
+  return undefined;
 }
+
+/** The GETCONF keys {@link managedOptionMismatches} needs answers for. */
+export function managedGetconfKeys(): string[] {
+  return [...Object.keys(MANAGED_TOR_OPTIONS), 'HiddenServiceOptions'];
+}
+
+/**
+ * The managed options whose value in the running tor differs from the torrc torbalance wrote.
+ * `rendered`: every entry of that torrc (supervisor lines included); `answers`: the reply
+ * lines of `GETCONF <managedGetconfKeys()>` (`Key=Value`, or a bare `Key` when unset; the
+ * HiddenService* lines of all services in torrc order). Returns option names, sorted.
+ */
+export function managedOptionMismatches(rendered: readonly TorrcEntry[], answers: readonly string[]): string[] {
+  const got = new Map<string, string[]>();
+  const gotHs: string[] = [];
+  for (const line of answers) {
+    const eq = line.indexOf('=');
+    const key = (eq < 0 ? line : line.slice(0, eq)).toLowerCase();
+    if (key.startsWith(HS_PREFIX)) {
+      if (eq >= 0) gotHs.push(`${key}=${line.slice(eq + 1)}`);
+      continue;
+    }
+    const list = got.get(key) ?? [];
+    if (eq >= 0) list.push(line.slice(eq + 1));
+    got.set(key, list);
+  }
+  const bad: string[] = [];
+  for (const [name, unset] of Object.entries(MANAGED_TOR_OPTIONS)) {
+    const lname = name.toLowerCase();
+    const mine = rendered.filter(([k]) => k.toLowerCase() === lname).map(([, v]) => v);
+    const want = mine.length > 0 ? mine : unset === undefined ? [] : [unset];
+    const have = got.get(lname);
+    if (have === undefined || have.length !== want.length || have.some((v, i) => v !== want[i])) bad.push(name);
+  }
+  const wantHs = rendered.filter(([k]) => k.toLowerCase().startsWith(HS_PREFIX)).map(([k, v]) => `${k.toLowerCase()}=${v}`);
+  if (gotHs.length !== wantHs.length || gotHs.some((v, i) => v !== wantHs[i])) bad.push('HiddenServiceOptions');
+  return bad.sort();
+}
+
+/** tor's bound for the intro-point DoS rate and burst (`HS_CONFIG_V3_DOS_DEFENSE_*_MAX`). */
+export const INT32_MAX = 2_147_483_647;
 
 function bad(message: string): TorbalanceError {
   return new TorbalanceError('TB_ERR_NODE_TORRC', 'config', message);
@@ -138,6 +318,19 @@ export function nodeTorrcEntries(input: NodeTorrcInput): TorrcEntry[] {
     ['HiddenServiceNumIntroductionPoints', String(input.numIntroPoints)],
     ['HiddenServiceMaxStreams', String(input.maxStreamsPerCircuit)],
   );
+  if (input.maxStreamsCloseCircuit === true) e.push(['HiddenServiceMaxStreamsCloseCircuit', '1']);
+  const dos = input.introDos;
+  if (dos !== undefined && dos.enabled) {
+    const okInt = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= INT32_MAX;
+    if (!(okInt(dos.ratePerSec) && okInt(dos.burstPerSec) && dos.burstPerSec >= dos.ratePerSec)) {
+      throw bad(`intro-point DoS rate and burst must be from 1 to ${INT32_MAX} and the burst ≥ the rate`);
+    }
+    e.push(
+      ['HiddenServiceEnableIntroDoSDefense', '1'],
+      ['HiddenServiceEnableIntroDoSRatePerSec', String(dos.ratePerSec)],
+      ['HiddenServiceEnableIntroDoSBurstPerSec', String(dos.burstPerSec)],
+    );
+  }
   if (input.pow.enabled) {
     if (!(Number.isInteger(input.pow.queueRate) && input.pow.queueRate >= 1 && input.pow.queueBurst >= input.pow.queueRate)) {
       throw bad('PoW queue rate must be ≥ 1 and the burst ≥ the rate');

@@ -215,6 +215,8 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     proxyListen: config.proxy.listen,
     numIntroPoints: config.tor.num_intro_points,
     maxStreamsPerCircuit: config.proxy.limits.max_connections_per_circuit,
+    maxStreamsCloseCircuit: config.tor.max_streams_close_circuit,
+    introDos: { enabled: config.tor.intro_dos.enabled, ratePerSec: config.tor.intro_dos.rate_per_sec, burstPerSec: config.tor.intro_dos.burst_per_sec },
     pow: { enabled: config.tor.pow.enabled, queueRate: config.tor.pow.queue_rate, queueBurst: config.tor.pow.queue_burst },
     publishDescriptors: true,
     extra: config.tor.extra_config,
@@ -266,6 +268,8 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     // is closed on a command timeout takes tor down too; the supervisor then restarts it.
     owned: true,
     takeOwnership: true,
+    // tor must run with the control port, listeners, directories and onion service written here.
+    checkManagedOptions: true,
     startTimeoutMs: options.torStartTimeoutMs ?? 120_000,
     ...(options.timers === undefined ? {} : { timers: options.timers }),
   });

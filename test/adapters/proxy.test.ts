@@ -23,6 +23,13 @@ let app: TargetApp;
 let socks: FakeSocksServer;
 let half: net.Server;
 let halfPort = 0;
+/** A target that answers Upgrade requests like ordinary ones (200 + Location naming it) and keeps the connection, or switches to `refuserSwitchTo`. */
+let refuser: http.Server;
+let refuserPort = 0;
+/** The Host header of every request the refusing target got, in order. */
+let refuserHosts: string[] = [];
+/** When set, the refusing target answers every request with a bare 101 naming this protocol. */
+let refuserSwitchTo: string | undefined;
 const proxies: ReverseProxy[] = [];
 /** Every byte any visitor socket received in the current test. */
 let received: Buffer[] = [];
@@ -49,8 +56,31 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => half.listen(0, '127.0.0.1', r));
   halfPort = (half.address() as net.AddressInfo).port;
+  refuser = http.createServer((req, res) => {
+    refuserHosts.push(req.headers.host ?? '');
+    const body = Buffer.from(`<a href="http://${T}/next">moved</a>`);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { Location: `http://${T}/next`, 'Content-Type': 'text/html', 'Content-Length': String(body.length) });
+      res.end(body);
+    });
+  });
+  refuser.on('upgrade', (req: http.IncomingMessage, s: net.Socket) => {
+    refuserHosts.push(req.headers.host ?? '');
+    if (refuserSwitchTo !== undefined) {
+      s.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${refuserSwitchTo}\r\nLocation: http://${T}/x\r\n\r\nraw ${T}`);
+      return;
+    }
+    // Refuse: answer as an ordinary request, body naming the target, and keep reading.
+    const body = `<a href="http://${T}/next">moved</a>`;
+    s.write(`HTTP/1.1 200 OK\r\nLocation: http://${T}/next\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    refuser.emit('connection', s);
+    s.resume();
+  });
+  await new Promise<void>((r) => refuser.listen(0, '127.0.0.1', r));
+  refuserPort = (refuser.address() as net.AddressInfo).port;
   socks = new FakeSocksServer({
-    route: (host, port) => (host !== T ? undefined : port === 80 ? { host: '127.0.0.1', port: app.port } : port === 7 ? { host: '127.0.0.1', port: halfPort } : undefined),
+    route: (host, port) => (host !== T ? undefined : port === 80 ? { host: '127.0.0.1', port: app.port } : port === 7 ? { host: '127.0.0.1', port: halfPort } : port === 81 ? { host: '127.0.0.1', port: refuserPort } : undefined),
   });
   await socks.start();
 });
@@ -61,12 +91,16 @@ afterEach(async () => {
   while (proxies.length > 0) await proxies.pop()!.stop(100);
   socks.hang = false;
   socks.replyOverride = undefined;
+  refuserHosts = [];
+  refuserSwitchTo = undefined;
 });
 
 afterAll(async () => {
   await socks.stop();
   await app.stop();
   half.close();
+  refuser.closeAllConnections();
+  refuser.close();
 });
 
 async function startProxy(over: Partial<ProxyOptions> = {}, limits: Partial<ProxyOptions['limits']> = {}): Promise<number> {
@@ -94,6 +128,39 @@ function visitorSocket(port: number, circuit?: number): net.Socket {
   s.on('error', () => undefined);
   if (circuit !== undefined) s.write(formatTorProxyHeader(circuit, 80));
   return s;
+}
+
+/** Raw HTTP/1.1 responses (Content-Length framed) read one by one from a visitor socket. */
+function rawResponses(sock: net.Socket): () => Promise<{ head: string; body: string }> {
+  let buf = Buffer.alloc(0);
+  let wake: (() => void) | undefined;
+  let closed = false;
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    wake?.();
+  });
+  sock.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  return async () => {
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = buf.subarray(0, end).toString('latin1');
+        const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+        const n = m === null ? 0 : Number(m[1]);
+        if (buf.length >= end + 4 + n) {
+          const body = buf.subarray(end + 4, end + 4 + n).toString('latin1');
+          buf = buf.subarray(end + 4 + n);
+          return { head, body };
+        }
+      }
+      if (closed) throw new Error(`connection closed; unparsed: ${JSON.stringify(buf.toString('latin1'))}`);
+      await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    }
+  };
 }
 
 function recordingAgent(port: number, circuit?: number): http.Agent {
@@ -423,6 +490,53 @@ describe('ReverseProxy http mode', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
     socks.hang = false;
     expect((await get(port, '/')).status).toBe(200);
+  });
+
+  it('a target that refuses an upgrade (200 + Location) gets its response rewritten, and the connection stays HTTP', async () => {
+    const port = await startProxy({ target: { address: T, port: 81 } });
+    const sock = visitorSocket(port);
+    const next = rawResponses(sock);
+    sock.write(`GET /first HTTP/1.1\r\nHost: ${M}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const first = await next();
+    expect(first.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(first.head).toContain(`Location: http://${M}/next`);
+    expect(first.body).toBe(`<a href="http://${M}/next">moved</a>`);
+    // A second request on the same connection is parsed and rewritten like any other.
+    sock.write(`GET /second HTTP/1.1\r\nHost: ${M}\r\n\r\n`);
+    const second = await next();
+    expect(second.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(second.head).toContain(`Location: http://${M}/next`);
+    expect(second.body).toBe(`<a href="http://${M}/next">moved</a>`);
+    expect(refuserHosts).toEqual([`${T}:81`, `${T}:81`]);
+    sock.destroy();
+  });
+
+  it('a request pipelined behind a refused upgrade (and an upgrade request body) is not passed on raw', async () => {
+    const port = await startProxy({ target: { address: T, port: 81 } });
+    const sock = visitorSocket(port);
+    const next = rawResponses(sock);
+    sock.write(`POST /first HTTP/1.1\r\nHost: ${M}\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhelloGET /second HTTP/1.1\r\nHost: ${M}\r\n\r\n`);
+    for (let i = 0; i < 2; i++) {
+      const r = await next();
+      expect(r.head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(r.head).toContain(`Location: http://${M}/next`);
+    }
+    expect(refuserHosts).toEqual([`${T}:81`, `${T}:81`]);
+    sock.destroy();
+  });
+
+  it('a 101 to a protocol the visitor did not offer is refused with a 502, not spliced', async () => {
+    const port = await startProxy({ target: { address: T, port: 81 } });
+    refuserSwitchTo = 'h2c';
+    const sock = visitorSocket(port);
+    sock.write(`GET /ws HTTP/1.1\r\nHost: ${M}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const text = await new Promise<string>((resolve) => {
+      let acc = '';
+      sock.on('data', (d: Buffer) => (acc += d.toString()));
+      sock.on('close', () => { resolve(acc); });
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).not.toContain('101');
   });
 
   it('an upgrade to a down target gets a 502', async () => {

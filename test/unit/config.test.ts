@@ -163,7 +163,7 @@ describe('config validation errors name the key and line', () => {
     const by = new Map(issuesOf(text).map((i) => [i.key, i]));
     expect(by.get('target.tls.enabled')).toMatchObject({ line: 3, message: 'expected true or false' });
     expect(by.get('tor.extra_config[1]')?.line).toBe(5);
-    expect(by.get('tor.extra_config[1]')?.message).toMatch(/HiddenServicePort is managed by torbalance/);
+    expect(by.get('tor.extra_config[1]')?.message).toMatch(/HiddenServicePort is \(or abbreviates\) an option torbalance manages/);
     expect(by.get('tor.pow.queue_burst')).toMatchObject({ line: 10 });
     expect(by.get('tor.pow.queue_burst')?.message).toMatch(/queue_burst >= queue_rate/);
     const lines = tomlKeyLines(text);
@@ -178,6 +178,23 @@ describe('config validation errors name the key and line', () => {
     }
     const ok = parseConfigText(`${base}[tor]\nextra_config = ["DisableNetwork 1", "Log info file /tmp/x.log", "TestingTorNetwork 1"]\n`);
     expect(ok.tor.extra_config).toEqual([['DisableNetwork', '1'], ['Log', 'info file /tmp/x.log'], ['TestingTorNetwork', '1']]);
+  });
+
+  it('extra_config refuses abbreviations of managed options and options not on the list', () => {
+    for (const bad of ['ControlP 0.0.0.0:9051', 'SocksP 0.0.0.0:9050', 'HashedControlPasswor 16:00', 'DataDirector /tmp/x', 'ORPort 9001', 'MetricsPort 0.0.0.0:9035']) {
+      const issues = issuesOf(`${base}[tor]\nextra_config = [${JSON.stringify(bad)}]\n`);
+      expect(issues[0]?.key, bad).toBe('tor.extra_config[0]');
+      expect(issues[0]?.message, bad).toMatch(/expected a tor option tor.extra_config may set/);
+    }
+  });
+
+  it('tor.intro_dos and tor.max_streams_close_circuit', () => {
+    const c = parseConfigText(`${base}[tor]\nmax_streams_close_circuit = true\nintro_dos = { enabled = true, rate_per_sec = 30, burst_per_sec = 300 }\n`);
+    expect(c.tor.intro_dos).toEqual({ enabled: true, rate_per_sec: 30, burst_per_sec: 300 });
+    expect(c.tor.max_streams_close_circuit).toBe(true);
+    expect(issuesOf(`${base}[tor.intro_dos]\nrate_per_sec = 30\nburst_per_sec = 20\n`)[0]).toMatchObject({ key: 'tor.intro_dos.burst_per_sec' });
+    expect(issuesOf(`${base}[tor.intro_dos]\nrate_per_sec = 0\n`)[0]).toMatchObject({ key: 'tor.intro_dos.rate_per_sec' });
+    expect(issuesOf(`${base}[proxy.limits]\nmax_connections_per_circuit = 65536\n`)[0]).toMatchObject({ key: 'proxy.limits.max_connections_per_circuit' });
   });
 
   it('proxy.listen forms', () => {
@@ -247,15 +264,30 @@ describe('loading files', () => {
     await expect(loadMasterKey(await loadConfig(join(d, 'tb.toml')))).rejects.toMatchObject({ code: 'TB_ERR_KEYSTORE_FILE_PERMISSIONS' });
   });
 
-  it('missing file, missing ca_file, writable config', async () => {
+  it('missing file, missing ca_file', async () => {
     const d = await tmp();
     await expect(loadConfig(join(d, 'none.toml'))).rejects.toMatchObject({ code: 'TB_ERR_CONFIG_READ' });
     await writeKeyDirectory(join(d, 'master'), MASTER);
-    await writeFile(join(d, 'tb.toml'), `[target]\naddress = "${TARGET}"\n[target.tls]\nenabled = true\nca_file = "ca.pem"\n`);
-    await chmod(join(d, 'tb.toml'), 0o666);
+    await writeFile(join(d, 'tb.toml'), `[target]\naddress = "${TARGET}"\n[target.tls]\nenabled = true\nca_file = "ca.pem"\n`, { mode: 0o600 });
     await expect(loadMasterKey(await loadConfig(join(d, 'tb.toml')))).rejects.toMatchObject({ code: 'TB_ERR_CONFIG_FILE' });
     await writeFile(join(d, 'ca.pem'), 'x');
-    const m = await loadMasterKey(await loadConfig(join(d, 'tb.toml')));
-    expect(m.warnings.join('\n')).toMatch(/writable by other users/);
+    expect((await loadMasterKey(await loadConfig(join(d, 'tb.toml')))).warnings).toEqual([]);
+  });
+
+  it('a group- or world-writable config is refused (it names tor.binary); readable is fine', async () => {
+    const d = await tmp();
+    const f = join(d, 'tb.toml');
+    // Whoever can write this file chooses the program the node runs as tor.
+    await writeFile(f, `[target]\naddress = "${TARGET}"\n[tor]\nbinary = "/tmp/not-tor"\n`, { mode: 0o600 });
+    for (const mode of [0o666, 0o646, 0o620, 0o660]) {
+      await chmod(f, mode);
+      const e = await loadConfig(f).then(() => undefined, (x: unknown) => x);
+      expect(e, mode.toString(8)).toMatchObject({ code: 'TB_ERR_CONFIG_PERMISSIONS', kind: 'config' });
+      expect((e as Error).message).toContain(`chmod 600 '${f}'`);
+    }
+    for (const mode of [0o600, 0o640, 0o644, 0o400]) {
+      await chmod(f, mode);
+      expect((await loadConfig(f)).tor.binary, mode.toString(8)).toBe('/tmp/not-tor');
+    }
   });
 });

@@ -280,7 +280,8 @@ export function extraConfigLines(entries: readonly (readonly [string, string])[]
 /**
  * Read, parse and validate a config file. Relative paths in it are relative to the file's
  * directory. Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
- * TorbalanceError TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE.
+ * TorbalanceError TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE / TB_ERR_CONFIG_PERMISSIONS (the
+ * file is group- or world-writable).
  */
 export async function loadConfig(file: string): Promise<Config> {
   const abs = resolve(file);
@@ -290,6 +291,15 @@ export async function loadConfig(file: string): Promise<Config> {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new TorbalanceError('TB_ERR_CONFIG_READ', 'config', `config ${abs} is not a regular file`);
+      // The config names the program run as tor (tor.binary), the key paths and raw torrc
+      // lines: whoever can write it runs code as the node's user. Refused like a readable key.
+      if ((st.mode & 0o022) !== 0) {
+        throw new TorbalanceError(
+          'TB_ERR_CONFIG_PERMISSIONS',
+          'config',
+          `config ${abs} is writable by ${(st.mode & 0o002) !== 0 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); it names the tor program and the key paths, so it is refused: run chmod 600 '${abs}' (or 640 with the node's group)`,
+        );
+      }
       if (st.size > MAX_CONFIG_SIZE) throw new TorbalanceError('TB_ERR_CONFIG_TOO_LARGE', 'config', `config ${abs} is larger than ${MAX_CONFIG_SIZE} bytes`);
       const buf = Buffer.alloc(MAX_CONFIG_SIZE + 1);
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
@@ -340,12 +350,6 @@ export async function loadMasterKey(config: Config): Promise<MasterKeyCheck> {
   }
   if (!config.target.tls.enabled && (ca !== undefined || config.target.tls.servername !== undefined)) {
     warnings.push('target.tls.ca_file/servername are set but target.tls.enabled is false; they are ignored');
-  }
-  if (config.source !== undefined) {
-    const st = await stat(config.source).catch(() => undefined);
-    if (st !== undefined && (st.mode & 0o022) !== 0) {
-      warnings.push(`config ${config.source} is writable by other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 '${config.source}'`);
-    }
   }
   return { key, masterAddress, warnings };
 }

@@ -7,7 +7,9 @@
  * Reference: docs/config.md; example: config/torbalance.example.toml (tests keep the three in
  * sync). Tor limits used here come from tor itself: HiddenServiceNumIntroductionPoints 3..20
  * (`hs_config.c`, `HS_CONFIG_V3_MAX_INTRO_POINTS`), PoW queue defaults 250/s and burst 2500
- * (`hs_config.c`; burst must be ≥ rate), see /work/shared/tor-facts.md §1.7, §3.2.
+ * (`hs_config.c`; burst must be ≥ rate), intro-point DoS defence defaults 25/s and burst 200
+ * (`hs_config.h`, up to INT32_MAX, burst ≥ rate), HiddenServiceMaxStreams ≤ 65535
+ * (`HS_CONFIG_MAX_STREAMS_PER_RDV_CIRCUIT`), see /work/shared/tor-facts.md §1.7, §3.2.
  *
  * Paths in the schema are taken as written; {@link resolveConfigPaths} (used by the loader)
  * makes them absolute relative to the config file's directory and fills the defaults that
@@ -17,7 +19,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
 import { decodeOnionAddress } from '../../core/hs/address.js';
-import { checkExtraTorrcKeyword } from '../../core/node-torrc.js';
+import { checkExtraTorrcKeyword, INT32_MAX } from '../../core/node-torrc.js';
 
 /** All defaults, in one place. Paths are relative to the config file's directory. */
 export const DEFAULTS = {
@@ -41,6 +43,8 @@ export const DEFAULTS = {
     socks_port: 'auto',
     num_intro_points: 3,
     pow: { enabled: false, queue_rate: 250, queue_burst: 2500 },
+    intro_dos: { enabled: false, rate_per_sec: 25, burst_per_sec: 200 },
+    max_streams_close_circuit: false,
     extra_config: [] as string[],
   },
   health: { kind: 'tcp', path: '/', interval_ms: 30_000, timeout_ms: 10_000 },
@@ -133,7 +137,7 @@ const torrcLine = z
       return;
     }
     const why = checkExtraTorrcKeyword(entry[0]);
-    if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected a tor option torbalance does not manage: ${why}` });
+    if (why !== undefined) ctx.addIssue({ code: 'custom', message: `expected a tor option tor.extra_config may set: ${why}` });
   });
 
 /** Mesh peer/advertise address: "tcp:<IP literal>:<port>" (no names: nothing is resolved locally) or "tor:<56>.onion:<port>". */
@@ -181,7 +185,7 @@ export const configSchema = z
         limits: z
           .strictObject({
             max_connections: int(1, 1_000_000).default(DEFAULTS.proxy.limits.max_connections),
-            max_connections_per_circuit: int(1, 1_000_000).default(DEFAULTS.proxy.limits.max_connections_per_circuit),
+            max_connections_per_circuit: int(1, 65_535, 'expected an integer from 1 to 65535 (tor\'s limit for HiddenServiceMaxStreams)').default(DEFAULTS.proxy.limits.max_connections_per_circuit),
             connect_timeout_ms: ms(100, 600_000).default(DEFAULTS.proxy.limits.connect_timeout_ms),
             header_timeout_ms: ms(100, 600_000).default(DEFAULTS.proxy.limits.header_timeout_ms),
             idle_timeout_ms: ms(1000, 86_400_000).default(DEFAULTS.proxy.limits.idle_timeout_ms),
@@ -210,6 +214,18 @@ export const configSchema = z
             error: 'expected queue_burst >= queue_rate (tor refuses a burst below the rate)',
             path: ['queue_burst'],
           }),
+        intro_dos: z
+          .strictObject({
+            enabled: bool().default(DEFAULTS.tor.intro_dos.enabled),
+            rate_per_sec: int(1, INT32_MAX, `expected INTRODUCE2 cells per second, an integer from 1 to ${INT32_MAX}`).default(DEFAULTS.tor.intro_dos.rate_per_sec),
+            burst_per_sec: int(1, INT32_MAX).default(DEFAULTS.tor.intro_dos.burst_per_sec),
+          })
+          .prefault({})
+          .refine((d) => d.burst_per_sec >= d.rate_per_sec, {
+            error: 'expected burst_per_sec >= rate_per_sec (tor refuses a burst below the rate)',
+            path: ['burst_per_sec'],
+          }),
+        max_streams_close_circuit: bool().default(DEFAULTS.tor.max_streams_close_circuit),
         extra_config: z
           .array(torrcLine, { error: 'expected an array of torrc lines, e.g. ["DisableNetwork 1"]' })
           .max(512, { error: 'expected at most 512 extra torrc lines' })

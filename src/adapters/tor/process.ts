@@ -11,7 +11,11 @@
  * - starts `tor -f <torrc> --defaults-torrc <empty file>` in the foreground (never
  *   RunAsDaemon); its stdout/stderr go to a bounded ring buffer and `<dataDir>/tor-output.log`;
  * - waits for the control socket, connects with {@link TorControl} (cookie auth), optionally
- *   sends TAKEOWNERSHIP (tor then exits when that control connection closes), and optionally
+ *   checks with one GETCONF that every option torbalance manages (core/node-torrc.ts
+ *   `MANAGED_TOR_OPTIONS` and the HiddenService* groups) holds exactly the torrc's value —
+ *   else an abbreviated option name, a second value for a list option or an unexpected file
+ *   changed it, and the start fails with TB_ERR_TOR_MANAGED_OPTION after tor is stopped —,
+ *   optionally sends TAKEOWNERSHIP (tor then exits when that control connection closes), and optionally
  *   waits for bootstrap 100% via `GETINFO status/bootstrap-phase` and `STATUS_CLIENT`
  *   events (never by reading logs);
  * - restarts tor with bounded exponential backoff when it dies unexpectedly (timers and clock
@@ -33,6 +37,7 @@ import {
 import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { TorbalanceError } from '../../core/errors.js';
+import { managedGetconfKeys, managedOptionMismatches } from '../../core/node-torrc.js';
 import { renderTorrc, type TorrcEntry } from '../../core/torrc.js';
 import { TorControl, type ControlEndpoint } from './control.js';
 
@@ -140,6 +145,11 @@ export interface TorProcessOptions {
   /** Add `__OwningControllerProcess <process.pid>`. Default true. */
   readonly owned?: boolean;
   /**
+   * After connecting, check with GETCONF that tor runs with exactly the managed options of
+   * the torrc written (see the module comment); a mismatch fails the start. Default false.
+   */
+  readonly checkManagedOptions?: boolean;
+  /**
    * Send TAKEOWNERSHIP after connecting (tor exits when our control connection closes). Default
    * false. An owned tor that has not exited `ownerExitGraceMs` after that connection closed
    * while we still run it (e.g. a command timed out because tor is frozen) is SIGKILLed: a tor
@@ -210,7 +220,7 @@ const MAX_SOCKET_PATH = 100;
 function procError(code: string, message: string, cause?: unknown): TorbalanceError {
   return new TorbalanceError(
     code,
-    code === 'TB_ERR_TOR_PROCESS_CONFIG' ? 'config' : 'tor',
+    code === 'TB_ERR_TOR_PROCESS_CONFIG' || code === 'TB_ERR_TOR_MANAGED_OPTION' ? 'config' : 'tor',
     message,
     cause === undefined ? {} : { cause },
   );
@@ -261,6 +271,8 @@ export class TorProcess {
   #restarts = 0;
   #partial = '';
   #stopRequested = false;
+  /** Every entry of the torrc last written (for the managed-options check). */
+  #rendered: readonly TorrcEntry[] = [];
 
   constructor(options: TorProcessOptions) {
     if (!isAbsolute(options.dataDir) || /\s/.test(options.dataDir)) {
@@ -375,6 +387,7 @@ export class TorProcess {
     ];
     if (this.#opts.owned ?? true) entries.push(['__OwningControllerProcess', String(process.pid)]);
     entries.push(...this.#opts.torrc);
+    this.#rendered = entries;
     await writeFile(this.torrcPath, renderTorrc(entries), { mode: 0o600 });
     await chmod(this.torrcPath, 0o600);
     const defaults = join(dir, 'torrc-defaults');
@@ -498,6 +511,7 @@ export class TorProcess {
     try {
       const control = await Promise.race([this.#connect(() => stopped), failure]);
       this.#control = control;
+      if (this.#opts.checkManagedOptions === true) await Promise.race([this.#checkManaged(control), failure]);
       if (this.#opts.takeOwnership === true) {
         await Promise.race([control.takeOwnership(), failure]);
         this.#watchOwner(control, run);
@@ -531,6 +545,17 @@ export class TorProcess {
         this.#timers.clearTimeout(timer);
       });
     });
+  }
+
+  async #checkManaged(control: TorControl): Promise<void> {
+    const reply = await control.request(`GETCONF ${managedGetconfKeys().join(' ')}`);
+    const bad = managedOptionMismatches(this.#rendered, reply.lines.map((l) => l.text));
+    if (bad.length > 0) {
+      throw procError(
+        'TB_ERR_TOR_MANAGED_OPTION',
+        `tor runs with a value torbalance did not write for ${bad.join(', ')} (an abbreviated option name or a line outside torbalance's control set it); refusing to run — check tor.extra_config`,
+      );
+    }
   }
 
   async #sleep(ms: number): Promise<void> {

@@ -5,7 +5,9 @@
  * Referer) and response headers and text bodies rewritten target → master (core/rewrite).
  * Bodies stream with backpressure both ways (bounded memory); compressed text
  * bodies are decoded, rewritten and re-encoded with the same coding. WebSocket (and other)
- * upgrades are passed through after rewriting the handshake heads. No header that reveals
+ * upgrades are passed through after rewriting the handshake heads — spliced only when the
+ * target answers 101 with a protocol the visitor offered; any other answer is an ordinary
+ * response (rewritten like every other) and the connection goes back to HTTP parsing. No header that reveals
  * anything (Via, X-Forwarded-For) is added. A target that cannot be reached gets the visitor
  * a 502 page within the connect timeout.
  */
@@ -27,13 +29,10 @@ import {
 import { filterAcceptEncoding, parseCoding, rewriteChain } from './body.js';
 import { errorPage, rawErrorResponse } from './error-page.js';
 import { countStatus, type MutableStats } from './stats.js';
-import { connectUpstream, type TorAgent, type UpstreamTarget } from './upstream.js';
+import type { TorAgent, UpstreamTarget } from './upstream.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'http2-settings']);
-
-/** Largest upgrade response head accepted from the target. */
-const MAX_UPGRADE_HEAD = 32 * 1024;
 
 export interface HttpProxyDeps {
   readonly ctx: RewriteContext;
@@ -106,18 +105,50 @@ export function visitorResponseHeaders(raw: readonly string[], ctx: RewriteConte
 /** Attach the request and upgrade handlers to `server`. */
 export function attachHttpProxy(server: http.Server, d: HttpProxyDeps): void {
   server.on('request', (req, res) => {
-    handleRequest(req, res, d);
+    handleRequest(req, res, d, undefined);
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    handleUpgrade(req, socket, head, d);
+    handleUpgrade(server, req, socket, head, d);
   });
 }
 
-function sendError(res: http.ServerResponse, status: number): void {
+/** The protocol names of an Upgrade header (RFC 9110 §7.8), lower-cased. */
+function upgradeProtocols(value: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (value === undefined) return out;
+  for (const t of value.split(',')) {
+    const p = t.trim().toLowerCase();
+    if (p !== '') out.add(p);
+  }
+  return out;
+}
+
+/**
+ * True if a 101 answer may be spliced: it names at least one protocol and only protocols the
+ * visitor offered (RFC 9110 §7.8: a server switches to one of the client's protocols).
+ */
+export function upgradeAccepted(offered: string | undefined, answered: string | undefined): boolean {
+  const want = upgradeProtocols(offered);
+  const got = upgradeProtocols(answered);
+  if (got.size === 0) return false;
+  for (const p of got) if (!want.has(p)) return false;
+  return true;
+}
+
+/** A visitor connection detached from node:http by an upgrade request. */
+interface UpgradeContext {
+  readonly socket: net.Socket;
+  /** Bytes of the request body (Content-Length) still to be read from `socket`. */
+  readonly bodyLength: number;
+}
+
+function sendError(res: http.ServerResponse, status: number, close: boolean): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  // After a failed upgrade request the connection ends (Connection: close), as before.
+  if (close) res.shouldKeepAlive = false;
   const p = errorPage(status);
   res.writeHead(status, p.reason, p.headers);
   res.end(res.req.method === 'HEAD' ? undefined : p.body);
@@ -186,15 +217,15 @@ function requestHasBody(req: http.IncomingMessage): boolean {
  * - after the head was sent on, a failure aborts the visitor's response (connection
  *   destroyed, so a truncated body is never taken for a complete one).
  */
-function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: HttpProxyDeps): void {
+function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: HttpProxyDeps, upg: UpgradeContext | undefined): void {
   d.stats.requests++;
   res.on('finish', () => {
     countStatus(d.stats, res.statusCode);
   });
-  const headers = upstreamRequestHeaders(req.rawHeaders, d.ctx, d.rewriteBodies, false);
+  const headers = upstreamRequestHeaders(req.rawHeaders, d.ctx, d.rewriteBodies, upg !== undefined);
   const method = req.method ?? 'GET';
-  const bodyless = !requestHasBody(req);
-  const retryable = bodyless && IDEMPOTENT.has(method);
+  const bodyless = upg === undefined ? !requestHasBody(req) : upg.bodyLength === 0;
+  const retryable = bodyless && IDEMPOTENT.has(method) && upg === undefined;
   if (bodyless) req.resume();
   let current: http.ClientRequest | undefined;
   let errorSent = false;
@@ -205,8 +236,9 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
 
   const send = (attempt: number): void => {
     const common = { host: d.target.address, port: d.target.port, method, path: req.url ?? '/', headers, setHost: false };
-    // The retry goes on a connection of its own (not a possibly dead pooled one).
-    const up = attempt === 0
+    // The retry goes on a connection of its own (not a possibly dead pooled one), and so does
+    // an upgrade request (its connection is either spliced or closed after the response).
+    const up = attempt === 0 && upg === undefined
       ? http.request({ ...common, agent: d.agent })
       : http.request({ ...common, createConnection: (o, cb) => d.agent.createConnection(o, cb) });
     current = up;
@@ -233,13 +265,34 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
       }
       errorSent = true;
       d.logger.debug({ code, err: e.message }, 'upstream request failed');
-      sendError(res, 502);
+      sendError(res, 502, upg !== undefined);
     };
     up.on('error', onFailure);
+    if (upg !== undefined) {
+      up.on('upgrade', (ur: http.IncomingMessage, upSock: net.Socket, upHead: Buffer) => {
+        gotResponse = true;
+        responseDone = true;
+        spliceUpgrade(req, res, ur, upSock, upHead, upg, d);
+      });
+      // The upgrade request's own connection: never pooled, gone with the response.
+      res.once('finish', () => {
+        up.destroy();
+      });
+    }
     up.on('response', (ur) => {
       gotResponse = true;
       up.setTimeout(d.idleTimeoutMs);
       const status = ur.statusCode ?? 502;
+      if (status === 101) {
+        // A 101 that node's parser did not take for an upgrade (no Connection: upgrade or
+        // no Upgrade header): nothing to splice, and not a response a visitor may get.
+        responseDone = true;
+        d.logger.warn('target answered 101 without a valid upgrade; refused');
+        ur.destroy();
+        up.destroy();
+        sendError(res, 502, upg !== undefined);
+        return;
+      }
       const noBody = method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
       const ctype = ur.headers['content-type'];
       const coding = parseCoding(ur.headers['content-encoding']);
@@ -249,7 +302,7 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
         responseDone = true;
         d.logger.warn({ encoding: ur.headers['content-encoding'] }, 'target sent a text body in an unsupported content coding');
         ur.destroy();
-        sendError(res, 502);
+        sendError(res, 502, upg !== undefined);
         return;
       }
       const onDrop = (name: string): void => {
@@ -288,6 +341,7 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
       });
     });
     if (bodyless) up.end();
+    else if (upg !== undefined) pumpBody(upg.socket, upg.bodyLength, up);
     else {
       pipeline(req, up, (err) => {
         if (err) d.logger.debug({ err: err.message }, 'request body stream ended with an error');
@@ -295,6 +349,32 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse, d: H
     }
   };
   send(0);
+}
+
+/**
+ * Copy exactly `length` bytes of a detached visitor socket into `up` (with backpressure),
+ * then end `up`; bytes past the body are put back into the socket for whoever reads next.
+ */
+function pumpBody(socket: net.Socket, length: number, up: http.ClientRequest): void {
+  let left = length;
+  const onData = (chunk: Buffer): void => {
+    const part = chunk.length <= left ? chunk : chunk.subarray(0, left);
+    left -= part.length;
+    const more = up.write(part);
+    if (left === 0) {
+      socket.removeListener('data', onData);
+      socket.pause();
+      if (part.length < chunk.length) socket.unshift(chunk.subarray(part.length));
+      up.end();
+      return;
+    }
+    if (!more) {
+      socket.pause();
+      up.once('drain', () => socket.resume());
+    }
+  };
+  socket.on('data', onData);
+  socket.resume();
 }
 
 /**
@@ -344,89 +424,84 @@ function relay(src: Readable, chain: readonly Transform[], res: http.ServerRespo
   prev.pipe(res);
 }
 
-function handleUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, d: HttpProxyDeps): void {
-  d.stats.requests++;
+/**
+ * An upgrade request (node:http hands it over with the socket detached from its parser).
+ * It goes to the target with its Connection/Upgrade pair on a connection of its own. A 101
+ * naming a protocol the visitor offered is spliced (spliceUpgrade); any other answer is sent
+ * as an ordinary rewritten response through a ServerResponse on the same socket, and the
+ * socket then goes back to the server for the visitor's next request. So a target that
+ * refuses the upgrade never turns the connection into an unrewritten pipe.
+ */
+function handleUpgrade(server: http.Server, req: http.IncomingMessage, socket: net.Socket, head: Buffer, d: HttpProxyDeps): void {
   socket.on('error', () => undefined);
   const onIdle = (): void => {
     socket.destroy();
   };
   socket.setTimeout(d.idleTimeoutMs, onIdle);
-  const ac = new AbortController();
-  socket.once('close', () => {
-    ac.abort();
+  if (head.length > 0) socket.unshift(head);
+  if (req.headers['transfer-encoding'] !== undefined) {
+    // A chunked body cannot be delimited without parsing it here; no upgrade needs one.
+    d.stats.requests++;
+    countStatus(d.stats, 400);
+    socket.end(rawErrorResponse(400));
+    return;
+  }
+  const bodyLength = declaredLength(req.headers['content-length']) ?? 0;
+  const res = new http.ServerResponse(req);
+  // ServerResponse over a socket node:http no longer manages: how the server itself binds
+  // a response to its connection (assignSocket) and lets go of it (detachSocket).
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.removeListener('timeout', onIdle);
+    socket.setTimeout(0);
+    // A response that said Connection: close (HTTP/1.0 visitor, Connection: close asked)
+    // ends the connection, as node:http does after such a response.
+    const last = (res as unknown as { _last?: boolean })._last === true;
+    if (last || socket.destroyed) {
+      socket.end();
+      return;
+    }
+    server.emit('connection', socket);
+    socket.resume();
   });
-  connectUpstream(d.socks, d.target, d.connectTimeoutMs, ac.signal).then(
-    (up) => {
-      if (socket.destroyed) {
-        up.destroy();
-        return;
-      }
-      pipeUpgrade(req, socket, head, up, d);
-    },
-    (e: unknown) => {
-      d.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 'upgrade: cannot reach target');
-      countStatus(d.stats, 502);
-      if (!socket.destroyed) socket.end(rawErrorResponse(502));
-    },
-  );
+  handleRequest(req, res, d, { socket, bodyLength });
 }
 
-function pipeUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer, up: net.Socket, d: HttpProxyDeps): void {
+/** Splice visitor and target after a 101, if it switches to a protocol the visitor offered. */
+function spliceUpgrade(req: http.IncomingMessage, res: http.ServerResponse, ur: http.IncomingMessage, up: net.Socket, upHead: Buffer, upg: UpgradeContext, d: HttpProxyDeps): void {
+  const socket = upg.socket;
+  res.detachSocket(socket);
+  if (!upgradeAccepted(req.headers.upgrade, ur.headers.upgrade)) {
+    d.logger.warn('target switched to a protocol the visitor did not offer; refused');
+    up.destroy();
+    countStatus(d.stats, 502);
+    socket.end(rawErrorResponse(502));
+    return;
+  }
   up.on('error', () => {
     socket.destroy();
   });
   socket.on('close', () => up.destroy());
   up.on('close', () => socket.destroy());
   up.setTimeout(d.idleTimeoutMs, () => up.destroy());
-  const h = upstreamRequestHeaders(req.rawHeaders, d.ctx, false, true);
-  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
-  for (let i = 0; i < h.length; i += 2) text += `${h[i]!}: ${h[i + 1]!}\r\n`;
-  up.write(Buffer.from(`${text}\r\n`, 'latin1'));
-  if (head.length > 0) up.write(head);
-  // Read the target's response head, rewrite it, then splice both directions.
-  let acc = Buffer.alloc(0);
-  const onData = (chunk: Buffer): void => {
-    acc = Buffer.concat([acc, chunk]);
-    const end = acc.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (acc.length > MAX_UPGRADE_HEAD) {
-        up.removeListener('data', onData);
-        up.destroy();
-        countStatus(d.stats, 502);
-        socket.end(rawErrorResponse(502));
-      }
-      return;
-    }
-    up.removeListener('data', onData);
-    up.pause();
-    const lines = acc.subarray(0, end).toString('latin1').split('\r\n');
-    const statusLine = lines[0] ?? '';
-    const raw: string[] = [];
-    for (const line of lines.slice(1)) {
-      const c = line.indexOf(':');
-      if (c <= 0) continue;
-      raw.push(line.slice(0, c).trim(), line.slice(c + 1).trim());
-    }
-    // Keep the Connection/Upgrade pair of a 101; everything else by the usual rules.
-    const keep: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const l = raw[i]!.toLowerCase();
-      if (l === 'connection' || l === 'upgrade') keep.push(raw[i]!, raw[i + 1]!);
-    }
-    const rest = visitorResponseHeaders(raw, d.ctx, false, (name) => {
-      d.logger.warn({ header: name }, 'dropped an upgrade response header that still named the target');
-    });
-    const all = [...keep, ...rest];
-    let outHead = `${statusLine.replace(/[^\x20-\x7e]/g, '')}\r\n`;
-    for (let i = 0; i < all.length; i += 2) outHead += `${all[i]!}: ${all[i + 1]!}\r\n`;
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-    countStatus(d.stats, m === null ? 502 : Number(m[1]));
-    socket.write(Buffer.from(`${outHead}\r\n`, 'latin1'));
-    const remainder = acc.subarray(end + 4);
-    if (remainder.length > 0) socket.write(remainder);
-    up.pipe(socket);
-    socket.pipe(up);
-  };
-  up.on('data', onData);
+  // Keep the Connection/Upgrade pair of the 101; everything else by the usual rules.
+  const raw = ur.rawHeaders;
+  const keep: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const l = raw[i]!.toLowerCase();
+    if (l === 'connection' || l === 'upgrade') keep.push(raw[i]!, raw[i + 1]!);
+  }
+  const rest = visitorResponseHeaders(raw, d.ctx, false, (name) => {
+    d.logger.warn({ header: name }, 'dropped an upgrade response header that still named the target');
+  });
+  const all = [...keep, ...rest];
+  let outHead = `HTTP/1.1 101 ${(ur.statusMessage ?? '').replace(/[^\x20-\x7e]/g, '')}\r\n`;
+  for (let i = 0; i < all.length; i += 2) outHead += `${all[i]!}: ${all[i + 1]!}\r\n`;
+  countStatus(d.stats, 101);
+  socket.write(Buffer.from(`${outHead}\r\n`, 'latin1'));
+  if (upHead.length > 0) socket.write(upHead);
+  up.pipe(socket);
+  socket.pipe(up);
   up.resume();
 }
