@@ -3,11 +3,12 @@
  * bounded send queue drops oldest droppable frames, redial with backoff, a unix-socket
  * listener plus `tor:` dials through a (fake) SOCKS server, address parsing.
  */
+import dns from 'node:dns';
 import net from 'node:net';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { u32be, concatBytes } from '../../src/core/bytes.js';
 import { FrameDecoder } from '../../src/core/mesh/index.js';
 import { encodeOnionAddress } from '../../src/core/hs/address.js';
@@ -218,8 +219,31 @@ describe('Tor transport (unix-socket listener, SOCKS dials)', () => {
     expect(socks.requests).toEqual([{ atyp: 3, host: onion, port: 7700 }]);
   });
 
+  it('in tor mode refuses tcp: addresses (IP or name) without a connect or a DNS lookup; in tcp mode refuses tor: ones', async () => {
+    const socks = new FakeSocksServer({ route: () => undefined });
+    await socks.start();
+    closers.push(() => socks.stop());
+    const connects = vi.spyOn(net.Socket.prototype, 'connect');
+    const lookups = vi.spyOn(dns, 'lookup');
+    try {
+      const tor = meshConnector({ transport: 'tor', socks: socks.endpoint });
+      for (const a of ['tcp:127.0.0.1:9', 'tcp:[::1]:9', 'tcp:attacker.example:7700', 'udp:1.2.3.4:5']) {
+        await expect(tor(a, 1000, new AbortController().signal), a).rejects.toMatchObject({ code: 'TB_ERR_MESH_ADDRESS' });
+      }
+      const tcp = meshConnector({ transport: 'tcp' });
+      await expect(tcp(`tor:${encodeOnionAddress(new Uint8Array(32).fill(9))}:7700`, 1000, new AbortController().signal)).rejects.toMatchObject({ code: 'TB_ERR_MESH_ADDRESS' });
+      await expect(tcp('tcp:attacker.example:7700', 1000, new AbortController().signal)).rejects.toMatchObject({ code: 'TB_ERR_MESH_ADDRESS' });
+      expect(connects).not.toHaveBeenCalled();
+      expect(lookups).not.toHaveBeenCalled();
+      expect(socks.requests).toEqual([]);
+    } finally {
+      connects.mockRestore();
+      lookups.mockRestore();
+    }
+  });
+
   it('refuses tor: dials without a SOCKS port', async () => {
-    const c = meshConnector(undefined);
+    const c = meshConnector({ transport: 'tor' });
     const onion = encodeOnionAddress(new Uint8Array(32).fill(9));
     await expect(c(`tor:${onion}:7700`, 1000, new AbortController().signal)).rejects.toMatchObject({ code: 'TB_ERR_MESH_NO_SOCKS' });
   });

@@ -59,8 +59,13 @@ describe('[cluster] config', () => {
     expect(issues(`${base}[cluster]\nenabled = true\ntransport = "tor"\nlisten = "10.0.0.1:7700"\n`)[0]).toMatchObject({ key: 'cluster.listen' });
     expect(issues(`${base}[cluster]\nenabled = true\nlisten = "10.0.0.1:7700"\nadvertise = "tor:${TARGET}:7700"\n`)[0]).toMatchObject({ key: 'cluster.advertise' });
     expect(issues(`${base}[cluster]\npriority = 1001\n`)[0]).toMatchObject({ key: 'cluster.priority' });
-    const ok = parseConfigText(`${base}[cluster]\nenabled = true\nlisten = "[::1]:7700"\npeers = ["tcp:10.99.0.2:7700", "tcp:[fd00::2]:7700", "tor:${TARGET}:7700"]\n`);
-    expect(ok.cluster.peers).toHaveLength(3);
+    // peers of the other transport are refused (docs/SECURITY.md, "Mesh addresses")
+    expect(issues(`${base}[cluster]\nenabled = true\nlisten = "[::1]:7700"\npeers = ["tcp:10.99.0.2:7700", "tor:${TARGET}:7700"]\n`)[0]).toMatchObject({ key: 'cluster.peers[1]' });
+    expect(issues(`${base}[cluster]\nenabled = true\ntransport = "tor"\npeers = ["tor:${TARGET}:7700", "tcp:10.99.0.2:7700"]\n`)[0]).toMatchObject({ key: 'cluster.peers[1]' });
+    const ok = parseConfigText(`${base}[cluster]\nenabled = true\nlisten = "[::1]:7700"\npeers = ["tcp:10.99.0.2:7700", "tcp:[fd00::2]:7700"]\n`);
+    expect(ok.cluster.peers).toHaveLength(2);
+    const okTor = parseConfigText(`${base}[cluster]\nenabled = true\ntransport = "tor"\npeers = ["tor:${TARGET}:7700"]\n`);
+    expect(okTor.cluster.peers).toHaveLength(1);
   });
 });
 

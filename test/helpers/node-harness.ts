@@ -29,7 +29,7 @@ import {
   type TestnetDescription,
   type TestnetServiceInfo,
 } from '../../src/adapters/tor/testnet.js';
-import { initNode } from '../../src/cli/commands/init.js';
+import { initNode, type InitClusterOptions } from '../../src/cli/commands/init.js';
 import { TargetApp } from './target-app.js';
 import { sharedTestnet, uniqueNickname } from './testnet.js';
 
@@ -148,6 +148,8 @@ export interface NodeProcessOptions {
   readonly extraToml?: string;
   /** Load {@link CONNECT_RECORDER}. */
   readonly recordConnects?: boolean;
+  /** `init --cluster` with these options (cluster files and a `[cluster]` table). */
+  readonly cluster?: InitClusterOptions;
   readonly net?: TestnetDescription;
 }
 
@@ -177,7 +179,7 @@ export async function startNodeProcess(opts: NodeProcessOptions): Promise<NodePr
   const net = opts.net ?? sharedTestnet();
   // short: tor's control socket and the proxy socket live under it (unix paths ≤ 100 bytes)
   const dir = await mkdtemp('/tmp/tbn-');
-  const init = await initNode({ dir, target: opts.target, name: 'e2e' });
+  const init = await initNode({ dir, target: opts.target, name: 'e2e', ...(opts.cluster === undefined ? {} : { cluster: opts.cluster }) });
   const torDir = join(dir, 'data', 'tor');
   const common = testnetCommonTorrc(net, uniqueNickname('tbn'), torDir)
     .filter(([k]) => k !== 'SafeLogging') // the node sets SafeLogging itself

@@ -16,9 +16,25 @@
  *    .onion name).
  * The same OS check applied to this test worker (which has a connection elsewhere) must
  * flag it, so the check can fail.
+ *
+ * The node is a cluster node on the tor transport (alone: its tor publishes). Meanwhile a
+ * hostile cluster member — this worker, holding the cluster secret and its own node key —
+ * connects to the node's mesh socket (where tor delivers coordination-onion streams) and sends
+ * a hello whose `addr` is `tcp:127.0.0.1:<trap>`, a heartbeat gossiping `tcp:127.0.0.1:<trap>`
+ * and `tcp:localhost:<trap>` (a name that resolves without the network), and a hello with
+ * `tcp:localhost:<trap>`. Each must be refused (the node drops the connection) and the trap
+ * listener must never see a connection, nor the recorder a connect to it or a lookup of the
+ * name (docs/SECURITY.md, "Mesh addresses").
  */
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { readNodeSecret } from '../../src/adapters/fs/node-secrets.js';
+import { concatBytes, toBase64, u32be, utf8 } from '../../src/core/bytes.js';
+import { hmacSha256 } from '../../src/core/crypto/index.js';
+import { encodeOnionAddress } from '../../src/core/hs/address.js';
+import { introDigest, meshMacKey, nodeKeyFromSeed, signWithNodeKey } from '../../src/core/mesh/index.js';
+import { meshOnionPaths } from '../../src/core/mesh-torrc.js';
+import { joinSocketPath } from '../../src/node/join/paths.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   allSockets,
@@ -72,12 +88,44 @@ function check(all: readonly OsSocket[], pid: number, socksPort: number, listene
   return { strays, mine };
 }
 
+/** A length-prefixed mesh frame around any body, MACed with `secret` and signed by a key of our own (what a hostile member can send). */
+function hostileFrame(secret: Uint8Array, type: 'hello' | 'heartbeat', body: unknown, seq: number): Uint8Array {
+  const key = nodeKeyFromSeed(new Uint8Array(32).fill(0x66));
+  const nonce = new Uint8Array(16);
+  nonce.set(utf8(String(seq).padStart(16, '0')));
+  const p = utf8(JSON.stringify({ v: 1, type, from: key.nodeId, pub: toBase64(key.publicKey), ts: Date.now(), nonce: toBase64(nonce), body }));
+  return concatBytes(u32be(p.length + 96), p, hmacSha256(meshMacKey(secret), p), signWithNodeKey(key, p));
+}
+
+/** Send `frame` on a fresh connection to the node's mesh socket; resolves with what happens first: the node drops us, or something connects to the trap. */
+function attack(meshSocket: string, trap: Server, frame: Uint8Array): Promise<'refused' | 'dialled'> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(meshSocket);
+    const onTrap = (): void => {
+      sock.destroy();
+      resolve('dialled');
+    };
+    trap.once('connection', onTrap);
+    sock.on('data', () => undefined); // the node's own hello and intro points
+    sock.once('error', (e) => {
+      trap.off('connection', onTrap);
+      reject(e);
+    });
+    sock.once('close', () => {
+      trap.off('connection', onTrap);
+      resolve('refused');
+    });
+    sock.once('connect', () => sock.write(frame));
+  });
+}
+
 beforeAll(async () => {
   const t0 = Date.now();
   target = await startTargetBehindOnion(net);
   node = await startNodeProcess({
     target: target.onion,
     recordConnects: true,
+    cluster: { transport: 'tor' },
     extraToml: ['[health]', 'kind = "http"', 'path = "/"', 'interval_ms = 1000', 'timeout_ms = 20000', '[log]', 'level = "info"', 'format = "json"', '[drain]', 'timeout_ms = 1000'].join('\n'),
   });
   await pollUntil(
@@ -119,10 +167,15 @@ describe('the node connects only to its own tor and its listener', () => {
     expect(socksPort).toBeDefined();
     const proxySocket = join(n.dir, 'data', 'proxy.sock');
     const adminSocket = join(n.dir, 'data', 'admin.sock');
+    const meshSocket = meshOnionPaths({ dataDir: join(n.dir, 'data') }).socketPath;
+    const joinSocket = joinSocketPath(join(n.dir, 'data'));
     const torPid = nodeTorPid(n);
     expect(torPid).toBeDefined();
     expect(processTree(n.pid).has(torPid!)).toBe(true);
 
+    let trapConnections = 0;
+    let trapPort = 0;
+    const outcomes: string[] = [];
     let sampling = true;
     let samples = 0;
     const strays = new Set<string>();
@@ -130,7 +183,7 @@ describe('the node connects only to its own tor and its listener', () => {
     const sampler = (async () => {
       while (sampling) {
         const all = await allSockets();
-        const r = check(all, n.pid, socksPort!, [proxySocket, adminSocket]);
+        const r = check(all, n.pid, socksPort!, [proxySocket, adminSocket, meshSocket, joinSocket]);
         samples++;
         for (const s of r.strays) strays.add(s);
         for (const s of r.mine) {
@@ -155,6 +208,27 @@ describe('the node connects only to its own tor and its listener', () => {
           httpViaSocks(client.socksPort, n.masterAddress, '/gzip', 'Accept-Encoding: gzip\r\n'),
         ]);
         expect(rs.map((r) => r.status)).toEqual([200, 302, 200, 200]);
+      }
+      // a hostile member offers tcp: addresses (see the module doc)
+      const secret = await readNodeSecret('cluster-secret', join(n.dir, 'cluster', 'secret'));
+      const trap = createServer((s) => {
+        trapConnections++;
+        s.destroy();
+      });
+      await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+      trapPort = (trap.address() as { port: number }).port;
+      try {
+        const fakeOnion = `tor:${encodeOnionAddress(new Uint8Array(32).fill(0x67))}:7700`;
+        const hello = (addr: string): Record<string, unknown> => ({ name: 'intruder', addr, priority: 1000, health: { healthy: true, reasons: [] }, introDigest: introDigest([]) });
+        const frames = [
+          hostileFrame(secret, 'hello', hello(`tcp:127.0.0.1:${trapPort}`), 1),
+          hostileFrame(secret, 'heartbeat', { ...hello(fakeOnion), peers: [{ id: 'a1'.repeat(16), addr: `tcp:127.0.0.1:${trapPort}`, lastSeenAgoMs: 0 }, { id: 'b2'.repeat(16), addr: `tcp:localhost:${trapPort}`, lastSeenAgoMs: 0 }] }, 2),
+          hostileFrame(secret, 'hello', hello(`tcp:localhost:${trapPort}`), 3),
+        ];
+        secret.fill(0);
+        for (const f of frames) outcomes.push(await attack(meshSocket, trap, f));
+      } finally {
+        await new Promise<void>((r) => trap.close(() => { r(); }));
       }
       // let a few more health probes happen
       const probesBefore = target!.app.requests.filter((q) => q.headers['user-agent'] === 'torbalance-health').length;
@@ -185,5 +259,11 @@ describe('the node connects only to its own tor and its listener', () => {
     // dns: only IP literals may pass through dns.lookup (getaddrinfo answers those without a query); never a name
     expect(recs.filter((r) => r.kind === 'udp' || (r.kind === 'lookup' && isIP(r.host ?? '') === 0))).toEqual([]);
     expect(recs.some((r) => r.kind === 'lookup' && (r.host ?? '').endsWith('.onion'))).toBe(false);
+    // the hostile member's tcp: addresses: refused, never dialled, never resolved
+    console.log(`[no-stray] hostile frames: ${outcomes.join(', ')}; trap connections: ${trapConnections}`);
+    expect(outcomes).toEqual(['refused', 'refused', 'refused']);
+    expect(trapConnections).toBe(0);
+    expect(connects.filter((r) => r.port === trapPort)).toEqual([]);
+    expect(recs.filter((r) => r.kind === 'lookup' && r.host === 'localhost')).toEqual([]);
   });
 });

@@ -301,6 +301,10 @@ export const configSchema = z
         if (c.advertise !== undefined && !c.advertise.startsWith(`${c.transport}:`)) {
           ctx.addIssue({ code: 'custom', message: `expected a "${c.transport}:" address matching cluster.transport`, path: ['advertise'] });
         }
+        // The mesh dials only addresses of its transport (docs/SECURITY.md, "Mesh addresses").
+        c.peers.forEach((p, i) => {
+          if (!p.startsWith(`${c.transport}:`)) ctx.addIssue({ code: 'custom', message: `expected a "${c.transport}:" address matching cluster.transport`, path: ['peers', i] });
+        });
       }),
     admin: z
       .strictObject({

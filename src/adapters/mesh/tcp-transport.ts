@@ -583,17 +583,28 @@ async function removeStaleSocket(path: string): Promise<void> {
 export function parseMeshAddressOrThrow(address: string): MeshAddress {
   const a = parseMeshAddress(address);
   if (a === undefined) {
-    throw new TorbalanceError('TB_ERR_MESH_ADDRESS', 'input', `invalid mesh address ${JSON.stringify(address.slice(0, 130))}: expected tcp:<host>:<port> or tor:<56 base32>.onion:<port>`);
+    throw new TorbalanceError('TB_ERR_MESH_ADDRESS', 'input', `invalid mesh address ${JSON.stringify(address.slice(0, 130))}: expected tcp:<IP>:<port> (IPv6 as [addr]) or tor:<56 base32>.onion:<port>`);
   }
   return a;
 }
 
-/** Connector for `tcp:` addresses: a plain TCP connection with a deadline. */
+/**
+ * Never resolve: `tcp:` mesh addresses are IP literals (the parser refuses names), which node
+ * connects to without a lookup; should a name ever get here, the dial fails instead of asking
+ * DNS (docs/SECURITY.md, "Mesh addresses").
+ */
+const refuseLookup: net.LookupFunction = (_hostname, _options, callback) => {
+  const e: NodeJS.ErrnoException = new Error('mesh addresses are IP literals: nothing is resolved');
+  e.code = 'ENOTFOUND';
+  callback(e, '', 0);
+};
+
+/** Connector for `tcp:` addresses (IP literals): a plain TCP connection with a deadline. */
 export const tcpConnector: StreamConnector = (address, timeoutMs, signal) => {
   const a = parseMeshAddressOrThrow(address);
   if (a.kind !== 'tcp') return Promise.reject(new TorbalanceError('TB_ERR_MESH_ADDRESS', 'config', `${address} is not a tcp: address`));
   return new Promise<net.Socket>((resolve, reject) => {
-    const sock = net.connect({ host: a.host, port: a.port, allowHalfOpen: false });
+    const sock = net.connect({ host: a.host, port: a.port, allowHalfOpen: false, lookup: refuseLookup });
     sock.pause();
     const fail = (e: unknown): void => {
       cleanup();

@@ -16,6 +16,7 @@
  */
 import type net from 'node:net';
 import { TorbalanceError } from '../../core/errors.js';
+import { parseMeshAddress, type MeshTransportKind } from '../../core/mesh/protocol.js';
 import { dialThroughTor, type SocksEndpoint } from '../net/socks-dialer.js';
 import {
   StreamMeshTransport,
@@ -34,20 +35,33 @@ export function torConnector(socks: SocksEndpoint): StreamConnector {
   };
 }
 
+/** Options of {@link meshConnector}. */
+export interface MeshConnectorOptions {
+  /** The cluster transport (`cluster.transport`): the only address kind dialled. */
+  readonly transport: MeshTransportKind;
+  /** The node's SocksPort (required to dial with the tor transport). */
+  readonly socks?: SocksEndpoint;
+}
+
 /**
- * A connector that dials `tcp:` addresses directly and `tor:` addresses through `socks` (if
- * given; otherwise `tor:` dials fail with TB_ERR_MESH_NO_SOCKS).
+ * The connector of a mesh node: with the tor transport it dials `tor:` addresses through
+ * `socks` and refuses every other address (TB_ERR_MESH_ADDRESS) without touching the network
+ * — no direct connection, no DNS lookup, whatever a peer managed to get past the decoder
+ * (docs/SECURITY.md, "Mesh addresses"); without `socks` tor dials fail with
+ * TB_ERR_MESH_NO_SOCKS. With the tcp transport it dials `tcp:` addresses only.
  */
-export function meshConnector(socks: SocksEndpoint | undefined): StreamConnector {
-  const viaTor = socks === undefined ? undefined : torConnector(socks);
+export function meshConnector(o: MeshConnectorOptions): StreamConnector {
+  const viaTor = o.socks === undefined ? undefined : torConnector(o.socks);
   return (address, timeoutMs, signal) => {
-    if (address.startsWith('tor:')) {
-      if (viaTor === undefined) {
-        return Promise.reject(new TorbalanceError('TB_ERR_MESH_NO_SOCKS', 'config', `cannot dial ${address}: no SOCKS port configured for tor: peers`));
-      }
-      return viaTor(address, timeoutMs, signal);
+    const kind = parseMeshAddress(address)?.kind;
+    if (kind !== o.transport) {
+      return Promise.reject(new TorbalanceError('TB_ERR_MESH_ADDRESS', 'peer', `refusing to dial ${address.slice(0, 130)}: not a ${o.transport}: mesh address (the cluster transport)`));
     }
-    return tcpConnector(address, timeoutMs, signal);
+    if (o.transport === 'tcp') return tcpConnector(address, timeoutMs, signal);
+    if (viaTor === undefined) {
+      return Promise.reject(new TorbalanceError('TB_ERR_MESH_NO_SOCKS', 'config', `cannot dial ${address}: no SOCKS port configured for tor: peers`));
+    }
+    return viaTor(address, timeoutMs, signal);
   };
 }
 
@@ -67,6 +81,6 @@ export function createTorTransport(o: TorTransportOptions): StreamMeshTransport 
     backoff: { initialMs: 2000, maxMs: 60_000, factor: 2 },
     ...rest,
     ...(socketPath === undefined ? {} : { listen: { kind: 'unix', path: socketPath } }),
-    connect: meshConnector(socks),
+    connect: meshConnector({ transport: 'tor', socks }),
   });
 }

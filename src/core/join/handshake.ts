@@ -448,12 +448,16 @@ function bundleFromJson(v: unknown): JoinBundle {
   const peersRaw = o['peers'];
   if (!Array.isArray(peersRaw)) ferr('bundle.peers', 'not an array');
   if (peersRaw.length > MAX_JOIN_PEERS) ferr('bundle.peers', 'too many elements');
-  const peers = (peersRaw as readonly unknown[]).map((p, i) => {
-    const s = str(p, `bundle.peers[${i}]`, 1, 128, PRINTABLE_RE);
-    if (parseMeshAddress(s) === undefined) ferr(`bundle.peers[${i}]`, 'not a mesh address');
-    return s;
-  });
   const s = obj(o['settings'], 'bundle.settings', ['transport', 'target', 'torExtraConfig', 'cluster', 'health']);
+  const transport = oneOf(s['transport'], 'bundle.settings.transport', ['tcp', 'tor'] as const);
+  // Peers of the cluster's transport only (docs/SECURITY.md, "Mesh addresses").
+  const peers = (peersRaw as readonly unknown[]).map((p, i) => {
+    const a = str(p, `bundle.peers[${i}]`, 1, 128, PRINTABLE_RE);
+    const kind = parseMeshAddress(a)?.kind;
+    if (kind === undefined) ferr(`bundle.peers[${i}]`, 'not a mesh address');
+    if (kind !== transport) ferr(`bundle.peers[${i}]`, 'not an address of the cluster transport');
+    return a;
+  });
   const t = obj(s['target'], 'bundle.settings.target', ['address', 'port', 'mode']);
   const c = obj(s['cluster'], 'bundle.settings.cluster', ['heartbeat_ms', 'suspect_after_ms', 'dead_after_ms', 'lease_ms', 'max_skew_ms']);
   const h = obj(s['health'], 'bundle.settings.health', ['kind', 'path', 'interval_ms', 'timeout_ms']);
@@ -463,7 +467,7 @@ function bundleFromJson(v: unknown): JoinBundle {
   const torExtraConfig = (extraRaw as readonly unknown[]).map((l, i) => str(l, `bundle.settings.torExtraConfig[${i}]`, 0, MAX_TOR_EXTRA_CHARS, TORRC_LINE_RE));
   const ms = (x: unknown, p: string): number => int(x, `bundle.settings.cluster.${p}`, 1, MAX_MS);
   const settings: JoinSettings = {
-    transport: oneOf(s['transport'], 'bundle.settings.transport', ['tcp', 'tor'] as const),
+    transport,
     target: {
       address: str(t['address'], 'bundle.settings.target.address', 1, 255, HOST_RE),
       port: int(t['port'], 'bundle.settings.target.port', 1, 65535),

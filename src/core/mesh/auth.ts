@@ -11,7 +11,8 @@
  * | 3    | strict UTF-8, JSON nesting ≤ MAX_JSON_DEPTH, JSON.parse              | `schema`    |
  * | 4    | envelope fields (strict keys, lengths, ranges)                        | `schema`    |
  * | 5    | `v` = MESH_PROTOCOL_VERSION                                           | `version`   |
- * | 6    | body of the message type (strict; unknown type is a schema error)     | `schema`    |
+ * | 6    | body of the message type (strict; unknown type is a schema error;     | `schema`    |
+ * |      | addresses of another kind than the cluster transport are errors)      |             |
  * | 7    | nodeIdOf(pub) = from (self-certifying identity)                       | `identity`  |
  * | 8    | ed25519 signature of payload by pub                                   | `signature` |
  * | 9    | |ts − now| ≤ maxSkewMs                                                | `skew`      |
@@ -45,6 +46,7 @@ import {
   validateEnvelope,
   validateMessage,
   type MeshMessage,
+  type MeshTransportKind,
 } from './protocol.js';
 
 /** Why a frame was rejected. */
@@ -77,6 +79,8 @@ export type VerifyResult = VerifiedMessage | RejectedMessage;
 /** Options of {@link MessageVerifier}. */
 export interface MessageVerifierOptions {
   readonly clusterSecret: Uint8Array;
+  /** The cluster's transport: hello/heartbeat addresses of the other kind are refused (`schema`). */
+  readonly transport: MeshTransportKind;
   /** Default 30 000. */
   readonly maxSkewMs?: number;
   /** Most remembered (from, nonce) pairs; default 65 536. */
@@ -100,6 +104,7 @@ export class MessageVerifier {
   private readonly maxSkewMs: number;
   private readonly replayCacheSize: number;
   private readonly maxFrameBytes: number;
+  private readonly transport: MeshTransportKind;
   /** key `${from}:${nonce}` → entry, in insertion order. */
   private readonly seen = new Map<string, ReplayEntry>();
   private watermarkTs = -1;
@@ -109,6 +114,7 @@ export class MessageVerifier {
     this.maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.replayCacheSize = Math.max(1, opts.replayCacheSize ?? 65_536);
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.transport = opts.transport;
   }
 
   /** Entries in the replay cache. */
@@ -157,7 +163,7 @@ export class MessageVerifier {
     }
     if (header.v !== MESH_PROTOCOL_VERSION) return reject('version', `protocol version ${header.v} (want ${MESH_PROTOCOL_VERSION})`);
     try {
-      msg = validateMessage(header.type, header.body);
+      msg = validateMessage(header.type, header.body, this.transport);
     } catch (e) {
       return reject('schema', e instanceof SchemaViolation ? e.message : 'bad body');
     }

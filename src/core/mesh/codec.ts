@@ -26,6 +26,7 @@ import {
   validateEnvelope,
   validateMessage,
   type MeshMessage,
+  type MeshTransportKind,
 } from './protocol.js';
 
 const MAC_KEY_PREFIX = utf8('torbalance mesh mac v1');
@@ -45,6 +46,8 @@ export interface EncodeFrameOptions {
   readonly nowMs: number;
   readonly randomBytes: RandomBytes;
   readonly maxFrameBytes?: number;
+  /** The cluster's transport: refuse to send addresses receivers of that cluster reject. */
+  readonly transport?: MeshTransportKind;
 }
 
 /**
@@ -73,7 +76,7 @@ export function encodeFrame(msg: MeshMessage, opts: EncodeFrameOptions): Uint8Ar
   const payload = utf8(JSON.stringify(envelope));
   try {
     const header = validateEnvelope(JSON.parse(fromUtf8(payload)));
-    validateMessage(header.type, header.body);
+    validateMessage(header.type, header.body, opts.transport);
   } catch (e) {
     const what = e instanceof SchemaViolation ? e.message : 'unserialisable message';
     throw new TorbalanceError('TB_ERR_MESH_ENCODE', 'internal', `invalid outgoing ${msg.type} message: ${what}`);

@@ -16,7 +16,10 @@
  *   and must be canonical (padded, no stray bits);
  * - numbers are finite safe integers within stated ranges;
  * - arrays are bounded (≤ {@link MAX_GOSSIP_PEERS} peers, ≤ {@link MAX_INTRO_POINTS} intro points,
- *   ≤ {@link MAX_HEALTH_REASONS} reasons, ≤ MAX_LEDGER_ENTRIES token-ledger entries).
+ *   ≤ {@link MAX_HEALTH_REASONS} reasons, ≤ MAX_LEDGER_ENTRIES token-ledger entries);
+ * - mesh addresses (hello/heartbeat `addr`, gossiped peers) are `tcp:<IP literal>:<port>` or
+ *   `tor:<56>.onion:<port>`, never a host name, and of the cluster's transport only (the
+ *   verifier is told it): docs/SECURITY.md, "Mesh addresses".
  *
  * A heartbeat may carry two optional summaries (still protocol v1: old peers send neither,
  * and a heartbeat without them stays valid): `traffic`, the sender's cumulative proxy counters
@@ -37,6 +40,7 @@ import { DecodeError } from '../errors.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
 import type { IntroPointInput } from '../hsdesc/descriptor.js';
 import { UINT64_MAX } from '../hsdesc/util.js';
+import { isIPv4Literal, isIPv6Literal } from '../ip.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
 
 /** The `v` field of every envelope. */
@@ -319,7 +323,7 @@ const HEX64_RE = /^[0-9a-f]{64}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const PRINTABLE_RE = /^[\x20-\x7e]*$/;
 const TYPE_RE = /^[a-z-]+$/;
-const TCP_ADDR_RE = /^tcp:(?:\[([0-9A-Fa-f:.]{2,45})\]|([A-Za-z0-9.-]{1,100})):([0-9]{1,5})$/;
+const TCP_ADDR_RE = /^tcp:(?:\[([0-9A-Fa-f:.]{2,45})\]|([0-9.]{7,15})):([0-9]{1,5})$/;
 const TOR_ADDR_RE = /^tor:([a-z2-7]{56})\.onion:([0-9]{1,5})$/;
 
 /** A parsed mesh address. */
@@ -328,8 +332,16 @@ export type MeshAddress =
   | { readonly kind: 'tor'; readonly onion: string; readonly port: number };
 
 /**
- * Parse "tcp:HOST:PORT" (HOST a DNS name, IPv4 or `[IPv6]`) or "tor:<56 base32>.onion:PORT".
- * Returns undefined if malformed (never throws).
+ * The mesh transport of a cluster (`cluster.transport`). A node accepts, stores, gossips and
+ * dials addresses of this kind only (docs/SECURITY.md, "Mesh addresses"): in a tor cluster a
+ * `tcp:` address from a peer would make every node connect to it directly, from its own IP.
+ */
+export type MeshTransportKind = MeshAddress['kind'];
+
+/**
+ * Parse "tcp:IP:PORT" (IP a literal: dotted-quad IPv4 or `[IPv6]`) or
+ * "tor:<56 base32>.onion:PORT". Host names are refused: nothing from the wire is ever
+ * resolved. Returns undefined if malformed (never throws).
  */
 export function parseMeshAddress(s: string): MeshAddress | undefined {
   if (s.length > MAX_ADDR_CHARS) return undefined;
@@ -337,6 +349,7 @@ export function parseMeshAddress(s: string): MeshAddress | undefined {
   if (t) {
     const port = Number(t[3]);
     if (port < 1 || port > 65535) return undefined;
+    if (t[1] !== undefined ? !isIPv6Literal(t[1]) : !isIPv4Literal(t[2]!)) return undefined;
     return { kind: 'tcp', host: t[1] ?? t[2]!, port };
   }
   const o = TOR_ADDR_RE.exec(s);
@@ -357,9 +370,12 @@ function nodeId(v: unknown, path: string): string {
   return str(v, path, 32, 32, NODE_ID_RE);
 }
 
-function addr(v: unknown, path: string): string {
+/** A mesh address; with `transport`, only of that kind (undefined: either kind, for tools). */
+function addr(v: unknown, path: string, transport: MeshTransportKind | undefined): string {
   const s = str(v, path, 1, MAX_ADDR_CHARS, PRINTABLE_RE);
-  if (parseMeshAddress(s) === undefined) fail(path, 'not a mesh address');
+  const a = parseMeshAddress(s);
+  if (a === undefined) fail(path, 'not a mesh address');
+  if (transport !== undefined && a.kind !== transport) fail(path, `not a ${transport}: address (the cluster transport)`);
   return s;
 }
 
@@ -373,19 +389,19 @@ function health(v: unknown, path: string): HealthInfo {
 
 const HELLO_KEYS = ['name', 'addr', 'priority', 'health', 'introDigest'] as const;
 
-function helloFields(o: Obj, path: string): HelloBody {
+function helloFields(o: Obj, path: string, transport: MeshTransportKind | undefined): HelloBody {
   return {
     name: str(field(o, 'name'), `${path}.name`, 1, MAX_NAME_CHARS, NAME_RE),
-    addr: addr(field(o, 'addr'), `${path}.addr`),
+    addr: addr(field(o, 'addr'), `${path}.addr`, transport),
     priority: int(field(o, 'priority'), `${path}.priority`, MIN_PRIORITY, MAX_PRIORITY),
     health: health(field(o, 'health'), `${path}.health`),
     introDigest: str(field(o, 'introDigest'), `${path}.introDigest`, 64, 64, HEX64_RE),
   };
 }
 
-/** Validate a `hello` body. Throws SchemaViolation. */
-export function validateHello(v: unknown, path = 'body'): HelloBody {
-  return helloFields(object(v, path, HELLO_KEYS), path);
+/** Validate a `hello` body (its `addr` of kind `transport`, if given). Throws SchemaViolation. */
+export function validateHello(v: unknown, path = 'body', transport?: MeshTransportKind): HelloBody {
+  return helloFields(object(v, path, HELLO_KEYS), path, transport);
 }
 
 const TRAFFIC_KEYS = ['open', 'accepted', 'requests', 'bytesIn', 'bytesOut'] as const;
@@ -430,16 +446,16 @@ export function validatePublishSummary(v: unknown, path = 'publish'): PublishSum
   };
 }
 
-/** Validate a `heartbeat` body. Throws SchemaViolation. */
-export function validateHeartbeat(v: unknown, path = 'body'): HeartbeatBody {
+/** Validate a `heartbeat` body (its own and every gossiped `addr` of kind `transport`, if given). Throws SchemaViolation. */
+export function validateHeartbeat(v: unknown, path = 'body', transport?: MeshTransportKind): HeartbeatBody {
   const o = object(v, path, [...HELLO_KEYS, 'peers'], ['lease', 'traffic', 'publish']);
-  const base = helloFields(o, path);
+  const base = helloFields(o, path, transport);
   const peers = array(field(o, 'peers'), `${path}.peers`, MAX_GOSSIP_PEERS).map((p, i): GossipPeer => {
     const pp = `${path}.peers[${i}]`;
     const po = object(p, pp, ['id', 'addr', 'lastSeenAgoMs']);
     return {
       id: nodeId(field(po, 'id'), `${pp}.id`),
-      addr: addr(field(po, 'addr'), `${pp}.addr`),
+      addr: addr(field(po, 'addr'), `${pp}.addr`, transport),
       lastSeenAgoMs: int(field(po, 'lastSeenAgoMs'), `${pp}.lastSeenAgoMs`, 0, MAX_AGO_MS),
     };
   });
@@ -526,13 +542,17 @@ export function validateEnvelope(v: unknown): EnvelopeHeader {
   };
 }
 
-/** Validate a body for a (v1) message type. Throws SchemaViolation (also for unknown types). */
-export function validateMessage(type: string, body: unknown): MeshMessage {
+/**
+ * Validate a body for a (v1) message type. `transport` is the cluster's: addresses of the
+ * other kind are violations (omit it only where no cluster is involved, e.g. inspecting a
+ * frame). Throws SchemaViolation (also for unknown types).
+ */
+export function validateMessage(type: string, body: unknown, transport?: MeshTransportKind): MeshMessage {
   switch (type) {
     case 'hello':
-      return { type, body: validateHello(body) };
+      return { type, body: validateHello(body, 'body', transport) };
     case 'heartbeat':
-      return { type, body: validateHeartbeat(body) };
+      return { type, body: validateHeartbeat(body, 'body', transport) };
     case 'intro-points':
       return { type, body: validateIntroPoints(body) };
     case 'leave':

@@ -3,9 +3,12 @@
  * (/work/notes/cluster-contracts.md, "src/node/mesh/ (M)").
  *
  * It combines
- * - a stream transport (src/adapters/mesh/tcp-transport.ts): a TCP listener or the unix
- *   socket behind the node's coordination onion service, and outgoing connections to
- *   `tcp:` addresses (directly) and `tor:` addresses (through the node's SocksPort);
+ * - a stream transport (src/adapters/mesh/tcp-transport.ts): a TCP listener and outgoing
+ *   connections to `tcp:` addresses (the tcp transport), or the unix socket behind the node's
+ *   coordination onion service and outgoing connections to `tor:` addresses through the node's
+ *   SocksPort (the tor transport). The listener kind fixes the transport; addresses of the
+ *   other kind are refused by the verifier, never sent by encodeFrame and never dialled by the
+ *   connector (docs/SECURITY.md, "Mesh addresses");
  * - the pure mesh core (src/core/mesh/): every frame is built by `encodeFrame` (MAC with the
  *   cluster secret, signed with the node key) and every received frame goes through one
  *   shared `MessageVerifier` (size → MAC → schema → version → identity → signature → skew →
@@ -56,6 +59,7 @@ import {
   type IntroPointWire,
   type MembershipEvent,
   type MeshMessage,
+  type MeshTransportKind,
   type NodeKey,
   type PeerState,
   type PublishSummary,
@@ -103,7 +107,7 @@ export interface MeshOptions {
   readonly advertise: string;
   /** Peer addresses to dial at start. */
   readonly bootstrap: readonly string[];
-  /** Required to dial `tor:` peers. */
+  /** Required to dial `tor:` peers (the tor transport); unused with a tcp listener. */
   readonly socks?: SocksEndpoint;
   readonly heartbeatMs: number;
   readonly suspectAfterMs: number;
@@ -187,6 +191,8 @@ export class MeshNode {
   readonly #log: Logger;
   readonly #verifier: MessageVerifier;
   readonly #macKey: Uint8Array;
+  /** The cluster transport: `tor` with the coordination-onion listener, else `tcp`. */
+  readonly #kind: MeshTransportKind;
   readonly #transport: StreamMeshTransport;
   readonly #members: Membership;
   readonly #connPeer = new Map<MeshConnection, string>();
@@ -220,7 +226,8 @@ export class MeshNode {
     this.id = o.key.nodeId;
     this.#log = o.logger;
     this.#macKey = meshMacKey(o.clusterSecret);
-    this.#verifier = new MessageVerifier({ clusterSecret: o.clusterSecret, maxSkewMs: o.maxSkewMs });
+    this.#kind = o.listen.kind === 'tor-onion' ? 'tor' : 'tcp';
+    this.#verifier = new MessageVerifier({ clusterSecret: o.clusterSecret, maxSkewMs: o.maxSkewMs, transport: this.#kind });
     this.#members = new Membership({
       selfId: this.id,
       heartbeatMs: o.heartbeatMs,
@@ -233,7 +240,7 @@ export class MeshNode {
     const listen: StreamListen = o.listen.kind === 'tcp' ? { kind: 'tcp', host: o.listen.host, port: o.listen.port } : { kind: 'unix', path: o.listen.socketPath };
     this.#transport = new StreamMeshTransport({
       listen,
-      connect: meshConnector(o.socks),
+      connect: meshConnector({ transport: this.#kind, ...(o.socks === undefined ? {} : { socks: o.socks }) }),
       timers: o.timers,
       logger: o.logger,
       decoder: () => new FrameDecoder(),
@@ -502,7 +509,7 @@ export class MeshNode {
 
   #encode(msg: MeshMessage): Uint8Array | undefined {
     try {
-      return encodeFrame(msg, { key: this.#o.key, macKey: this.#macKey, nowMs: Math.floor(this.#o.now()), randomBytes: this.#o.randomBytes });
+      return encodeFrame(msg, { key: this.#o.key, macKey: this.#macKey, nowMs: Math.floor(this.#o.now()), randomBytes: this.#o.randomBytes, transport: this.#kind });
     } catch (e) {
       this.#log.error({ err: e, type: msg.type }, 'cannot encode mesh message');
       return undefined;

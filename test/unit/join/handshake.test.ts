@@ -41,6 +41,23 @@ describe('join handshake', () => {
     expect(bundle).toEqual(sampleBundle());
   });
 
+  it('refuses to seal a bundle whose peers are not of the cluster transport, or are host names', () => {
+    const { frame } = createJoinRequest(token, JOINER, rnd);
+    const v = okOf(verifyJoinRequest(body(frame), CLUSTER_SECRET, MASTER, NOW));
+    const base = sampleBundle();
+    const torPeer = `tor:${'a'.repeat(56)}.onion:7700`;
+    for (const [transport, peers] of [
+      ['tcp', ['tcp:127.0.0.1:7700', torPeer]],
+      ['tor', [torPeer, 'tcp:127.0.0.1:7700']],
+      ['tcp', ['tcp:node-2.example:7700']],
+    ] as const) {
+      const bad = { ...base, peers, settings: { ...base.settings, transport } };
+      expect(() => acceptJoin(v, bad, rnd), `${transport} ${peers.join(' ')}`).toThrow(expect.objectContaining({ code: 'TB_ERR_JOIN_BUNDLE' }));
+    }
+    const ok = { ...base, peers: [torPeer], settings: { ...base.settings, transport: 'tor' as const } };
+    expect(() => acceptJoin(v, ok, rnd)).not.toThrow();
+  });
+
   it('refuses a request made for another master', () => {
     const { frame } = createJoinRequest(token, JOINER, rnd);
     expect(verifyJoinRequest(body(frame), CLUSTER_SECRET, OTHER_MASTER, NOW)).toEqual({ ok: false, reason: 'wrong-master' });

@@ -32,7 +32,7 @@ export function sampleBundle(): JoinBundle {
   return {
     masterSecretKey: MASTER_SECRET.slice(),
     clusterSecret: CLUSTER_SECRET.slice(),
-    peers: ['tcp:127.0.0.1:7700', `tor:${'a'.repeat(56)}.onion:7700`],
+    peers: ['tcp:127.0.0.1:7700', 'tcp:[fd00::2]:7700'],
     settings: {
       transport: 'tcp',
       target: { address: '127.0.0.1', port: 8080, mode: 'http' },

@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { concatBytes, toBase64, utf8 } from '../../../src/core/bytes.js';
 import { hmacSha256 } from '../../../src/core/crypto/index.js';
+import { encodeOnionAddress } from '../../../src/core/hs/address.js';
 import {
   MAX_FRAME_BYTES,
   MessageVerifier,
@@ -9,11 +11,34 @@ import {
   introDigest,
   meshMacKey,
   nodeKeyFromSeed,
+  parseMeshAddress,
   signWithNodeKey,
   type MeshMessage,
   type NodeKey,
   type RejectReason,
 } from '../../../src/core/mesh/index.js';
+
+/** Every mesh address a message carries (hello/heartbeat `addr`, gossiped peers). */
+function addressesOf(m: MeshMessage): string[] {
+  if (m.type === 'hello') return [m.body.addr];
+  if (m.type === 'heartbeat') return [m.body.addr, ...m.body.peers.map((p) => p.addr)];
+  return [];
+}
+
+function isTcpIpLiteral(a: string): boolean {
+  const p = parseMeshAddress(a);
+  return p?.kind === 'tcp' && isIP(p.host) !== 0;
+}
+
+/** Addresses a hostile member might send: IPs, names, numeric tricks, onions, junk. */
+const meshAddr = fc.oneof(
+  fc.ipV4().map((h) => `tcp:${h}:7700`),
+  fc.ipV4Extended().map((h) => `tcp:${h}:7700`),
+  fc.ipV6().map((h) => `tcp:[${h}]:7700`),
+  fc.domain().map((h) => `tcp:${h}:7700`),
+  fc.uint8Array({ minLength: 32, maxLength: 32 }).map((k) => `tor:${encodeOnionAddress(k)}:7700`),
+  fc.string({ maxLength: 30 }),
+);
 
 function seeded(seed: number): (n: number) => Uint8Array {
   let x = seed >>> 0 || 1;
@@ -60,18 +85,18 @@ function frameOf(msg: MeshMessage, key: NodeKey = A, nowMs = NOW, clusterSecret 
 
 describe('MessageVerifier', () => {
   it('accepts a genuine frame', () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expect(v.verify(frameOf(hello()), NOW)).toMatchObject({ ok: true, from: A.nodeId, ts: NOW });
     expect(v.verify(craft(envelope()), NOW).ok).toBe(true);
   });
 
   it("rejects a frame MACed with the wrong cluster secret as 'mac'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(frameOf(hello(), A, NOW, new Uint8Array(32).fill(8)), NOW), 'mac');
   });
 
   it("rejects a tampered payload, MAC or signature byte", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     const f = frameOf(hello());
     const payloadFlip = f.slice();
     payloadFlip[10] = payloadFlip[10]! ^ 1;
@@ -85,17 +110,17 @@ describe('MessageVerifier', () => {
   });
 
   it("rejects a member speaking for another: pub of A with from=B → 'identity'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(craft(envelope({ from: B.nodeId })), NOW), 'identity');
   });
 
   it("rejects B's pub and from with A's signature → 'signature'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(craft(envelope({}, hello().body, B), A), NOW), 'signature');
   });
 
   it("rejects a replayed frame → 'replay', and forgets it only once skew would reject it", () => {
-    const v = new MessageVerifier({ clusterSecret: secret, maxSkewMs: 30_000 });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', maxSkewMs: 30_000 });
     const f = frameOf(hello());
     expect(v.verify(f, NOW).ok).toBe(true);
     expectReject(v.verify(f, NOW), 'replay');
@@ -107,7 +132,7 @@ describe('MessageVerifier', () => {
   });
 
   it('keeps the replay cache bounded and fails closed when it overflows', () => {
-    const v = new MessageVerifier({ clusterSecret: secret, replayCacheSize: 8 });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', replayCacheSize: 8 });
     const frames = Array.from({ length: 20 }, (_, i) => frameOf(hello(), A, NOW + i));
     for (const f of frames) expect(v.verify(f, NOW).ok).toBe(true);
     expect(v.replayCacheEntries).toBe(8);
@@ -115,15 +140,15 @@ describe('MessageVerifier', () => {
   });
 
   it("rejects oversize and undersize frames → 'size'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(new Uint8Array(MAX_FRAME_BYTES + 1), NOW), 'size');
     expectReject(v.verify(new Uint8Array(97), NOW), 'size');
-    const small = new MessageVerifier({ clusterSecret: secret, maxFrameBytes: 300 });
+    const small = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', maxFrameBytes: 300 });
     expectReject(small.verify(craft(envelope({}, { ...hello().body, name: 'x'.repeat(60) })), NOW), 'size');
   });
 
   it("rejects clock skew in both directions → 'skew'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret, maxSkewMs: 30_000 });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', maxSkewMs: 30_000 });
     expectReject(v.verify(frameOf(hello(), A, NOW - 30_001), NOW), 'skew');
     expectReject(v.verify(frameOf(hello(), A, NOW + 30_001), NOW), 'skew');
     expect(v.verify(frameOf(hello(), A, NOW - 30_000), NOW).ok).toBe(true);
@@ -131,7 +156,7 @@ describe('MessageVerifier', () => {
   });
 
   it("rejects another protocol version → 'version'", () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(craft(envelope({ v: 2, type: 'future', body: { anything: [1] } })), NOW), 'version');
   });
 
@@ -167,7 +192,7 @@ describe('MessageVerifier', () => {
   ];
   for (const [name, payload] of schemaCases) {
     it(`rejects a schema violation (${name}) → 'schema'`, () => {
-      const v = new MessageVerifier({ clusterSecret: secret });
+      const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
       let frame: Uint8Array;
       if (name === 'invalid UTF-8') {
         const p = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]);
@@ -180,7 +205,7 @@ describe('MessageVerifier', () => {
   }
 
   it('details never contain the cluster secret, seeds or attacker-chosen strings', () => {
-    const v = new MessageVerifier({ clusterSecret: secret });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     const marker = 'MARKERxyz';
     const r = v.verify(craft(envelope({}, { ...hello().body, name: marker + '!' })), NOW);
     expectReject(r, 'schema');
@@ -192,7 +217,7 @@ describe('MessageVerifier', () => {
   });
 
   it('survives 100 000 random and mutated frames without throwing', () => {
-    const v = new MessageVerifier({ clusterSecret: secret, replayCacheSize: 1000 });
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', replayCacheSize: 1000 });
     const good = [
       frameOf(hello()),
       frameOf({ type: 'heartbeat', body: { ...hello().body, peers: [{ id: B.nodeId, addr: 'tcp:1.2.3.4:5', lastSeenAgoMs: 1 }], lease: { holder: A.nodeId, until: NOW + 1 } } } as MeshMessage),
@@ -214,12 +239,27 @@ describe('MessageVerifier', () => {
       fc.tuple(fc.jsonValue({ maxDepth: 4 }), fc.boolean()).map(([j, wrap]) => craft(JSON.stringify(wrap ? envelope({}, j) : j))),
       // mutated envelopes with valid MAC and signature
       fc.tuple(fc.constantFrom('v', 'type', 'from', 'pub', 'ts', 'nonce', 'body'), fc.jsonValue({ maxDepth: 2 })).map(([k, val]) => craft(envelope({ [k]: val }))),
+      // hello/heartbeat from a holder of the secret with addresses of any kind (docs/SECURITY.md, "Mesh addresses")
+      fc.tuple(meshAddr, fc.array(meshAddr, { maxLength: 3 }), fc.boolean()).map(([a, gossip, beat]) =>
+        craft(beat
+          ? envelope({ type: 'heartbeat' }, { ...hello().body, addr: a, peers: gossip.map((g, i) => ({ id: String(i).padStart(32, 'a'), addr: g, lastSeenAgoMs: 0 })) })
+          : envelope({}, { ...hello().body, addr: a })),
+      ),
     );
+    const vTor = new MessageVerifier({ clusterSecret: secret, transport: 'tor', replayCacheSize: 1000 });
+    let torOk = 0;
     fc.assert(
       fc.property(arb, fc.integer({ min: -100_000, max: 100_000 }), (frame, dt) => {
         const r = v.verify(frame, NOW + dt);
         if (r.ok) ok++;
         else counts[r.reason] = (counts[r.reason] ?? 0) + 1;
+        // Whatever passes carries only addresses of the verifier's transport, and no host name.
+        if (r.ok && !addressesOf(r.msg).every(isTcpIpLiteral)) return false;
+        const rt = vTor.verify(frame, NOW + dt);
+        if (rt.ok) {
+          torOk++;
+          if (!addressesOf(rt.msg).every((a) => parseMeshAddress(a)?.kind === 'tor')) return false;
+        }
         return r.ok || (typeof r.detail === 'string' && r.detail !== 'internal verification fault');
       }),
       { numRuns: 100_000, seed: 1234 },
@@ -227,5 +267,8 @@ describe('MessageVerifier', () => {
     expect(Object.values(counts).reduce((a, b) => a + b, 0) + ok).toBe(100_000);
     // The generator reaches the deep layers, not just the MAC check.
     for (const reason of ['mac', 'schema', 'size'] as const) expect(counts[reason] ?? 0).toBeGreaterThan(0);
+    // The address generator reaches acceptance on both transports (the invariant is not vacuous).
+    expect(ok).toBeGreaterThan(0);
+    expect(torOk).toBeGreaterThan(0);
   });
 });

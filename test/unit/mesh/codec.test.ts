@@ -42,7 +42,7 @@ const hb: MeshMessage = {
     health: { healthy: true, reasons: [] },
     introDigest: introDigest([]),
     lease: { holder: key.nodeId, until: 1_000_015_000 },
-    peers: [{ id: 'ab'.repeat(16), addr: 'tor:' + 'a'.repeat(56) + '.onion:7700', lastSeenAgoMs: 5 }],
+    peers: [{ id: 'ab'.repeat(16), addr: 'tcp:10.99.0.2:7700', lastSeenAgoMs: 5 }],
   },
 };
 
@@ -70,7 +70,7 @@ describe('encodeFrame / FrameDecoder', () => {
       { type: 'leave', body: { reason: 'shutdown' } },
       { type: 'lease', body: { until: 1_000_015_000 } },
     ];
-    const verifier = new MessageVerifier({ clusterSecret: secret });
+    const verifier = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     const dec = new FrameDecoder();
     const rb = seeded(1);
     msgs.forEach((msg, i) => {

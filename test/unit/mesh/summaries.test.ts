@@ -53,7 +53,7 @@ function craft(body: unknown): Uint8Array {
 }
 
 function verify(body: unknown): ReturnType<MessageVerifier['verify']> {
-  return new MessageVerifier({ clusterSecret: secret }).verify(craft(body), NOW);
+  return new MessageVerifier({ clusterSecret: secret, transport: 'tcp' }).verify(craft(body), NOW);
 }
 
 describe('heartbeat traffic / publish summaries', () => {
@@ -62,7 +62,7 @@ describe('heartbeat traffic / publish summaries', () => {
     expect(validateHeartbeat(body)).toEqual(body);
     const msg = { type: 'heartbeat', body } as MeshMessage;
     const frame = encodeFrame(msg, { key: A, clusterSecret: secret, nowMs: NOW, randomBytes: rb }).subarray(4);
-    const r = new MessageVerifier({ clusterSecret: secret }).verify(frame, NOW);
+    const r = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' }).verify(frame, NOW);
     expect(r.ok).toBe(true);
     if (r.ok) expect(r.msg).toEqual(msg);
   });
