@@ -16,6 +16,8 @@ import {
   readKeyDirectory,
   writeKeyDirectory,
 } from '../../src/adapters/fs/key-store.js';
+import { readNodeSecret } from '../../src/adapters/fs/node-secrets.js';
+import { writeClusterSecret } from '../../src/cli/commands/cluster.js';
 import { loadVectors } from '../helpers/vectors.js';
 
 let root: string;
@@ -72,12 +74,14 @@ describe('writeKeyDirectory', () => {
     }
   });
 
-  it('tightens an existing loose directory to 0700', async () => {
+  it('refuses an existing loose key directory and leaves its mode alone', async () => {
     const dir = join(root, 'loose');
     await mkdir(dir, { mode: 0o755 });
     await chmod(dir, 0o755);
-    await writeKeyDirectory(dir, HsIdentityKeypair.generate(seeded(3)));
-    expect(await modeOf(dir)).toBe(0o700);
+    const e = await writeKeyDirectory(dir, HsIdentityKeypair.generate(seeded(3))).then(() => undefined, (x: unknown) => x);
+    expect(e).toMatchObject({ code: 'TB_ERR_KEYSTORE_DIR_PERMISSIONS', message: expect.stringContaining(`chmod 700 '${dir}'`) });
+    expect(await modeOf(dir)).toBe(0o755);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('refuses to overwrite existing keys unless forced, and leaves no temp files', async () => {
@@ -217,5 +221,40 @@ describe('importTorHiddenServiceDir', () => {
     }
     expect(await modeOf(dest)).toBe(0o700);
     expect(await codeOf(importTorHiddenServiceDir(src, dest))).toBe('TB_ERR_KEYSTORE_EXISTS');
+  });
+});
+
+describe('writing a secret file into a directory (torbalance cluster secret --out)', () => {
+  const fullMode = async (p: string): Promise<number> => (await stat(p)).mode & 0o7777;
+
+  it('refuses a directory others can write (1777 like /tmp, 0775, 0757) without touching its mode', async () => {
+    for (const mode of [0o1777, 0o775, 0o757]) {
+      const dir = join(root, `shared-${mode.toString(8)}`);
+      await mkdir(dir);
+      await chmod(dir, mode);
+      const e = await writeClusterSecret(join(dir, 'cs')).then(() => undefined, (x: unknown) => x);
+      expect(e, mode.toString(8)).toMatchObject({ code: 'TB_ERR_KEYSTORE_DIR_PERMISSIONS', message: expect.stringContaining(`refusing to write a secret into ${dir}`) });
+      expect(await fullMode(dir), mode.toString(8)).toBe(mode);
+      expect(await readdir(dir)).toEqual([]);
+    }
+  });
+
+  it('writes a 0600 file into an existing 0755 directory and leaves the directory 0755', async () => {
+    // Owned by this user (root when the tests run as root: the "root-owned /etc/…" case).
+    const dir = join(root, 'etc');
+    await mkdir(dir);
+    await chmod(dir, 0o755);
+    const p = await writeClusterSecret(join(dir, 'cs'));
+    expect(await modeOf(p)).toBe(0o600);
+    expect(await fullMode(dir)).toBe(0o755);
+  });
+
+  it('creates missing directories 0700 (only those)', async () => {
+    await chmod(root, 0o755);
+    const p = await writeClusterSecret(join(root, 'a', 'b', 'cs'));
+    expect(await modeOf(join(root, 'a'))).toBe(0o700);
+    expect(await modeOf(join(root, 'a', 'b'))).toBe(0o700);
+    expect(await fullMode(root)).toBe(0o755);
+    expect((await readNodeSecret('cluster-secret', p)).length).toBe(32);
   });
 });

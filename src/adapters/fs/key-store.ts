@@ -192,10 +192,31 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Create `dir` (and parents) with mode 0700, or tighten an existing directory to 0700. */
-export async function ensurePrivateDirectory(dir: string): Promise<void> {
+/** Options of {@link ensurePrivateDirectory}. */
+export interface EnsurePrivateDirectoryOptions {
+  /**
+   * `dir` is a key directory (tor's HiddenServiceDir format): an existing one must also be
+   * closed to group and others (0700), as {@link readKeyDirectory} and tor require.
+   */
+  readonly keyDirectory?: boolean;
+}
+
+function octalMode(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/**
+ * Make sure `dir` exists to hold a secret file. Directories this creates (and only those) are
+ * made 0700; an existing directory keeps its mode — it may be a shared one such as /tmp or a
+ * root-owned 0755 /etc/… — but a secret is never written into one its group or others can
+ * write (they could create or replace names in it, sticky bit or not):
+ * TB_ERR_KEYSTORE_DIR_PERMISSIONS. An existing directory must belong to this user or to root
+ * (TB_ERR_KEYSTORE_OWNER).
+ */
+export async function ensurePrivateDirectory(dir: string, options: EnsurePrivateDirectoryOptions = {}): Promise<void> {
+  let created: string | undefined;
   try {
-    await mkdir(dir, { recursive: true, mode: KEY_DIR_MODE });
+    created = await mkdir(dir, { recursive: true, mode: KEY_DIR_MODE });
   } catch (e) {
     if (errnoOf(e) === 'EEXIST' || errnoOf(e) === 'ENOTDIR') throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_DIRECTORY', 'config', `${dir} exists and is not a directory`);
     throw ioError('create directory', dir, e);
@@ -207,16 +228,34 @@ export async function ensurePrivateDirectory(dir: string): Promise<void> {
     throw ioError('stat', dir, e);
   }
   if (!st.isDirectory()) throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_DIRECTORY', 'config', `${dir} is not a directory`);
-  const uid = currentUid();
-  if (uid !== undefined && uid !== 0 && st.uid !== uid) {
-    throw new TorbalanceError('TB_ERR_KEYSTORE_OWNER', 'config', `key directory ${dir} is owned by uid ${st.uid}, not by this user (uid ${uid})`);
-  }
-  if ((st.mode & 0o777) !== KEY_DIR_MODE) {
-    try {
-      await chmod(dir, KEY_DIR_MODE);
-    } catch (e) {
-      throw ioError('chmod 700', dir, e);
+  if (created !== undefined) {
+    // Ours: 0700 whatever the umask left.
+    if ((st.mode & 0o777) !== KEY_DIR_MODE) {
+      try {
+        await chmod(dir, KEY_DIR_MODE);
+      } catch (e) {
+        throw ioError('chmod 700', dir, e);
+      }
     }
+    return;
+  }
+  const uid = currentUid();
+  if (uid !== undefined && uid !== 0 && st.uid !== uid && st.uid !== 0) {
+    throw new TorbalanceError('TB_ERR_KEYSTORE_OWNER', 'config', `directory ${dir} is owned by uid ${st.uid}, not by this user (uid ${uid}) or root`);
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new TorbalanceError(
+      'TB_ERR_KEYSTORE_DIR_PERMISSIONS',
+      'config',
+      `refusing to write a secret into ${dir}: ${(st.mode & 0o002) !== 0 ? 'everyone' : 'its group'} can write there (mode ${octalMode(st.mode)}); choose a directory only its owner can write (e.g. a new one: the tool creates it 0700)`,
+    );
+  }
+  if (options.keyDirectory === true && (st.mode & 0o077) !== 0) {
+    throw new TorbalanceError(
+      'TB_ERR_KEYSTORE_DIR_PERMISSIONS',
+      'config',
+      `key directory ${dir} is accessible by group or others (mode ${octalMode(st.mode)}); tor needs it private: run chmod 700 '${dir}'`,
+    );
   }
 }
 
@@ -255,11 +294,12 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /**
  * Write `keypair` as tor's three key files into `dir` (created 0700; files 0600). Refuses with
- * TB_ERR_KEYSTORE_EXISTS if any of the files exists, unless `force`.
+ * TB_ERR_KEYSTORE_EXISTS if any of the files exists, unless `force`, and an existing `dir`
+ * that is not private (TB_ERR_KEYSTORE_DIR_PERMISSIONS: its mode is not changed).
  */
 export async function writeKeyDirectory(dir: string, keypair: HsIdentityKeypair, options: WriteKeyDirectoryOptions = {}): Promise<KeyDirectoryPaths> {
   const paths = keyDirectoryPaths(dir);
-  await ensurePrivateDirectory(dir);
+  await ensurePrivateDirectory(dir, { keyDirectory: true });
   if (options.force !== true) {
     for (const p of [paths.secretKey, paths.publicKey, paths.hostname]) {
       if (await exists(p)) {

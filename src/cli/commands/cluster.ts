@@ -1,7 +1,8 @@
 /**
  * `torbalance cluster secret --out FILE [--force]`: write a fresh cluster secret (32 bytes
- * from the OS CSPRNG, our `torbalance-cluster-secret-v1` file format, file 0600 in a 0700
- * directory; src/adapters/fs/node-secrets.ts) to copy to every node of a cluster out of band.
+ * from the OS CSPRNG, our `torbalance-cluster-secret-v1` file format, file 0600; a missing
+ * directory is created 0700, an existing one keeps its mode and is refused if others can write
+ * it; src/adapters/fs/node-secrets.ts) to copy to every node of a cluster out of band.
  * The secret is never printed.
  */
 import { resolve } from 'node:path';
@@ -27,7 +28,7 @@ export function register(program: Command): void {
   cluster
     .command('secret')
     .description('write a fresh cluster secret (0600) to copy to every node; set cluster.secret_file to it')
-    .requiredOption('--out <file>', 'file to write (its directory is created or tightened to 0700)')
+    .requiredOption('--out <file>', 'file to write (a missing directory is created 0700; a directory others can write is refused)')
     .option('--force', 'overwrite an existing file', false)
     .action(async (opts: { out: string; force: boolean }) => {
       const path = await writeClusterSecret(opts.out, opts.force);
