@@ -23,7 +23,6 @@ export const WAITING = [
   'test/integration/publisher.test.ts',
   'test/integration/period-rollover.test.ts',
   'test/integration/demo.test.ts',
-  'test/integration/next-harvest.test.ts',
 ];
 
 /**
