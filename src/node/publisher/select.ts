@@ -11,15 +11,26 @@
  *    `max` slots are filled or every point is taken. So every node gets
  *    min(own points, ⌊max/n⌋) at least, nodes' counts differ by at most one unless a node
  *    runs out, and spare slots flow to nodes that have more points;
- * 3. the result lists the chosen points round by round (node order inside a round).
+ * 3. **one intro point per relay**: on its turn a node skips its points on a relay (legacy
+ *    RSA identity link specifier) that an earlier-dealt point already uses, and takes its
+ *    next one. tor's client maps an intro circuit to an intro point by the relay it reached,
+ *    taking the *first* point in the descriptor on that relay
+ *    (`hs_client_setup_intro_circ_auth_key` → `find_desc_intro_point_by_legacy_id`), so a
+ *    second point on the same relay is never introduced to: it gets the first point's
+ *    INTRODUCE1. Once the first point's node is gone, every pick of the second one is a NACK
+ *    charged to the first (already failed) point, and the live point is never marked failed —
+ *    each visit that picks it pays a wasted intro circuit (docs/DESIGN.md "Losing a node");
+ * 4. the result lists the chosen points round by round (node order inside a round).
  *
- * Stability: a node's chosen points are the first k of its own sorted list, where k depends
- * only on the nodes' point counts. Replacing one point of a node (same count) changes at most
+ * Stability: a node's chosen points are the first k of its own sorted list (skipping points on
+ * relays dealt before), where k depends only on the nodes' point counts. Replacing one point of a node (same count) changes at most
  * one chosen point; other nodes' choices change only when the counts change, so small
  * changes do not churn the whole descriptor.
  */
+import { fromBase64, toHex } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { MAX_INTRO_POINTS } from '../../core/hsdesc/inner.js';
+import { decodeLinkSpecifiers, LS_LEGACY_ID } from '../../core/hsdesc/link-specifiers.js';
 import { introPointLine, type IntroPointWire } from './wire.js';
 
 /** One node's intro points as input to the selection. */
@@ -33,6 +44,21 @@ export const DEFAULT_MAX_INTRO_POINTS = MAX_INTRO_POINTS;
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The relay an intro point is on, as tor's client matches it: the legacy RSA identity link
+ * specifier (hex). A point whose list does not decode or has none is its own relay (its auth
+ * key), so it never displaces another point; the descriptor builder rejects it later anyway.
+ */
+export function introPointRelay(p: IntroPointWire): string {
+  try {
+    const id = decodeLinkSpecifiers(fromBase64(p.ls)).find((l) => l.type === LS_LEGACY_ID);
+    if (id !== undefined) return `rsa:${toHex(id.data)}`;
+  } catch {
+    // not decodable: see above
+  }
+  return `auth:${p.authKey}`;
 }
 
 /**
@@ -60,10 +86,19 @@ export function selectIntroPointsByNode(
     if (mine.length > 0) lists.push({ id: n.id, points: mine });
   }
   const out: { nodeId: string; point: IntroPointWire }[] = [];
-  for (let round = 0; out.length < max; round++) {
+  const relays = new Set<string>();
+  const cursor = lists.map(() => 0);
+  while (out.length < max) {
     let any = false;
-    for (const l of lists) {
-      const p = l.points[round];
+    for (const [i, l] of lists.entries()) {
+      let p: IntroPointWire | undefined;
+      while ((p = l.points[cursor[i]!]) !== undefined) {
+        cursor[i] = cursor[i]! + 1;
+        const relay = introPointRelay(p);
+        if (relays.has(relay)) continue;
+        relays.add(relay);
+        break;
+      }
       if (p === undefined) continue;
       any = true;
       out.push({ nodeId: l.id, point: p });

@@ -4,9 +4,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toBase64 } from '../../../src/core/bytes.js';
+import { fromBase64, toBase64 } from '../../../src/core/bytes.js';
+import { decodeLinkSpecifiers, encodeLinkSpecifiers, LS_LEGACY_ID } from '../../../src/core/hsdesc/link-specifiers.js';
 import { DecodeError } from '../../../src/core/errors.js';
-import { selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../../src/node/publisher/select.js';
+import { introPointRelay, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../../src/node/publisher/select.js';
 import { introDigest, introPointToWire, wireToIntroPointInput, type IntroPointWire } from '../../../src/node/publisher/wire.js';
 import { makeIntroPoint, makeIntroPoints, seededRandom } from './fakes.js';
 
@@ -178,6 +179,53 @@ describe('selectIntroPoints', () => {
     ]);
     expect(sel.filter((s) => s.point.authKey === shared.authKey)).toEqual([{ nodeId: 'a', point: shared }]);
     expect(sel).toHaveLength(2);
+  });
+
+  /** `p` moved onto the relay of `on` (its legacy RSA identity link specifier replaced). */
+  function onRelayOf(p: IntroPointWire, on: IntroPointWire): IntroPointWire {
+    const rsa = decodeLinkSpecifiers(fromBase64(on.ls)).find((l) => l.type === LS_LEGACY_ID)!;
+    const specs = decodeLinkSpecifiers(fromBase64(p.ls)).map((l) => (l.type === LS_LEGACY_ID ? rsa : l));
+    return { ...p, ls: toBase64(encodeLinkSpecifiers(specs)) };
+  }
+
+  it('keys a point by its relay (legacy RSA identity), or by its auth key when the list has none or is garbage', () => {
+    const [a, b] = [POOL[0]!, POOL[1]!];
+    expect(introPointRelay(onRelayOf(b, a))).toBe(introPointRelay(a));
+    expect(introPointRelay(b)).not.toBe(introPointRelay(a));
+    expect(introPointRelay({ ...a, ls: '!!!!' })).toBe(`auth:${a.authKey}`);
+    const noRsa = decodeLinkSpecifiers(fromBase64(a.ls)).filter((l) => l.type !== LS_LEGACY_ID);
+    expect(introPointRelay({ ...a, ls: toBase64(encodeLinkSpecifiers(noRsa)) })).toBe(`auth:${a.authKey}`);
+  });
+
+  it('lists at most one point per relay: a node whose point shares a relay already dealt takes its next point', () => {
+    // b's first (sorted) point is on a's relay; b must get its other two points instead.
+    const byAuth = (x: IntroPointWire, y: IntroPointWire): number => (x.authKey < y.authKey ? -1 : 1);
+    const aPts = POOL.slice(30, 32).sort(byAuth);
+    const sortedB = POOL.slice(32, 35).sort(byAuth);
+    const clash = onRelayOf(sortedB[0]!, aPts[0]!);
+    const bPts = [clash, sortedB[1]!, sortedB[2]!];
+    const sel = selectIntroPointsByNode([{ id: 'a', introPoints: aPts }, { id: 'b', introPoints: bPts }]);
+    const relays = sel.map((s) => introPointRelay(s.point));
+    expect(new Set(relays).size).toBe(relays.length);
+    expect(sel.filter((s) => s.nodeId === 'b').map((s) => s.point.authKey).sort()).toEqual([sortedB[1]!.authKey, sortedB[2]!.authKey].sort());
+    expect(sel.filter((s) => s.nodeId === 'a')).toHaveLength(2);
+    expect(sel.some((s) => s.point.authKey === clash.authKey)).toBe(false);
+  });
+
+  it('never lists two points on one relay, whatever the collisions (property)', () => {
+    const relaysOf = POOL.slice(0, 6);
+    fc.assert(
+      fc.property(clusterArb, fc.array(fc.nat({ max: 5 }), { maxLength: 120 }), fc.integer({ min: 1, max: 20 }), (nodes, where, max) => {
+        // squeeze the points onto 6 relays
+        let k = 0;
+        const squeezed = nodes.map((n) => ({ id: n.id, introPoints: n.introPoints.map((p) => onRelayOf(p, relaysOf[where[k++ % Math.max(1, where.length)] ?? 0]!)) }));
+        const sel = selectIntroPointsByNode(squeezed, max);
+        const relays = sel.map((s) => introPointRelay(s.point));
+        expect(new Set(relays).size).toBe(relays.length);
+        const distinct = new Set(squeezed.flatMap((n) => n.introPoints.map(introPointRelay)));
+        expect(sel.length).toBe(Math.min(max, distinct.size));
+      }),
+    );
   });
 
   it('rejects max outside 1..20', () => {
