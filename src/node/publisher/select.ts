@@ -23,9 +23,10 @@
  * 4. the result lists the chosen points round by round (node order inside a round).
  *
  * Stability: a node's chosen points are the first k of its own sorted list (skipping points on
- * relays dealt before), where k depends only on the nodes' point counts. Replacing one point of a node (same count) changes at most
- * one chosen point; other nodes' choices change only when the counts change, so small
- * changes do not churn the whole descriptor.
+ * relays dealt before), where k depends only on the nodes' point counts. With the points on
+ * distinct relays, replacing one point of a node (same count) changes at most one chosen
+ * point, and other nodes' choices change only when the counts change, so small changes do not
+ * churn the whole descriptor (a new point on a relay already in use can displace one more).
  */
 import { fromBase64, toHex } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
