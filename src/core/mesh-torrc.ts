@@ -3,7 +3,7 @@
  * service through which cluster nodes reach each other's mesh listener when the mesh runs
  * over Tor (the `tor:` transport, src/adapters/mesh/tor-transport.ts).
  *
- * Layout (/work/notes/cluster-contracts.md "Transports"): a second HiddenServiceDir
+ * Layout: a second HiddenServiceDir
  * `<data_dir>/mesh-hs` (0700, tor's `check_private_dir`) holding tor's three key files
  * (`hs_ed25519_secret_key`, `hs_ed25519_public_key`, `hostname`), with `HiddenServicePort
  * <port> unix:<socket>` forwarding onion streams to the mesh listener's unix socket. It has

@@ -1,5 +1,5 @@
 /**
- * The cluster side of a node (issue 5; /work/notes/cluster-contracts.md): wires the mesh
+ * The cluster side of a node: wires the mesh
  * (src/node/mesh, M) and the publisher components (src/node/publisher, N) into the node
  * daemon when `[cluster] enabled = true`.
  *

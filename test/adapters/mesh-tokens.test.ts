@@ -1,5 +1,5 @@
 /**
- * The mesh `tokens` message over loopback TCP (issue 6): a join-token ledger set on one
+ * The mesh `tokens` message over loopback TCP: a join-token ledger set on one
  * MeshNode reaches the others (on change, and to a peer that connects later, after its
  * hello); a malformed `tokens` body is rejected as `schema` and counted in MeshStats.
  */

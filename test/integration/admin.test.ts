@@ -1,5 +1,5 @@
 /**
- * The admin API against a live 3-node cluster on the shared private network (issue 6 "done
+ * The admin API against a live 3-node cluster on the shared private network ("done
  * when": `torbalance status` lists all three nodes with their roles; the dashboard renders in
  * headless Chromium with real data). One cluster start; every check in one test:
  * - every node's `/status` (admin on 127.0.0.1:<port>, from the config) lists the same three

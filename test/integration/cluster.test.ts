@@ -1,5 +1,5 @@
 /**
- * The cluster end to end in the shared private network (issue 5 "done when"): three
+ * The cluster end to end in the shared private network: three
  * torbalance node PROCESSES (test/helpers/cluster-harness.ts) share one master key and one
  * cluster secret, each with its own node key, meshing over loopback TCP, in front of the test
  * app behind its own onion service.

@@ -1,5 +1,5 @@
 /**
- * Client of the admin API (ops-contracts.md §A), used by `torbalance status` and the token
+ * Client of the admin API (docs/admin-api.md), used by `torbalance status` and the token
  * commands: one HTTP/1.1 request over the node's admin unix socket or `127.0.0.1:<port>`.
  *
  * Errors: `TB_ERR_ADMIN_UNREACHABLE` (socket absent, connection refused or reset — with a hint

@@ -1,5 +1,5 @@
 /**
- * The admin API server (issue 6 "Seeing the cluster"; ops-contracts.md §A): a small HTTP/1.1
+ * The admin API server (docs/admin-api.md): a small HTTP/1.1
  * server (node:http) on a unix socket or on `127.0.0.1:<port>`, never reachable through tor.
  *
  * Hardening:

@@ -1,5 +1,5 @@
 /**
- * The two secret files of a cluster node (/work/notes/cluster-contracts.md "Design"):
+ * The two secret files of a cluster node:
  * - `node_key`: the node's ed25519 key as its 32-byte seed (nodeId and public key derive
  *   from it), and
  * - `cluster_secret`: 32 random bytes shared by every node of the cluster (admits nodes to

@@ -1,6 +1,6 @@
 /**
  * Mesh transport over stream sockets: length-prefixed frames (mesh protocol v1,
- * /work/notes/cluster-contracts.md "Frame": `u32be length ‖ payload ‖ mac ‖ sig`) carried in
+ * `u32be length ‖ payload ‖ mac ‖ sig`) carried in
  * both directions over TCP (meant for a WireGuard network) or any other stream (the Tor
  * transport in ./tor-transport.ts reuses {@link StreamMeshTransport} with a unix-socket
  * listener and a SOCKS dialer).

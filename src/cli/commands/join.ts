@@ -1,7 +1,7 @@
 /**
  * `torbalance join --token-file FILE|- --dir DIR --name NAME [--socks 127.0.0.1:PORT]
  * [--tor-extra-file FILE] [--listen IP:PORT] [--priority N]`: make DIR a new node of an existing
- * cluster using a join token (issue 6; ops-contracts §B; the node side is src/node/join/).
+ * cluster using a join token (docs/OPERATIONS.md; the node side is src/node/join/).
  *
  * 1. The token comes from a file or stdin only (there is no option that takes it on the
  *    command line, so it never shows in argv); it names the master onion and its join port.

@@ -1,6 +1,6 @@
 /**
  * `torbalance status --config FILE [--json]`: the cluster as a table, from the running node's
- * admin API (issue 6 "Seeing the cluster"; `GET /status`, docs/admin-api.md). The admin
+ * admin API (`GET /status`, docs/admin-api.md). The admin
  * address comes from the config (`admin.listen`, default `unix:<data_dir>/admin.sock`).
  *
  * Output: one row per node (name, short id, role, state, health, intro points, requests,

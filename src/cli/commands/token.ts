@@ -1,6 +1,6 @@
 /**
  * `torbalance token create|list|revoke --config FILE`: join tokens through a running node's
- * admin API (ops-contracts §A/§B; the node side is src/node/join/service.ts).
+ * admin API (docs/admin-api.md; the node side is src/node/join/service.ts).
  *
  * - `token create [--ttl 1h] --out FILE|-`: asks the node for a token (`POST /tokens`); writes
  *   it to FILE with mode 0600 from creation (temp file + rename), or to stdout with `--out -`

@@ -1,5 +1,5 @@
 /**
- * The join handshake (contract /work/notes/ops-contracts.md §B): one request and one response
+ * The join handshake (docs/OPERATIONS.md): one request and one response
  * over a byte stream (the master onion's bootstrap port). torbalance's own protocol; it
  * implements no tor spec. Pure: randomness and time are parameters.
  *

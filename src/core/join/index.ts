@@ -1,6 +1,5 @@
 /**
- * Join tokens, the token ledger and the join handshake (issue 6; contract
- * /work/notes/ops-contracts.md §B). Pure: randomness and time are parameters.
+ * Join tokens, the token ledger and the join handshake (docs/OPERATIONS.md). Pure: randomness and time are parameters.
  */
 export * from './token.js';
 export * from './ledger.js';

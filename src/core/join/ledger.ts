@@ -1,5 +1,5 @@
 /**
- * The cluster-wide join-token ledger (contract /work/notes/ops-contracts.md §B): which token
+ * The cluster-wide join-token ledger (docs/OPERATIONS.md): which token
  * ids are `issued`, `used` or `revoked`. Every node keeps a copy, persists it and gossips it
  * over the mesh (`tokens` message); copies converge with {@link mergeLedger}, a state-based
  * CRDT (join-semilattice). torbalance's own design; no tor spec.

@@ -1,6 +1,5 @@
 /**
- * Join tokens (issue 6, "Cluster membership without hand-editing"; contract
- * /work/notes/ops-contracts.md §B). torbalance's own format; it implements no tor spec.
+ * Join tokens (docs/OPERATIONS.md). torbalance's own format; it implements no tor spec.
  *
  * A token admits one node to the cluster. It is self-verifying with the cluster secret: its
  * 32-byte `secret` is `HMAC-SHA256(K_join, canonicalClaims)` with

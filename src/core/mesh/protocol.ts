@@ -1,8 +1,7 @@
 /**
  * Mesh protocol v1: constants, message and body types, and their schema validation.
  *
- * This is torbalance's own cluster protocol (docs: /work/notes/cluster-contracts.md, "Frame
- * (mesh protocol v1)"); it implements no tor spec. A frame on the wire is
+ * This is torbalance's own cluster protocol (mesh protocol v1); it implements no tor spec. A frame on the wire is
  *
  *     u32be length ‖ payload ‖ mac(32) ‖ sig(64)        length = |payload| + 96 ≤ MAX_FRAME_BYTES
  *
@@ -27,7 +26,7 @@
  * last publish round as its HSDirs answered ({@link PublishSummary}). Both are strict objects
  * of bounded integers / decimal strings like every other field.
  *
- * `tokens` (issue 6, /work/notes/ops-contracts.md §B) carries the sender's whole join-token
+ * `tokens` (docs/OPERATIONS.md) carries the sender's whole join-token
  * ledger, `{ entries: LedgerEntry[] }`, validated by src/core/join/ledger.ts's strict checker.
  *
  * Violations throw {@link SchemaViolation} (a DecodeError `TB_ERR_MESH_SCHEMA` carrying a path

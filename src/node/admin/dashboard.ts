@@ -1,5 +1,5 @@
 /**
- * The dashboard page of the admin API (issue 6 "Seeing the cluster"): `/` (HTML),
+ * The dashboard page of the admin API: `/` (HTML),
  * `/dashboard.js` and `/dashboard.css`. Self-contained (no external resources) and compatible
  * with the admin server's strict Content-Security-Policy: no inline script or style, the
  * script is a same-origin file, charts are SVG built with DOM calls.

@@ -1,5 +1,5 @@
 /**
- * The node's admin service (issue 6 "Seeing the cluster"; ops-contracts.md §A): the
+ * The node's admin service (docs/admin-api.md): the
  * {@link AdminServer} with the node's routes —
  * - `GET /healthz`: 200 `ok` while the node runs and is healthy, else 503 with the reasons;
  * - `GET /status`: the versioned status document (src/node/admin/status.ts, docs/admin-api.md);

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics of one node (issue 6: connections, bytes, requests by status, target
+ * Prometheus metrics of one node (connections, bytes, requests by status, target
  * probe latency, publish results per HSDir, mesh messages accepted/rejected by reason,
  * election changes), exposed by the admin API at `/metrics`.
  *

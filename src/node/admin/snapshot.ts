@@ -1,5 +1,5 @@
 /**
- * What the admin API reads from a running node (issue 6 "Seeing the cluster"): one
+ * What the admin API reads from a running node: one
  * {@link AdminSnapshot} — the daemon's {@link NodeStatus} (which carries the cluster view,
  * publisher status and mesh counters) plus the time-period clock — and
  * {@link PublishView}, which follows the publisher's records across snapshots to keep the

@@ -1,5 +1,5 @@
 /**
- * The `/status` document of the admin API (issue 6; documented in docs/admin-api.md):
+ * The `/status` document of the admin API (documented in docs/admin-api.md):
  * a versioned JSON view of one node and of the cluster as this node sees it — nodes with
  * their roles, health, intro points and last contact; the elected publisher; the descriptor
  * revision and which HSDirs accepted each descriptor; the time to the next time period.

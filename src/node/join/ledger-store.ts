@@ -1,5 +1,5 @@
 /**
- * The join-token ledger on disk: `<data_dir>/join-ledger.json` (issue 6, ops-contracts §B).
+ * The join-token ledger on disk: `<data_dir>/join-ledger.json` (docs/OPERATIONS.md).
  *
  * Format (ours): `{"version":1,"entries":[LedgerEntry…]}` — token ids, states, times and node
  * ids only; a token's secret is never stored (it is derived from the cluster secret and the

@@ -1,6 +1,6 @@
 /**
  * The join listener: a unix socket (`<data_dir>/join.sock`, mode 0600) that tor connects to
- * for the master onion's join port (ops-contracts §B; the torrc line comes from
+ * for the master onion's join port (docs/OPERATIONS.md; the torrc line comes from
  * src/core/node-torrc.ts `extraPorts`). Every connection is one join attempt:
  *
  * - attempts are rate-limited to `maxAttemptsPerMinute` over a sliding 60 s window (all of

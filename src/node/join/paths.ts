@@ -1,5 +1,5 @@
 /**
- * Where the join service keeps its files inside `node.data_dir` (issue 6, ops-contracts §B):
+ * Where the join service keeps its files inside `node.data_dir` (docs/OPERATIONS.md):
  * the join listener's unix socket (the target of the master onion's join port,
  * `HiddenServicePort <cluster.join.onion_port> unix:<data_dir>/join.sock`) and the token
  * ledger (`join-ledger.json`, 0600).

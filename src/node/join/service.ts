@@ -1,6 +1,5 @@
 /**
- * The join service of a cluster node (issue 6 "Cluster membership without hand-editing";
- * ops-contracts §B): admits a new node that presents a join token through the master onion's
+ * The join service of a cluster node (docs/OPERATIONS.md): admits a new node that presents a join token through the master onion's
  * join port, and manages the cluster-wide token ledger.
  *
  * - Ledger: `<data_dir>/join-ledger.json` (src/node/join/ledger-store.ts), merged with the

@@ -1,5 +1,5 @@
 /**
- * The cluster mesh service (/work/notes/cluster-contracts.md, "src/node/mesh/ (M)"):
+ * The cluster mesh service:
  * {@link MeshNode} and its types, plus the transports and helpers it is built from.
  */
 export { MeshNode, type ClusterView, type LocalMeshState, type MeshOptions, type MeshStats, type PeerView } from './mesh-node.js';

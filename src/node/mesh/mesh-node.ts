@@ -1,6 +1,6 @@
 /**
  * MeshNode: one torbalance node's membership in the cluster mesh
- * (/work/notes/cluster-contracts.md, "src/node/mesh/ (M)").
+ *.
  *
  * It combines
  * - a stream transport (src/adapters/mesh/tcp-transport.ts): a TCP listener and outgoing
@@ -31,7 +31,7 @@
  *   frames failing the MAC, size, schema, version, identity or signature checks also drop
  *   the connection (outsider, garbage or a broken member); `skew` and `replay` do not;
  * - `stop()` sends `leave` to every peer, waits briefly for it to be written, and closes;
- * - the join-token ledger (issue 6): {@link MeshNode.setTokenLedger} sends a `tokens` message
+ * - the join-token ledger: {@link MeshNode.setTokenLedger} sends a `tokens` message
  *   to every peer when the ledger changes, and to each peer after its `hello` on a connection;
  *   received ledgers go to {@link MeshNode.onTokenLedger} listeners (the join service merges
  *   them; MeshNode keeps no ledger state beyond the last one set);

@@ -1,5 +1,5 @@
 /**
- * The cluster's publishing side (cluster-contracts.md "src/node/publisher/"): harvest each
+ * The cluster's publishing side: harvest each
  * node's intro points ({@link IntroCollector}), choose a fair share of at most 20
  * ({@link selectIntroPoints}), publish both merged descriptors to their HSDirs
  * ({@link Publisher}, per-HSDir tracking in {@link UploadTracker}), switch tor's own

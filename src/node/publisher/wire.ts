@@ -1,5 +1,5 @@
 /**
- * Intro points on the mesh wire (cluster-contracts.md "IntroPointWire"): exactly the keys
+ * Intro points on the mesh wire: exactly the keys
  * `buildDescriptor` needs to re-certify an intro point (tor-facts §2.7: link specifiers and
  * onion key copied verbatim, auth key and enc key certified afresh by the publisher's
  * descriptor signing key; rend-spec-v3 §2.5.2.2), as base64 strings:
