@@ -46,6 +46,7 @@ import { createLogger, type Logger } from '../adapters/log/logger.js';
 import { realTimers, TorProcess, type Timers } from '../adapters/tor/process.js';
 import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
+import { readAdminSecret } from '../adapters/admin/secret.js';
 import { AdminService, PeriodClock } from './admin/index.js';
 import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
 import { joinSocketPath } from './join/paths.js';
@@ -373,9 +374,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     control: () => (tor.state === 'ready' ? tor.control : undefined),
     testingTorNetwork: config.tor.extra_config.some(([k, v]) => k === 'TestingTorNetwork' && v.trim() === '1'),
   });
+  // Over TCP the admin API trusts nobody by default: privileged routes need the bearer secret,
+  // read routes the opt-in (docs/SECURITY.md, "Admin API").
+  const adminSecret = config.admin.enabled && config.admin.listen.kind === 'tcp' && config.admin.secret_file !== undefined ? await readAdminSecret(config.admin.secret_file) : undefined;
   const admin = config.admin.enabled
     ? new AdminService({
         listen: config.admin.listen,
+        tcpAccess: { ...(adminSecret === undefined ? {} : { bearerSecret: adminSecret }), openReads: config.admin.tcp_open_reads },
         logger: log.child({ component: 'admin' }),
         snapshot: () => snapshot(nodeHealth.state),
         status: async () => snapshot(state === 'running' ? await nodeHealth.refresh() : nodeHealth.state),

@@ -23,7 +23,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { adminRequest } from '../adapters/admin/client.js';
+import { adminAuthFor, adminRequest } from '../adapters/admin/client.js';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { KEY_DIR_MODE, KEY_FILE_MODE, keyDirectoryPaths } from '../adapters/fs/key-store.js';
@@ -206,7 +206,7 @@ export async function checkRunningNode(config: Config, timeoutMs: number): Promi
   const where = config.admin.listen.kind === 'unix' ? `unix:${config.admin.listen.path}` : `${config.admin.listen.host}:${config.admin.listen.port}`;
   let res;
   try {
-    res = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs);
+    res = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs, await adminAuthFor(config.admin));
   } catch (e) {
     return { checks: [fail('admin', `the admin API at ${where} does not answer (${errText(e)})`, runHint)], socksPort: undefined };
   }

@@ -1,7 +1,9 @@
 /**
  * Loopback tests of the admin API server and client (src/adapters/admin): socket mode,
  * stale-socket handling, Host check, 404/405, body limits, header timeout, connection cap,
- * error mapping, and the client's unreachable error.
+ * error mapping, the client's unreachable error, and who may use which route over TCP and
+ * the socket (docs/SECURITY.md, "Admin API"): the bearer secret, the read opt-in, Origin,
+ * the JSON content type on every POST.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -9,8 +11,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminRequest } from '../../src/adapters/admin/client.js';
+import { adminAuthFor, adminRequest } from '../../src/adapters/admin/client.js';
+import { readAdminSecret } from '../../src/adapters/admin/secret.js';
 import { ADMIN_CSP, AdminServer, type AdminRoute } from '../../src/adapters/admin/server.js';
+import { parseConfigText } from '../../src/adapters/config/load.js';
+import { createToken } from '../../src/cli/commands/token.js';
+import { utf8 } from '../../src/core/bytes.js';
+import { MASTER } from '../unit/join/helpers.js';
 import { TorbalanceError } from '../../src/core/errors.js';
 
 const servers: AdminServer[] = [];
@@ -29,8 +36,12 @@ function tmp(): string {
 const echo: AdminRoute = { method: 'POST', path: '/echo', handler: (r) => ({ status: 200, json: { got: r.body, q: r.query.get('x') } }) };
 const hello: AdminRoute = { method: 'GET', path: '/hello', handler: () => ({ status: 200, json: { hello: 'world' } }) };
 
+/** The bearer secret of the TCP servers below (they also serve reads without it). */
+const SECRET = 'c0ffee'.repeat(8);
+const AUTH = { bearer: utf8(SECRET) };
+
 async function tcpServer(extra: Partial<ConstructorParameters<typeof AdminServer>[0]> = {}): Promise<AdminServer> {
-  const s = new AdminServer({ listen: { kind: 'tcp', host: '127.0.0.1', port: 0 }, routes: [hello, echo], ...extra });
+  const s = new AdminServer({ listen: { kind: 'tcp', host: '127.0.0.1', port: 0 }, routes: [hello, echo], tcpAccess: { bearerSecret: utf8(SECRET), openReads: true }, ...extra });
   servers.push(s);
   await s.start();
   return s;
@@ -115,7 +126,7 @@ describe('AdminServer on 127.0.0.1', () => {
 
   it('checks the Host header (DNS rebinding) and sends no CORS headers', async () => {
     const s = await tcpServer();
-    const ok = await raw(s.port, `GET /hello HTTP/1.1\r\nHost: localhost:${s.port}\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n`);
+    const ok = await raw(s.port, `GET /hello HTTP/1.1\r\nHost: localhost:${s.port}\r\nOrigin: http://localhost:${s.port}\r\nConnection: close\r\n\r\n`);
     expect(ok).toMatch(/^HTTP\/1\.1 200 /);
     expect(ok).toMatch(/\r\ncache-control: no-store\r\n/i);
     expect(ok.toLowerCase()).toContain(`content-security-policy: ${ADMIN_CSP}`.toLowerCase());
@@ -135,7 +146,7 @@ describe('AdminServer on 127.0.0.1', () => {
     const nf = await adminRequest(l, 'GET', '/nope');
     expect(nf.status).toBe(404);
     expect(nf.json).toMatchObject({ error: { code: 'TB_ERR_ADMIN_NOT_FOUND' } });
-    const na = await adminRequest(l, 'POST', '/hello', {});
+    const na = await adminRequest(l, 'POST', '/hello', {}, undefined, AUTH);
     expect(na.status).toBe(405);
     expect(na.json).toMatchObject({ error: { code: 'TB_ERR_ADMIN_METHOD' } });
     const r = await raw(s.port, `DELETE /hello HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`);
@@ -146,19 +157,19 @@ describe('AdminServer on 127.0.0.1', () => {
   it('parses JSON bodies and the query; rejects large, non-JSON and invalid bodies with typed errors', async () => {
     const s = await tcpServer({ limits: { maxBodyBytes: 1024 } });
     const l = { kind: 'tcp' as const, host: '127.0.0.1', port: s.port };
-    const r = await adminRequest(l, 'POST', '/echo?x=1', { a: [1, 2] });
+    const r = await adminRequest(l, 'POST', '/echo?x=1', { a: [1, 2] }, undefined, AUTH);
     expect(r.json).toEqual({ got: { a: [1, 2] }, q: '1' });
-    const big = await adminRequest(l, 'POST', '/echo', { a: 'x'.repeat(2000) });
+    const big = await adminRequest(l, 'POST', '/echo', { a: 'x'.repeat(2000) }, undefined, AUTH);
     expect(big.status).toBe(413);
     expect(big.json).toMatchObject({ error: { code: 'TB_ERR_ADMIN_BODY_TOO_LARGE' } });
     // chunked, no Content-Length: counted while streaming
     const chunk = 'y'.repeat(600);
-    const chunked = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${(600).toString(16)}\r\n${chunk}\r\n${(600).toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
+    const chunked = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nAuthorization: Bearer ${SECRET}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${(600).toString(16)}\r\n${chunk}\r\n${(600).toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
     expect(chunked).toMatch(/^HTTP\/1\.1 413 /);
-    const bad = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{nope`);
+    const bad = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nAuthorization: Bearer ${SECRET}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{nope`);
     expect(bad).toMatch(/^HTTP\/1\.1 400 /);
     expect(bad).toContain('TB_ERR_ADMIN_BAD_REQUEST');
-    const text = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    const text = await raw(s.port, `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nAuthorization: Bearer ${SECRET}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(text).toMatch(/^HTTP\/1\.1 415 /);
   });
 
@@ -248,5 +259,156 @@ describe('adminRequest', () => {
       for (const c of socks) c.destroy();
       await new Promise<void>((r) => srv.close(() => { r(); }));
     }
+  });
+});
+
+describe('who may use the admin API (docs/SECURITY.md, "Admin API")', () => {
+  /** A stand-in for the join service's token route: counts the tokens it would have issued. */
+  function tokenRoute(): { route: AdminRoute; issued: () => number } {
+    let n = 0;
+    return { route: { method: 'POST', path: '/tokens', handler: () => ({ status: 200, json: { token: `tbjoin1-${++n}` } }) }, issued: () => n };
+  }
+  const post = (port: number, headers: string, body = ''): Promise<string> =>
+    raw(port, `POST /tokens HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${headers}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+
+  it('over TCP with the defaults, no local process mints a token: empty POST, cross-site blind POST, JSON POST', async () => {
+    const t = tokenRoute();
+    const s = new AdminServer({ listen: { kind: 'tcp', host: '127.0.0.1', port: 0 }, routes: [hello, t.route] });
+    servers.push(s);
+    await s.start();
+    const empty = await post(s.port, '');
+    const blind = await post(s.port, 'Origin: http://evil.example\r\nContent-Type: text/plain\r\n', '{}');
+    const json = await post(s.port, 'Content-Type: application/json\r\n', '{"ttl_s":3600}');
+    for (const r of [empty, blind, json]) {
+      expect(r).toMatch(/^HTTP\/1\.1 (401|403|415) /);
+      expect(r).not.toContain('tbjoin1');
+    }
+    expect(json).toContain('TB_ERR_ADMIN_FORBIDDEN');
+    expect(t.issued()).toBe(0);
+    // the client gets the same answer; reads are closed too unless opted in
+    const l = { kind: 'tcp' as const, host: '127.0.0.1', port: s.port };
+    expect((await adminRequest(l, 'POST', '/tokens', { ttl_s: 3600 })).status).toBe(403);
+    expect((await adminRequest(l, 'GET', '/hello')).json).toMatchObject({ error: { code: 'TB_ERR_ADMIN_FORBIDDEN' } });
+    expect(t.issued()).toBe(0);
+  });
+
+  it('tcp_open_reads serves GET routes to anyone local, never POST or privileged GET routes', async () => {
+    const t = tokenRoute();
+    const ledger: AdminRoute = { method: 'GET', path: '/ledger', privileged: true, handler: () => ({ status: 200, json: { ok: 1 } }) };
+    const s = await tcpServer({ routes: [hello, ledger, t.route], tcpAccess: { openReads: true } });
+    const l = { kind: 'tcp' as const, host: '127.0.0.1', port: s.port };
+    expect((await adminRequest(l, 'GET', '/hello')).status).toBe(200);
+    expect((await adminRequest(l, 'GET', '/ledger')).status).toBe(403);
+    expect((await adminRequest(l, 'POST', '/tokens', {})).status).toBe(403);
+    expect(t.issued()).toBe(0);
+  });
+
+  it('with the bearer secret: right secret → served; missing or wrong → 401 with WWW-Authenticate; the secret is never echoed', async () => {
+    const t = tokenRoute();
+    const s = await tcpServer({ routes: [hello, t.route], tcpAccess: { bearerSecret: utf8(SECRET) } });
+    const l = { kind: 'tcp' as const, host: '127.0.0.1', port: s.port };
+    const ok = await adminRequest(l, 'POST', '/tokens', { ttl_s: 3600 }, undefined, AUTH);
+    expect(ok.status).toBe(200);
+    expect(t.issued()).toBe(1);
+    expect((await adminRequest(l, 'GET', '/hello', undefined, undefined, AUTH)).status).toBe(200);
+    const wrongSecret = `${SECRET.slice(0, -1)}0`;
+    for (const auth of ['', `Authorization: Bearer ${wrongSecret}\r\n`, `Authorization: Bearer ${SECRET}x\r\n`, `Authorization: Basic ${Buffer.from(`a:${SECRET}`).toString('base64')}\r\n`]) {
+      const r = await post(s.port, `${auth}Content-Type: application/json\r\n`, '{}');
+      expect(r, auth).toMatch(/^HTTP\/1\.1 401 /);
+      expect(r).toMatch(/\r\nwww-authenticate: Bearer /i);
+      expect(r).toContain('TB_ERR_ADMIN_AUTH');
+      expect(r).not.toContain(SECRET);
+      expect(r).not.toContain(wrongSecret);
+    }
+    // reads need it too unless tcp_open_reads
+    expect((await adminRequest(l, 'GET', '/hello')).status).toBe(401);
+    expect(t.issued()).toBe(1);
+  });
+
+  it('POST needs application/json even with no body, and a privileged request with an Origin is refused even with the secret', async () => {
+    const t = tokenRoute();
+    const s = await tcpServer({ routes: [hello, t.route] });
+    const bearer = `Authorization: Bearer ${SECRET}\r\n`;
+    expect(await post(s.port, bearer)).toMatch(/^HTTP\/1\.1 415 /);
+    expect(await post(s.port, `${bearer}Content-Type: text/plain\r\n`, '{}')).toMatch(/^HTTP\/1\.1 415 /);
+    for (const origin of ['http://evil.example', `http://127.0.0.1:${s.port}`, 'null']) {
+      const r = await post(s.port, `${bearer}Origin: ${origin}\r\nContent-Type: application/json\r\n`, '{}');
+      expect(r, origin).toMatch(/^HTTP\/1\.1 403 /);
+      expect(r).toContain('TB_ERR_ADMIN_ORIGIN');
+    }
+    expect(await post(s.port, `${bearer}Content-Type: application/json; charset=utf-8\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(t.issued()).toBe(1);
+    // reads: the server's own origin only
+    const foreign = await raw(s.port, `GET /hello HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n`);
+    expect(foreign).toMatch(/^HTTP\/1\.1 403 /);
+  });
+
+  it('on the unix socket: every route without a secret, but Host must be localhost, POST must be JSON, no Origin on POST', async () => {
+    const t = tokenRoute();
+    const path = join(tmp(), 'admin.sock');
+    const s = new AdminServer({ listen: { kind: 'unix', path }, routes: [hello, t.route] });
+    servers.push(s);
+    await s.start();
+    const over = (text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(path);
+        let out = '';
+        sock.setEncoding('utf8');
+        sock.on('data', (d: string) => (out += d));
+        sock.on('close', () => { resolve(out); });
+        sock.on('error', reject);
+        sock.write(text);
+      });
+    const req = (host: string, extra: string, body = ''): Promise<string> =>
+      over(`POST /tokens HTTP/1.1\r\nHost: ${host}\r\n${extra}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    expect(await req('localhost', 'Content-Type: application/json\r\n', '{}')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await req('localhost', '')).toMatch(/^HTTP\/1\.1 415 /);
+    expect(await req('localhost:7780', 'Origin: http://localhost:7780\r\nContent-Type: application/json\r\n', '{}')).toMatch(/^HTTP\/1\.1 403 /);
+    // a forwarded socket reached under a rebound name
+    expect(await req('evil.example:7780', 'Content-Type: application/json\r\n', '{}')).toMatch(/^HTTP\/1\.1 403 /);
+    expect(await over(`GET /hello HTTP/1.1\r\nHost: evil.example:7780\r\nConnection: close\r\n\r\n`)).toContain('TB_ERR_ADMIN_HOST');
+    expect(await over(`GET /hello HTTP/1.1\r\nHost: localhost:7780\r\nOrigin: http://localhost:7780\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(t.issued()).toBe(1);
+  });
+
+  it('reads the secret from a 0600 file only, checks its form without echoing it, and the CLI helper sends it over TCP only', async () => {
+    const d = tmp();
+    const file = join(d, 'admin.secret');
+    writeFileSync(file, `${SECRET}\n`, { mode: 0o600 });
+    expect(Buffer.from(await readAdminSecret(file)).toString()).toBe(SECRET);
+    writeFileSync(file, `${SECRET}\n`, { mode: 0o644 });
+    execFileSync('chmod', ['644', file]);
+    await expect(readAdminSecret(file)).rejects.toMatchObject({ code: 'TB_ERR_KEYSTORE_FILE_PERMISSIONS' });
+    execFileSync('chmod', ['600', file]);
+    for (const bad of ['short-secret-0123456789', `${SECRET} with spaces`, `${SECRET}\n\n`]) {
+      writeFileSync(file, bad, { mode: 0o600 });
+      const e = await readAdminSecret(file).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'TB_ERR_ADMIN_SECRET' });
+      expect((e as Error).message).not.toContain(bad.trim());
+    }
+    writeFileSync(file, SECRET, { mode: 0o600 });
+    const base = `[target]\naddress = "${MASTER}"\n`;
+    const tcp = parseConfigText(`${base}[admin]\nlisten = "127.0.0.1:9180"\nsecret_file = "${file}"\n`, { baseDir: d });
+    expect(Buffer.from((await adminAuthFor(tcp.admin))!.bearer).toString()).toBe(SECRET);
+    const unix = parseConfigText(`${base}[admin]\nsecret_file = "${file}"\n`, { baseDir: d });
+    expect(await adminAuthFor(unix.admin)).toBeUndefined();
+  });
+
+  it('`torbalance token create` sends the secret of admin.secret_file over TCP; without it the node refuses', async () => {
+    const d = tmp();
+    const file = join(d, 'admin.secret');
+    writeFileSync(file, `${SECRET}\n`, { mode: 0o600 });
+    const t = { issued: 0 };
+    const route: AdminRoute = { method: 'POST', path: '/tokens', handler: (r) => ({ status: 200, json: { token: `tbjoin1-x${++t.issued}`, id: 'a'.repeat(32), expiresAt: (r.body as { ttl_s: number }).ttl_s } }) };
+    const s = await tcpServer({ routes: [route], tcpAccess: { bearerSecret: utf8(SECRET) } });
+    const base = `[target]\naddress = "${MASTER}"\n[admin]\nlisten = "127.0.0.1:${s.port}"\n`;
+    writeFileSync(join(d, 'with.toml'), `${base}secret_file = "${file}"\n`, { mode: 0o600 });
+    writeFileSync(join(d, 'without.toml'), base, { mode: 0o600 });
+    expect(await createToken(join(d, 'with.toml'), 3600)).toEqual({ token: 'tbjoin1-x1', id: 'a'.repeat(32), expiresAt: 3600 });
+    const e = await createToken(join(d, 'without.toml'), 3600).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'TB_ERR_JOIN_ADMIN' });
+    expect((e as Error).message).toContain('TB_ERR_ADMIN_AUTH');
+    expect((e as Error).message).not.toContain(SECRET);
+    expect(t.issued).toBe(1);
   });
 });

@@ -48,7 +48,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'tbadmin-'));
   target = await startTargetBehindOnion(net);
   ports = await allocatePorts(3);
-  cluster = await TestCluster.start({ net, target: target.onion, extraToml: (i) => `[admin]\nlisten = "127.0.0.1:${ports[i]!}"` });
+  cluster = await TestCluster.start({ net, target: target.onion, extraToml: (i) => `[admin]\nlisten = "127.0.0.1:${ports[i]!}"\ntcp_open_reads = true` });
 }, 180_000);
 
 afterAll(async () => {

@@ -1,15 +1,34 @@
 /**
  * Client of the admin API (docs/admin-api.md), used by `torbalance status` and the token
  * commands: one HTTP/1.1 request over the node's admin unix socket or `127.0.0.1:<port>`.
+ * Over TCP with `admin.secret_file` configured it sends `Authorization: Bearer <secret>`
+ * ({@link adminAuthFor}; docs/SECURITY.md, "Admin API"); the secret never reaches argv,
+ * logs or error messages.
  *
  * Errors: `TB_ERR_ADMIN_UNREACHABLE` (socket absent, connection refused or reset — with a hint
  * to start the node), `TB_ERR_ADMIN_TIMEOUT`, `TB_ERR_ADMIN_RESPONSE` (response too large or a
  * JSON content type with a body that is not JSON). HTTP error statuses are returned, not thrown.
  */
 import http from 'node:http';
-import type { ListenAddress } from '../config/schema.js';
+import type { Config, ListenAddress } from '../config/schema.js';
 import { TorbalanceError } from '../../core/errors.js';
+import { readAdminSecret } from './secret.js';
 import { describeListen } from './server.js';
+
+/** Credentials for a TCP admin API: the bearer secret of `admin.secret_file`. */
+export interface AdminAuth {
+  readonly bearer: Uint8Array;
+}
+
+/**
+ * The credentials to send to the admin API of `admin` (a loaded config's `[admin]`): the
+ * bearer secret when it listens on TCP and `secret_file` is set, else undefined (the unix
+ * socket's 0600 mode is the access control there). Throws the secret reader's errors.
+ */
+export async function adminAuthFor(admin: Config['admin']): Promise<AdminAuth | undefined> {
+  if (admin.listen.kind !== 'tcp' || admin.secret_file === undefined) return undefined;
+  return { bearer: await readAdminSecret(admin.secret_file) };
+}
 
 /** Largest response body read (history and metrics stay far below this). */
 export const MAX_ADMIN_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -28,6 +47,7 @@ export async function adminRequest(
   path: string,
   body?: unknown,
   timeoutMs = 15_000,
+  auth?: AdminAuth,
 ): Promise<AdminClientResponse> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
   const where = describeListen(listen);
@@ -45,10 +65,10 @@ export async function adminRequest(
       Accept: 'application/json, text/plain;q=0.9, */*;q=0.1',
       Connection: 'close',
     };
-    if (payload !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(payload.length);
-    }
+    // POST always declares JSON (the server refuses POSTs without it, body or not).
+    if (payload !== undefined || method === 'POST') headers['Content-Type'] = 'application/json';
+    if (payload !== undefined) headers['Content-Length'] = String(payload.length);
+    if (auth !== undefined && listen.kind === 'tcp') headers['Authorization'] = `Bearer ${Buffer.from(auth.bearer).toString('latin1')}`;
     const req = http.request(
       {
         method,

@@ -1,14 +1,27 @@
 /**
- * The admin API server (docs/admin-api.md): a small HTTP/1.1
- * server (node:http) on a unix socket or on `127.0.0.1:<port>`, never reachable through tor.
+ * The admin API server (docs/admin-api.md; decisions in docs/SECURITY.md, "Admin API"): a
+ * small HTTP/1.1 server (node:http) on a unix socket or on `127.0.0.1:<port>`, never
+ * reachable through tor.
  *
- * Hardening:
- * - unix socket: a stale socket file is removed only if it is a socket and nothing answers on
- *   it (anything else at the path is an error); the socket is created under umask 0177 and
- *   chmod'ed to 0600 after listen, so only the node's user can talk to it;
- * - TCP: only the IPv4 loopback; the `Host` header must be `127.0.0.1:<port>` or
- *   `localhost:<port>` (DNS-rebinding defence: a browser page on another origin resolving its
- *   name to 127.0.0.1 sends its own host name); no CORS headers are ever sent;
+ * Who may use what:
+ * - unix socket: created under umask 0177 and chmod'ed to 0600 after listen, so only the
+ *   node's user can connect; whoever can, may use every route (a stale socket file is removed
+ *   only if it is a socket and nothing answers on it; anything else at the path is an error);
+ * - TCP (IPv4 loopback only): every local process, of any user, can connect, so nothing is
+ *   served on trust. A request carrying `Authorization: Bearer <secret>` with the secret of
+ *   `admin.secret_file` (compared in constant time) may use every route; without it, read-only
+ *   routes are served only if `admin.tcp_open_reads` is set and privileged routes never are
+ *   (403 `TB_ERR_ADMIN_FORBIDDEN`); a missing or wrong secret when one is configured is 401
+ *   `TB_ERR_ADMIN_AUTH`;
+ * - privileged routes: every POST (state-changing: tokens, revocation, whatever comes later)
+ *   and GET routes registered with `privileged: true`;
+ * - browsers: the `Host` header must be `127.0.0.1:<port>` / `localhost:<port>` on TCP and
+ *   name `localhost` / `127.0.0.1` on the socket (a forwarded socket is a TCP port on some
+ *   workstation): DNS-rebinding defence. A request with an `Origin` header is refused on
+ *   privileged routes (403 `TB_ERR_ADMIN_ORIGIN`: the CLI and curl send none, a browser's
+ *   cross-site POST always does), and on read routes unless it is the server's own origin.
+ *   POST requires `Content-Type: application/json` even without a body (415), so no HTML form
+ *   or CORS-simple request reaches a handler; no CORS headers are ever sent;
  * - request bodies: JSON only, at most {@link MAX_ADMIN_BODY_BYTES} (413 / 400 with a typed
  *   error otherwise); header size, header and request timeouts; at most
  *   {@link MAX_ADMIN_CONNECTIONS} concurrent connections (node's `server.maxConnections`
@@ -19,6 +32,8 @@
  * - unknown paths → 404, known path with another method → 405 (with `Allow`), both as JSON
  *   `{ "error": { "code", "message" } }`.
  *
+ * The bearer secret is never logged or echoed (error messages name the header, never its value).
+ *
  * Handlers return {@link AdminResponse}; a handler that throws a {@link TorbalanceError} of kind
  * `input` yields 400 with its code, any other error 500 (`TB_ERR_ADMIN_INTERNAL` for errors
  * that are not TorbalanceErrors, with a generic message: internal messages are not shown).
@@ -28,6 +43,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { ListenAddress } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
+import { utf8 } from '../../core/bytes.js';
+import { secretsEqual } from '../../core/crypto/index.js';
 import { TorbalanceError } from '../../core/errors.js';
 
 /** A parsed request as handlers see it. */
@@ -55,6 +72,19 @@ export interface AdminRoute {
   readonly method: 'GET' | 'POST';
   readonly path: string;
   readonly handler: AdminHandler;
+  /**
+   * Served over TCP only with the bearer secret (see the module doc). Every POST route is
+   * privileged whatever this says; set it on GET routes that reveal more than status.
+   */
+  readonly privileged?: boolean;
+}
+
+/** Access over a TCP listen address (ignored on a unix socket). */
+export interface AdminTcpAccess {
+  /** The bearer secret (`admin.secret_file`); without it no privileged route is served over TCP. */
+  readonly bearerSecret?: Uint8Array;
+  /** Serve read-only routes without the secret (`admin.tcp_open_reads`). Default false. */
+  readonly openReads?: boolean;
 }
 
 /** Largest accepted request body. */
@@ -84,6 +114,7 @@ export interface AdminServerOptions {
   readonly logger?: Logger;
   readonly routes?: readonly AdminRoute[];
   readonly limits?: AdminLimits;
+  readonly tcpAccess?: AdminTcpAccess;
 }
 
 function adminError(code: string, kind: 'config' | 'input' | 'internal', message: string, cause?: unknown): TorbalanceError {
@@ -128,7 +159,7 @@ function socketAnswers(path: string): Promise<boolean> {
 /** The admin HTTP server; see the module doc. */
 export class AdminServer {
   readonly #o: AdminServerOptions;
-  readonly #routes = new Map<string, Map<string, AdminHandler>>();
+  readonly #routes = new Map<string, Map<string, { readonly handler: AdminHandler; readonly privileged: boolean }>>();
   readonly #limits: Required<AdminLimits>;
   #server: http.Server | undefined;
   #port = 0;
@@ -158,7 +189,7 @@ export class AdminServer {
       m = new Map();
       this.#routes.set(route.path, m);
     }
-    m.set(route.method, route.handler);
+    m.set(route.method, { handler: route.handler, privileged: route.method === 'POST' || route.privileged === true });
   }
 
   /** The bound TCP port (after start; 0 for unix sockets). */
@@ -277,16 +308,54 @@ export class AdminServer {
   }
 
   #hostAllowed(host: string | undefined): boolean {
-    if (this.#o.listen.kind === 'unix') return true;
+    if (this.#o.listen.kind === 'unix') {
+      // HTTP/1.0 clients may omit Host; browsers never do. A forwarded socket is reached as
+      // http://localhost:<any port>/, never under another name.
+      if (host === undefined) return true;
+      const name = host.toLowerCase().replace(/:[0-9]{1,5}$/, '');
+      return name === 'localhost' || name === '127.0.0.1';
+    }
     if (host === undefined) return false;
     const h = host.toLowerCase();
     return h === `127.0.0.1:${this.#port}` || h === `localhost:${this.#port}`;
   }
 
+  /** The request's own origin (what a same-origin page of this server sends as Origin). */
+  #originAllowed(origin: string, host: string | undefined): boolean {
+    const o = origin.toLowerCase();
+    if (this.#o.listen.kind === 'tcp') return o === `http://127.0.0.1:${this.#port}` || o === `http://localhost:${this.#port}`;
+    return host !== undefined && o === `http://${host.toLowerCase()}`;
+  }
+
+  /**
+   * Over TCP: undefined if the request may use the route, else the refusal. The secret is
+   * compared in constant time ({@link secretsEqual}) and never echoed.
+   */
+  #tcpRefusal(req: http.IncomingMessage, privileged: boolean): { status: number; code: string; message: string } | undefined {
+    if (this.#o.listen.kind === 'unix') return undefined;
+    const access = this.#o.tcpAccess ?? {};
+    const header = req.headers.authorization;
+    if (access.bearerSecret !== undefined) {
+      const m = header === undefined ? null : /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+      if (m !== null && secretsEqual(utf8(m[1]!), access.bearerSecret)) return undefined;
+      if (header !== undefined || privileged || access.openReads !== true) {
+        return { status: 401, code: 'TB_ERR_ADMIN_AUTH', message: 'this route needs "Authorization: Bearer <the secret in admin.secret_file>" over TCP (or use the unix socket)' };
+      }
+      return undefined;
+    }
+    if (privileged) {
+      return { status: 403, code: 'TB_ERR_ADMIN_FORBIDDEN', message: 'state-changing admin routes are served on the unix socket only, or over TCP with admin.secret_file set' };
+    }
+    if (access.openReads !== true) {
+      return { status: 403, code: 'TB_ERR_ADMIN_FORBIDDEN', message: 'read routes over TCP need admin.tcp_open_reads = true or admin.secret_file (or use the unix socket)' };
+    }
+    return undefined;
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (!this.#hostAllowed(req.headers.host)) {
       req.resume();
-      this.#send(res, 403, errorJson('TB_ERR_ADMIN_HOST', 'Host header not allowed (use 127.0.0.1:<port> or localhost:<port>)'), true);
+      this.#send(res, 403, errorJson('TB_ERR_ADMIN_HOST', 'Host header not allowed (use 127.0.0.1:<port> or localhost:<port>; on the socket, localhost)'), true);
       return;
     }
     let url: URL;
@@ -304,10 +373,27 @@ export class AdminServer {
       this.#send(res, 404, errorJson('TB_ERR_ADMIN_NOT_FOUND', `no such path: ${url.pathname.slice(0, 200)}`));
       return;
     }
-    const handler = methods.get(method);
-    if (handler === undefined) {
+    const route = methods.get(method);
+    if (route === undefined) {
       req.resume();
       this.#send(res, 405, errorJson('TB_ERR_ADMIN_METHOD', `method ${method.slice(0, 20)} not allowed on ${url.pathname}`), false, { Allow: [...methods.keys()].join(', ') });
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && (route.privileged || !this.#originAllowed(origin, req.headers.host))) {
+      req.resume();
+      this.#send(res, 403, errorJson('TB_ERR_ADMIN_ORIGIN', route.privileged ? 'state-changing admin requests from a web page are refused (Origin header present)' : 'cross-origin request refused'), true);
+      return;
+    }
+    const refusal = this.#tcpRefusal(req, route.privileged);
+    if (refusal !== undefined) {
+      req.resume();
+      this.#send(res, refusal.status, errorJson(refusal.code, refusal.message), true, refusal.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="torbalance-admin"' } : {});
+      return;
+    }
+    if (method === 'POST' && !isJsonContentType(req.headers['content-type'])) {
+      req.resume();
+      this.#send(res, 415, errorJson('TB_ERR_ADMIN_BAD_REQUEST', 'POST requests must be Content-Type: application/json'), true);
       return;
     }
     let body: unknown;
@@ -322,7 +408,7 @@ export class AdminServer {
     }
     let out: AdminResponse;
     try {
-      out = await this.#withDeadline(handler({ method, path: url.pathname, query: url.searchParams, body }));
+      out = await this.#withDeadline(route.handler({ method, path: url.pathname, query: url.searchParams, body }));
     } catch (e) {
       if (e instanceof TorbalanceError) {
         const status = e.code === 'TB_ERR_ADMIN_HANDLER_TIMEOUT' ? 503 : e.kind === 'input' ? 400 : 500;
@@ -391,8 +477,7 @@ export class AdminServer {
           resolve(undefined);
           return;
         }
-        const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        if (type !== 'application/json') {
+        if (!isJsonContentType(req.headers['content-type'])) {
           reject(new HttpProblem(415, 'TB_ERR_ADMIN_BAD_REQUEST', 'request bodies must be application/json'));
           return;
         }
@@ -431,6 +516,11 @@ export class AdminServer {
     this.#headers(res, status, contentType, buf.length, false);
     res.end(buf);
   }
+}
+
+/** `Content-Type: application/json` (parameters such as charset allowed). */
+function isJsonContentType(v: string | undefined): boolean {
+  return (v ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
 }
 
 /** `unix:<path>` or `127.0.0.1:<port>`. */

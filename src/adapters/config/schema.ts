@@ -68,6 +68,7 @@ export const DEFAULTS = {
   admin: {
     enabled: true,
     // listen: unix:<data_dir>/admin.sock (computed by resolveConfigPaths)
+    tcp_open_reads: false,
   },
 } as const;
 
@@ -310,6 +311,9 @@ export const configSchema = z
       .strictObject({
         enabled: bool().default(DEFAULTS.admin.enabled),
         listen: listen.optional(),
+        // docs/SECURITY.md, "Admin API": over TCP nothing is served on trust.
+        secret_file: path('a file path').optional(),
+        tcp_open_reads: bool().default(DEFAULTS.admin.tcp_open_reads),
       })
       .prefault({}),
   }, { error: 'expected a TOML document' });
@@ -429,7 +433,11 @@ export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source
     proxy: { ...parsed.proxy, listen: listenAddr },
     tor: { ...parsed.tor, binary, extra_config: parsed.tor.extra_config.map((l) => parseTorrcLine(l)!) },
     cluster: { ...parsed.cluster, secret_file: abs(parsed.cluster.secret_file), node_key_file: abs(parsed.cluster.node_key_file) },
-    admin: { ...parsed.admin, listen: adminListen },
+    admin: {
+      ...parsed.admin,
+      listen: adminListen,
+      ...(parsed.admin.secret_file === undefined ? {} : { secret_file: abs(parsed.admin.secret_file) }),
+    },
     source,
   };
   return deepFreeze(out);

@@ -10,7 +10,7 @@
  * to the next time period. `--json` prints the `/status` document as it came.
  */
 import type { Command } from 'commander';
-import { adminRequest } from '../../adapters/admin/client.js';
+import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
 import { loadConfig } from '../../adapters/config/load.js';
 import { TorbalanceError } from '../../core/errors.js';
 import type { StatusDocument } from '../../node/admin/status.js';
@@ -105,7 +105,7 @@ export async function fetchStatus(configFile: string, timeoutMs?: number): Promi
   if (!config.admin.enabled) {
     throw new TorbalanceError('TB_ERR_ADMIN_DISABLED', 'config', `the admin API is disabled in ${config.source ?? configFile} ([admin] enabled = false)`);
   }
-  const r = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs);
+  const r = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs, await adminAuthFor(config.admin));
   if (r.status !== 200) {
     const err = (r.json as { error?: { code?: string; message?: string } } | undefined)?.error;
     throw new TorbalanceError('TB_ERR_ADMIN_RESPONSE', 'input', `GET /status answered ${r.status}${err?.code === undefined ? '' : ` ${err.code}`}${err?.message === undefined ? '' : `: ${err.message}`}`);

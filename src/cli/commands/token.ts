@@ -15,7 +15,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { adminRequest } from '../../adapters/admin/client.js';
+import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
 import { loadConfig } from '../../adapters/config/load.js';
 import { writeFileAtomic } from '../../adapters/fs/key-store.js';
 import { utf8 } from '../../core/bytes.js';
@@ -46,7 +46,7 @@ function fromNode(r: { status: number; json: unknown; text: string }, what: stri
 /** `token create`: returns the token text (the caller writes it). */
 export async function createToken(configPath: string, ttlS: number): Promise<{ token: string; id: string; expiresAt: number }> {
   const config = await loadConfig(configPath);
-  const j = fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens', { ttl_s: ttlS }), 'issue a token');
+  const j = fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens', { ttl_s: ttlS }, undefined, await adminAuthFor(config.admin)), 'issue a token');
   const { token, id, expiresAt } = j;
   if (typeof token !== 'string' || typeof id !== 'string' || typeof expiresAt !== 'number') {
     throw new TorbalanceError('TB_ERR_JOIN_ADMIN', 'config', 'the node answered POST /tokens without {token, id, expiresAt}');
@@ -113,7 +113,7 @@ export function register(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (opts: { config: string; json: boolean }) => {
       const config = await loadConfig(opts.config);
-      const j = fromNode(await adminRequest(config.admin.listen, 'GET', '/tokens'), 'list tokens');
+      const j = fromNode(await adminRequest(config.admin.listen, 'GET', '/tokens', undefined, undefined, await adminAuthFor(config.admin)), 'list tokens');
       const tokens = Array.isArray(j['tokens']) ? (j['tokens'] as ListedToken[]) : [];
       process.stdout.write(opts.json ? `${JSON.stringify(tokens, null, 2)}\n` : formatTokenTable(tokens));
     });
@@ -124,7 +124,7 @@ export function register(program: Command): void {
     .requiredOption('--config <file>', 'the running node\'s config file')
     .action(async (id: string, opts: { config: string }) => {
       const config = await loadConfig(opts.config);
-      fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens/revoke', { id }), 'revoke the token');
+      fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens/revoke', { id }, undefined, await adminAuthFor(config.admin)), 'revoke the token');
       process.stderr.write(`torbalance: token ${id} revoked\n`);
     });
 }

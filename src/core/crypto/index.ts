@@ -74,6 +74,15 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return timingSafeEqual(a, b);
 }
 
+/**
+ * Equality of a presented secret with the expected one (e.g. the admin API's bearer secret)
+ * whose timing depends neither on where they differ nor on the presented length: both are
+ * hashed (SHA3-256) and the digests compared in constant time.
+ */
+export function secretsEqual(presented: Uint8Array, expected: Uint8Array): boolean {
+  return timingSafeEqual(sha3_256(presented), sha3_256(expected));
+}
+
 // ---------------------------------------------------------------------------------------
 // ed25519 scalar and point arithmetic
 

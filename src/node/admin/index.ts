@@ -9,7 +9,7 @@
  * — and a sampler that records one history sample every `historyIntervalMs` (default 5 s).
  * Other services add routes with {@link AdminService.addRoute}.
  */
-import { AdminServer, type AdminLimits, type AdminRoute } from '../../adapters/admin/server.js';
+import { AdminServer, type AdminLimits, type AdminRoute, type AdminTcpAccess } from '../../adapters/admin/server.js';
 import type { ListenAddress } from '../../adapters/config/schema.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import type { NodeStatus } from '../daemon.js';
@@ -121,6 +121,8 @@ export interface AdminServiceOptions extends AdminSources {
   readonly listen: ListenAddress;
   readonly logger?: Logger;
   readonly limits?: AdminLimits;
+  /** Who may use the routes over a TCP listen address (docs/SECURITY.md, "Admin API"). */
+  readonly tcpAccess?: AdminTcpAccess;
   /** Default 5000. */
   readonly historyIntervalMs?: number;
   /** Default 720. */
@@ -138,7 +140,13 @@ export class AdminService {
     this.#o = o;
     const intervalMs = o.historyIntervalMs ?? 5000;
     this.routes = new AdminRoutes(o, o.historySamples, intervalMs);
-    this.server = new AdminServer({ listen: o.listen, routes: this.routes.routes(), ...(o.logger === undefined ? {} : { logger: o.logger }), ...(o.limits === undefined ? {} : { limits: o.limits }) });
+    this.server = new AdminServer({
+      listen: o.listen,
+      routes: this.routes.routes(),
+      ...(o.logger === undefined ? {} : { logger: o.logger }),
+      ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(o.tcpAccess === undefined ? {} : { tcpAccess: o.tcpAccess }),
+    });
   }
 
   /** Add a route (e.g. a service's own admin routes). */

@@ -328,6 +328,8 @@ export class JoinService {
       {
         method: 'GET',
         path: '/tokens',
+        // The ledger names who joined when: token business, like issuing (over TCP only with the bearer secret).
+        privileged: true,
         handler: () => ({ status: 200, json: { tokens: this.list() } }),
       },
       {
