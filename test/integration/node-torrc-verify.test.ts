@@ -1,10 +1,13 @@
 /**
  * The rendered node torrc is accepted by the real tor (`tor --verify-config`, offline, fast),
  * including HiddenServiceOnionBalanceInstance with its ob_config, PoW and the unix-socket
- * HiddenServicePort; and tor rejects it without the ob_config (so the check is meaningful).
+ * HiddenServicePort, and the join port (`extraPorts`: a second HiddenServicePort inside the
+ * master service's group); and tor rejects it without the ob_config (so the check is
+ * meaningful). The torrc's shape alone: test/adapters/node-torrc-join-port.test.ts,
+ * test/unit/node-torrc.test.ts.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +27,8 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> = {}): Promise<string> {
+/** A node directory with its torrc (`over`: input fields, or a function of the directory giving them). */
+async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> | ((d: string) => Partial<NodeTorrcInput>) = {}): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'tb-vc-'));
   dirs.push(d);
   await chmod(d, 0o700);
@@ -41,7 +45,7 @@ async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> = {}):
     pow: { enabled: true, queueRate: 250, queueBurst: 2500 },
     publishDescriptors: true,
     extra: [['DisableNetwork', '1']],
-    ...over,
+    ...(typeof over === 'function' ? over(d) : over),
   });
   // What the supervisor (src/adapters/tor/process.ts) prepends.
   const base = renderTorrc([
@@ -81,6 +85,16 @@ describe('node torrc against tor --verify-config', () => {
     const r = await verify(await setup(false));
     expect(r.ok).toBe(false);
     expect(r.out).not.toContain('Configuration was valid');
+  });
+});
+
+describe('the join port (extraPorts) against tor --verify-config', () => {
+  it('tor accepts the torrc with the join port', async () => {
+    const d = await setup(true, (dir) => ({ extraPorts: [{ virtualPort: 7101, target: { kind: 'unix', path: join(dir, 'join.sock') } }] }));
+    const r = await verify(d);
+    expect(r.out).toContain('Configuration was valid');
+    expect(r.ok).toBe(true);
+    expect(await readFile(join(d, 'torrc'), 'utf8')).toContain(`HiddenServicePort "7101 unix:${join(d, 'join.sock')}"`);
   });
 });
 
