@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Three projects:
-// - `unit`: pure core, property tests, loopback adapter tests, CLI tests (fast, no tor);
+// - `unit`: pure core, property tests, loopback adapter tests, CLI tests (fast, no tor: a test
+//   that runs the tor binary, even offline or for `--verify-config`, goes to `integration`);
 // - `integration`: real tor in a private network (test/integration/global-setup.ts), one file
 //   at a time because the files share that network's client and tors;
 // - `integration-wait`: the real-tor files that mostly WAIT (for 4-minute time-period

@@ -4,7 +4,6 @@
  * a broken config, and a fake admin API answering /status like a running node.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,10 +12,10 @@ import { AdminServer } from '../../src/adapters/admin/server.js';
 import { initNode } from '../../src/cli/commands/init.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { checkClock, checkTor, formatDoctor, parseTorVersion, runDoctor, versionAtLeast, type DoctorCheck } from '../../src/node/doctor.js';
+import { requireBuilt } from '../helpers/built.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/torbalance.js');
-const built = existsSync(join(ROOT, 'dist/src/cli/commands/doctor.js'));
 const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(5)).address;
 
 const dirs: string[] = [];
@@ -172,7 +171,8 @@ describe('runDoctor on a node directory', () => {
     }
   });
 
-  it.skipIf(!built)('spawned: table and --json; exit 1 when a check fails', () => {
+  it('spawned: table and --json; exit 1 when a check fails', () => {
+    requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/doctor.js');
     const r = spawnSync(process.execPath, [BIN, 'doctor', '--config', configPath, '--json'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
     expect(r.status).toBe(1);
     const j = JSON.parse(r.stdout) as { ok: boolean; checks: DoctorCheck[] };

@@ -12,6 +12,7 @@ import { AdminServer } from '../../src/adapters/admin/server.js';
 import { asStatusDocument, fetchStatus, formatDuration, formatStatus } from '../../src/cli/commands/status.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import type { StatusDocument } from '../../src/node/admin/status.js';
+import { requireBuilt } from '../helpers/built.js';
 
 const BIN = resolve('bin/torbalance.js');
 const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
@@ -139,6 +140,7 @@ describe('formatStatus', () => {
 
 describe('torbalance status (spawned)', () => {
   it('reads admin.listen from the config, prints the table and --json; unreachable when no node runs', async () => {
+    requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/status.js');
     const { file, sock } = await configWithAdmin();
     const down = await run(['status', '--config', file]);
     expect(down.code).toBe(1);

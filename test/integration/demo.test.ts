@@ -80,7 +80,8 @@ describe('torbalance demo', () => {
     const after = r.out.slice(kill!.index);
     expect(after).toMatch(new RegExp(`declared ${victim} dead`));
     const pub = /(node-\d) is now the publisher/.exec(after);
-    expect(pub?.[1], r.out).not.toBe(victim);
+    expect(pub, r.out).not.toBeNull();
+    expect(pub![1], r.out).not.toBe(victim);
     const rep = /descriptor republished by node-\d .*: revisions? \d+.*, (\d+)\/(\d+) HSDirs accepted, nodes (.*)/.exec(after);
     expect(rep, r.out).not.toBeNull();
     expect(Number(rep![1])).toBeGreaterThan(0);

@@ -16,11 +16,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { initNode } from '../../src/cli/commands/init.js';
 import { runDoctor } from '../../src/node/doctor.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
+import { requireBuilt } from '../helpers/built.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/torbalance.js');
 const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(9)).address;
-const built = existsSync(join(ROOT, 'dist/src/cli/commands/run.js'));
 /** tor's header for circuit 666 (core/proxy-protocol.ts). */
 const PROXY_HEADER = 'PROXY TCP6 fc00:dead:beef:4dad::0:29a ::1 666 80\r\n';
 
@@ -85,8 +85,9 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-describe.skipIf(!built)('SIGHUP reload (torbalance run, offline tor)', () => {
+describe('SIGHUP reload (torbalance run, offline tor)', () => {
   it('applies the new log level and limit without dropping a held connection; restart keys are named; a broken file is refused', async () => {
+    requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/run.js');
     const base = await mkdtemp(join(tmpdir(), 'tb-reload-'));
     dirs.push(base);
     const dir = join(base, 'n');

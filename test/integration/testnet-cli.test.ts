@@ -16,6 +16,7 @@ import {
   type TestnetDescription,
   type TestnetStatus,
 } from '../../src/adapters/tor/testnet.js';
+import { requireBuilt } from '../helpers/built.js';
 import { fetchOnionUntil, sharedHttp } from '../helpers/testnet.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,13 +46,9 @@ const cli = (args: readonly string[]) =>
 const alive = isProcessAlive;
 
 beforeAll(async () => {
-  // The CLI runs from dist/: build it (tsc emits even if other files have type errors).
-  await run(process.execPath, [
-    join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    'tsconfig.build.json',
-  ]);
-  expect(existsSync(join(REPO, 'dist', 'src', 'cli', 'main.js'))).toBe(true);
+  // The CLI runs from dist/, built before the tests (test/helpers/built.ts: not rebuilt here,
+  // as the integration-wait files run node processes from dist/ meanwhile).
+  requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/testnet.js');
   dir = await mkdtemp(join(REPO, '.torlab', 'cli-'));
 });
 

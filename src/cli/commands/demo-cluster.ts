@@ -169,6 +169,123 @@ export function nodeNames(statuses: readonly (StatusSnapshot | undefined)[]): Ma
   return m;
 }
 
+/** Times (ms after the kill) at which the demo first saw each failover step. */
+export interface FailoverTimes {
+  silent?: number;
+  dead?: number;
+  elected?: number;
+  republished?: number;
+  recovered?: number;
+}
+
+/** A survivor of the kill, as {@link FailoverWatch} follows it. */
+export interface FailoverSurvivor {
+  /** Its index in the snapshot list. */
+  readonly index: number;
+  readonly name: string;
+  /** Its publisher's publish count before the kill (a republish is a later one). */
+  readonly publishesBefore: number;
+}
+
+/** Options of {@link FailoverWatch}. */
+export interface FailoverWatchOptions {
+  readonly victimId: string;
+  readonly victimName: string;
+  readonly survivors: readonly FailoverSurvivor[];
+  /** Wall-clock time of the kill (publish records carry wall-clock times). */
+  readonly killedAtWallMs: number;
+}
+
+/**
+ * What the demo reports about a failover, read from the survivors' status snapshots after the
+ * kill: a survivor notices the silence, every survivor declares the node dead, they agree on a
+ * new publisher, the publisher republishes without the dead node. Each node writes its snapshot
+ * once a second on its own clock, so the steps need not be seen in that order — typically the
+ * new publisher declares the node dead and republishes before the other survivor's snapshot
+ * shows the node dead. Each step is therefore reported once, whenever it is first seen, and
+ * the watch is {@link complete} only when all four were seen; {@link missing} says plainly which
+ * were never seen.
+ */
+export class FailoverWatch {
+  readonly times: FailoverTimes = {};
+  readonly #o: FailoverWatchOptions;
+  /** Each survivor's latest view of the victim (undefined: no snapshot yet). */
+  #view: (string | undefined)[];
+
+  constructor(o: FailoverWatchOptions) {
+    this.#o = o;
+    this.#view = o.survivors.map(() => undefined);
+  }
+
+  /** All four steps seen. */
+  get complete(): boolean {
+    const t = this.times;
+    return t.silent !== undefined && t.dead !== undefined && t.elected !== undefined && t.republished !== undefined;
+  }
+
+  /** Take in one round of snapshots (`agoMs` after the kill); returns the lines to print for steps seen now. */
+  observe(statuses: readonly (StatusSnapshot | undefined)[], agoMs: number): string[] {
+    const { victimId, victimName, survivors } = this.#o;
+    const t = this.times;
+    const out: string[] = [];
+    const cls = survivors.map((s) => statuses[s.index]?.cluster);
+    // A survivor without a snapshot keeps its last view; one whose peer list lacks the victim forgot it.
+    this.#view = cls.map((cl, k) => (cl === undefined ? this.#view[k] : (cl.peers.find((p) => p.id === victimId)?.state ?? 'gone')));
+    const view = this.#view;
+    if (t.silent === undefined) {
+      const k = view.findIndex((v) => v !== undefined && v !== 'alive' && v !== 'known');
+      if (k >= 0) {
+        t.silent = agoMs;
+        out.push(`  ${survivors[k]!.name} noticed ${victimName} went silent (${secs(agoMs)} after the kill)`);
+      }
+    }
+    if (t.dead === undefined && view.every((v) => v === 'dead' || v === 'gone')) {
+      t.dead = agoMs;
+      const late = t.republished === undefined ? '' : '; the descriptor republished above had already left it out';
+      out.push(`  ${formatNodeList(survivors.map((s) => s.name))} declared ${victimName} dead (${secs(agoMs)} after the kill${late})`);
+    }
+    const pubs = cls.map((cl) => cl?.publisher);
+    const pub = pubs[0];
+    if (t.elected === undefined && pub !== undefined && pub !== victimId && pubs.every((p) => p === pub)) {
+      t.elected = agoMs;
+      const k = cls.findIndex((cl) => cl?.nodeId === pub);
+      out.push(`  ${k < 0 ? 'a new node' : survivors[k]!.name} is now the publisher (elected ${secs(agoMs)} after the kill)`);
+    }
+    if (t.republished === undefined) {
+      for (const [k, s] of survivors.entries()) {
+        const cl = cls[k];
+        const rec = cl?.publish?.lastPublish;
+        if (
+          cl?.selfIsPublisher === true &&
+          rec !== undefined &&
+          (cl.publish?.publishes ?? 0) > s.publishesBefore &&
+          rec.atMs >= this.#o.killedAtWallMs &&
+          !(victimId in rec.perNode)
+        ) {
+          t.republished = agoMs;
+          out.push(`  descriptor republished by ${s.name} ${secs(agoMs)} after the kill: ${formatPublish(summarisePublish(rec, nodeNames(statuses)))}`);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Lines saying which steps were never seen by `agoMs` after the kill (none once complete). */
+  missing(agoMs: number): string[] {
+    const { victimName, survivors } = this.#o;
+    const t = this.times;
+    const within = `within ${secs(agoMs)} of the kill`;
+    const views = survivors.map((s, k) => `${s.name}: ${this.#view[k] ?? 'no status'}`).join(', ');
+    const out: string[] = [];
+    if (t.silent === undefined) out.push(`  no survivor noticed ${victimName} went silent ${within} (${views})`);
+    if (t.dead === undefined) out.push(`  ${victimName} was not declared dead by every survivor ${within} (${views})`);
+    if (t.elected === undefined) out.push(`  the survivors did not agree on a new publisher ${within}`);
+    if (t.republished === undefined) out.push(`  no survivor republished the descriptor without ${victimName} ${within}`);
+    return out;
+  }
+}
+
 /** `proxy.requests` of an admin API `/status` document (undefined if absent or not a count). */
 export function proxyRequestsOf(doc: unknown): number | undefined {
   if (typeof doc !== 'object' || doc === null) return undefined;

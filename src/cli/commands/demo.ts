@@ -34,6 +34,7 @@ import {
   clusterConverged,
   DEMO_TIMINGS,
   DemoCluster,
+  FailoverWatch,
   formatNodeList,
   formatPublish,
   formatVisit,
@@ -41,7 +42,7 @@ import {
   secs,
   summarisePublish,
   visitThroughTor,
-  type StatusSnapshot,
+  type FailoverTimes,
 } from './demo-cluster.js';
 
 interface DemoOptions {
@@ -51,7 +52,6 @@ interface DemoOptions {
   readonly keep?: boolean;
   readonly nodes: string;
   readonly failover: boolean;
-  readonly torInfoLogs?: boolean;
 }
 
 /** Visits before the failover starts even if not every node has served one yet. */
@@ -186,82 +186,20 @@ async function waitForCluster(cluster: DemoCluster, signal: AbortSignal, t0: num
   return 0;
 }
 
-/** How long the failover watch waits for every survivor's 'dead' after the republish was seen. */
-const DEAD_WATCH_MS = 30_000;
-
-/** Times (ms after the kill) of the failover steps, filled in by {@link watchFailover}. */
-interface FailoverTimes {
-  silent?: number;
-  dead?: number;
-  elected?: number;
-  republished?: number;
-  recovered?: number;
-}
-
 /**
- * Watch the survivors after the kill and print what they do: notice the silence, declare the
- * node dead, elect a new publisher, republish without it. Resolves when republished or aborted.
+ * Watch the survivors after the kill and print what they do (src/cli/commands/demo-cluster.ts
+ * {@link FailoverWatch}: notice the silence, declare the node dead, elect a new publisher,
+ * republish without it — reported in the order seen). Resolves when every step was seen, when
+ * aborted, or {@link RECOVERY_TIMEOUT_MS} after the kill, then saying which steps never came.
  */
-async function watchFailover(
-  cluster: DemoCluster,
-  victim: number,
-  victimId: string,
-  publishesBefore: readonly number[],
-  killedAt: number,
-  killedAtWallMs: number,
-  times: FailoverTimes,
-  signal: AbortSignal,
-): Promise<void> {
-  const victimName = cluster.nodes[victim]!.name;
-  const survivors = cluster.nodes.map((_, i) => i).filter((i) => i !== victim);
-  const nameOf = (i: number): string => cluster.nodes[i]!.name;
+async function watchFailover(cluster: DemoCluster, watch: FailoverWatch, killedAt: number, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
-    const st: (StatusSnapshot | undefined)[] = cluster.statuses();
     const ago = performance.now() - killedAt;
-    const view = survivors.map((i) => st[i]?.cluster?.peers.find((p) => p.id === victimId)?.state ?? 'gone');
-    if (times.silent === undefined) {
-      const k = view.findIndex((v) => v !== 'alive' && v !== 'known');
-      if (k >= 0) {
-        times.silent = ago;
-        say(`  ${nameOf(survivors[k]!)} noticed ${victimName} went silent (${secs(ago)} after the kill)`);
-      }
-    }
-    if (times.dead === undefined && view.every((v) => v === 'dead' || v === 'gone')) {
-      times.dead = ago;
-      say(`  ${formatNodeList(survivors.map(nameOf))} declared ${victimName} dead (${secs(ago)} after the kill)`);
-    }
-    const pubs = survivors.map((i) => st[i]?.cluster?.publisher);
-    const pub = pubs[0];
-    if (times.elected === undefined && pub !== undefined && pub !== victimId && pubs.every((p) => p === pub)) {
-      times.elected = ago;
-      const p = survivors.find((i) => st[i]?.cluster?.nodeId === pub);
-      say(`  ${p === undefined ? 'a new node' : nameOf(p)} is now the publisher (elected ${secs(ago)} after the kill)`);
-    }
-    for (const [k, i] of times.republished === undefined ? survivors.entries() : []) {
-      const cl = st[i]?.cluster;
-      const rec = cl?.publish?.lastPublish;
-      if (
-        cl?.selfIsPublisher === true &&
-        rec !== undefined &&
-        (cl.publish?.publishes ?? 0) > (publishesBefore[k] ?? 0) &&
-        rec.atMs >= killedAtWallMs &&
-        !(victimId in rec.perNode)
-      ) {
-        times.republished = ago;
-        say(`  descriptor republished by ${nameOf(i)} ${secs(ago)} after the kill: ${formatPublish(summarisePublish(rec, nodeNames(st)))}`);
-        break;
-      }
-    }
-    // The steps may be seen in any order (the new publisher drops the victim as soon as ITS
-    // view says dead, while another survivor's status snapshot may still say suspect): keep
-    // watching until both the republish and every survivor's 'dead' were seen, and say so
-    // plainly if a step never shows within DEAD_WATCH_MS after the republish.
-    if (times.republished !== undefined) {
-      if (times.dead !== undefined) return;
-      if (ago - times.republished > DEAD_WATCH_MS) {
-        say(`  not every survivor reported ${victimName} dead within ${secs(DEAD_WATCH_MS)} of the republish (views: ${view.join(', ')})`);
-        return;
-      }
+    for (const line of watch.observe(cluster.statuses(), ago)) say(line);
+    if (watch.complete) return;
+    if (ago > RECOVERY_TIMEOUT_MS) {
+      for (const line of watch.missing(ago)) say(line);
+      return;
     }
     await sleep(200, signal);
   }
@@ -311,7 +249,6 @@ async function runDemo(opts: DemoOptions): Promise<void> {
       signal: abort.signal,
       // Generous: a busy or slow machine (tor parses its GeoIP files at start-up) must not fail the demo.
       readyTimeoutMs: 300_000,
-      infoLogs: opts.torInfoLogs === true,
     });
     const desc = net.description;
     const target = desc.services[0]!;
@@ -345,7 +282,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     let victim = -1;
     let killedAt = 0;
     let watcher: Promise<void> | undefined;
-    const times: FailoverTimes = {};
+    let times: FailoverTimes = {};
     let firstPageAt: number | undefined;
     for (let i = 1; !aborted(); i++) {
       if (phase !== 'failover' && performance.now() >= deadline && (phase === 'recovered' || !failover)) break;
@@ -384,9 +321,10 @@ async function runDemo(opts: DemoOptions): Promise<void> {
         victim = publisher;
         const victimStatus = st[victim];
         const victimId = victimStatus?.cluster?.nodeId ?? '';
-        const survivors = c.nodes.map((_, j) => j).filter((j) => j !== victim);
-        const publishesBefore = survivors.map((j) => st[j]?.cluster?.publish?.publishes ?? 0);
         const name = c.nodes[victim]!.name;
+        const survivors = c.nodes
+          .filter((_, j) => j !== victim)
+          .map((x) => ({ index: x.index, name: x.name, publishesBefore: st[x.index]?.cluster?.publish?.publishes ?? 0 }));
         say(
           served.size >= nodeCount
             ? `every node has served a request (${[...served.entries()].map(([k, v]) => `${k}: ${v}`).join(', ')})`
@@ -398,7 +336,9 @@ async function runDemo(opts: DemoOptions): Promise<void> {
         const k = await c.kill9(victim);
         say(`killing the publisher ${name} (pid ${k.pid ?? '?'}) and its tor (pid ${k.torPid ?? torPid ?? '?'}) with SIGKILL: no goodbye to the cluster`);
         phase = 'failover';
-        watcher = watchFailover(c, victim, victimId, publishesBefore, killedAt, killedAtWallMs, times, abort.signal);
+        const watch = new FailoverWatch({ victimId, victimName: name, survivors, killedAtWallMs });
+        times = watch.times;
+        watcher = watchFailover(c, watch, killedAt, abort.signal);
       }
       if (phase === 'failover' && performance.now() - killedAt > RECOVERY_TIMEOUT_MS) {
         throw demoFailed(`the cluster did not recover within ${RECOVERY_TIMEOUT_MS / 1000} s of the kill; node logs: ${c.nodes.map((x) => x.logFile).join(', ')}`);
@@ -447,7 +387,6 @@ export function register(program: Command): void {
     .option('--no-failover', 'do not kill the publisher; just serve')
     .option('--dir <path>', 'working directory (default: a new temporary directory, removed at exit)')
     .option('--keep', 'keep the temporary directory (logs) at exit')
-    .option('--tor-info-logs', "also write an info-level log (info.log) in every data directory of the private network, e.g. the client tor's net/client0/info.log (with --keep)")
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });

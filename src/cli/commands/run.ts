@@ -1,8 +1,10 @@
 /**
  * `torbalance run --config FILE`: run a node (src/node/daemon.ts) in the foreground until
  * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
- * while draining skips the rest of the drain. If tor keeps failing (restart budget used up)
- * the node stops and the command fails with TB_ERR_NODE_FAILED (exit code 1).
+ * while draining skips the rest of the drain. The handlers are in place before the node starts:
+ * a signal during start-up stops (or, SIGHUP, reloads) the node as soon as it has started.
+ * If tor keeps failing (restart budget used up) the node stops and the command fails with
+ * TB_ERR_NODE_FAILED (exit code 1).
  * `--exit-with-parent`: stop as soon as the parent process is gone (used by `torbalance demo`).
  * SIGHUP re-reads the config file and applies what can change live (`NodeHandle.reload`,
  * src/node/reload.ts): connections stay open; keys that need a restart are logged; an invalid
@@ -12,7 +14,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../adapters/config/load.js';
 import { TorbalanceError } from '../../core/errors.js';
-import { loggerForConfig, startNode } from '../../node/daemon.js';
+import { loggerForConfig, startNode, type NodeHandle } from '../../node/daemon.js';
 
 /** Options of {@link runNode}. */
 export interface RunOptions {
@@ -34,44 +36,69 @@ export interface RunOptions {
 export async function runNode(options: RunOptions): Promise<void> {
   const config = await loadConfig(options.configPath);
   const log = loggerForConfig(config);
-  let fatal: Error | undefined;
-  // The stop signals are handled from before the node starts: startNode logs "node running"
-  // before it returns, and a SIGTERM that arrived between that line and a later handler
-  // installation would take the default action (killed by the signal, no drain, no exit 0).
-  // A signal during start-up is remembered and acted on once the node exists.
-  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  // Set by the handlers below, which may run while the node is still starting (`node` unset).
+  const failure: { error?: Error } = {};
+  const pending = { reload: false };
+  // The handlers are installed before the node starts: without a listener a SIGTERM (or SIGHUP)
+  // takes the process's default action and kills it outright, with no drain and no exit code,
+  // and "node running" is logged inside startNode — a supervisor that signals as soon as it
+  // reads that line must meet the handler. A signal that arrives while the node starts is
+  // acted on once it has started (startNode cannot be interrupted half-way).
+  let node: NodeHandle | undefined;
   let count = 0;
-  let node: Awaited<ReturnType<typeof startNode>> | undefined;
-  const act = (n: NonNullable<typeof node>): void => {
-    if (count === 1) void n.stop();
-    else void n.stop(0);
+  const stopFor = (n: number): void => {
+    void node?.stop(n === 1 ? undefined : 0);
   };
   const onSignal = (sig: NodeJS.Signals): void => {
     count += 1;
-    if (count === 1) log.info({ signal: sig }, node === undefined ? 'signal received while starting; stopping once started' : 'signal received; draining');
-    else log.warn({ signal: sig }, 'second signal; closing open connections now');
-    if (node !== undefined) act(node);
+    if (node === undefined) {
+      log.info({ signal: sig }, 'signal received while starting; stopping once started');
+    } else if (count === 1) {
+      log.info({ signal: sig }, 'signal received; draining');
+      stopFor(count);
+    } else {
+      log.warn({ signal: sig }, 'second signal; closing open connections now');
+      stopFor(count);
+    }
   };
+  const onHup = (): void => {
+    if (node === undefined) {
+      log.info({ signal: 'SIGHUP' }, 'signal received while starting; reloading the configuration once started');
+      pending.reload = true;
+      return;
+    }
+    log.info({ signal: 'SIGHUP' }, 'signal received; reloading the configuration');
+    node.reload().catch(() => undefined); // reload() logs the outcome itself
+  };
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   for (const s of signals) process.on(s, onSignal);
+  if (options.reloadOnSighup !== false) process.on('SIGHUP', onHup);
+  const removeHandlers = (): void => {
+    for (const s of signals) process.off(s, onSignal);
+    process.off('SIGHUP', onHup);
+  };
   try {
     node = await startNode({
       config,
       logger: log,
       onFatal: (e) => {
-        fatal = e;
+        failure.error = e;
         void node?.stop(0);
       },
     });
   } catch (e) {
-    for (const s of signals) process.off(s, onSignal);
+    removeHandlers();
     throw e;
   }
-  if (count > 0) act(node);
-  const onHup = (): void => {
-    log.info({ signal: 'SIGHUP' }, 'signal received; reloading the configuration');
-    node.reload().catch(() => undefined); // reload() logs the outcome itself
-  };
-  if (options.reloadOnSighup !== false) process.on('SIGHUP', onHup);
+  const started = node;
+  if (failure.error !== undefined) {
+    void started.stop(0);
+  } else if (count > 0) {
+    log.info({ signals: count }, 'started after a stop signal; draining');
+    stopFor(count);
+  } else if (pending.reload) {
+    started.reload().catch(() => undefined); // reload() logs the outcome itself
+  }
   let parentTimer: NodeJS.Timeout | undefined;
   if (options.exitWithParent === true) {
     const parent = process.ppid;
@@ -80,18 +107,18 @@ export async function runNode(options: RunOptions): Promise<void> {
       if (process.ppid !== parent) {
         clearInterval(parentTimer);
         log.warn({ parent }, 'parent process gone; stopping');
-        void node.stop(0);
+        void started.stop(0);
       }
     }, options.parentCheckMs ?? 1000);
     parentTimer.unref();
   }
   try {
-    await node.stopped;
+    await started.stopped;
   } finally {
-    for (const s of signals) process.off(s, onSignal);
-    process.off('SIGHUP', onHup);
+    removeHandlers();
     if (parentTimer !== undefined) clearInterval(parentTimer);
   }
+  const fatal = failure.error;
   if (fatal !== undefined) {
     throw new TorbalanceError('TB_ERR_NODE_FAILED', 'tor', `the node stopped because tor keeps failing: ${fatal.message}`, { cause: fatal });
   }

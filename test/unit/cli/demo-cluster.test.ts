@@ -1,11 +1,13 @@
 /**
  * Pure parts of the demo cluster (src/cli/commands/demo-cluster.ts): which node served a
- * request (request counters), when the cluster has formed, and the operator's output lines.
+ * request (request counters), when the cluster has formed, what a failover looked like (in
+ * whatever order the snapshots show it), and the operator's output lines.
  */
 import { describe, expect, it } from 'vitest';
 import {
   attributeServed,
   clusterConverged,
+  FailoverWatch,
   formatNodeList,
   formatPublish,
   formatVisit,
@@ -135,5 +137,103 @@ describe('proxyRequestsOf (admin API /status)', () => {
     for (const bad of [undefined, null, 3, {}, { proxy: null }, { proxy: { requests: '7' } }, { proxy: { requests: -1 } }, { proxy: { requests: 1.5 } }]) {
       expect(proxyRequestsOf(bad)).toBeUndefined();
     }
+  });
+});
+
+describe('FailoverWatch (node-2 killed; node-1 and node-3 survive)', () => {
+  const KILLED_AT = 1000;
+  const after = record({ a: 3, c: 3 });
+  const republish = { ...after, atMs: KILLED_AT + 6000 };
+  /** node `id`'s snapshot: its view of node-2 (`b`), the publisher it sees, and its own publishing. */
+  function survivor(id: string, name: string, b: string | undefined, publisher: string, own?: { publishes: number; rec: PublishRecord }): StatusSnapshot {
+    return {
+      pid: 1,
+      atMs: 1,
+      proxy: { requests: 0 },
+      cluster: {
+        nodeId: id,
+        name,
+        publisher,
+        selfIsPublisher: publisher === id,
+        peers: [...(b === undefined ? [] : [{ id: 'b', name: 'node-2', state: b }]), { id: id === 'a' ? 'c' : 'a', name: id === 'a' ? 'node-3' : 'node-1', state: 'alive' }],
+        publish: own === undefined ? undefined : { publishes: own.publishes, lastPublish: own.rec },
+      },
+    } as unknown as StatusSnapshot;
+  }
+  const watch = (): FailoverWatch =>
+    new FailoverWatch({
+      victimId: 'b',
+      victimName: 'node-2',
+      survivors: [
+        { index: 0, name: 'node-1', publishesBefore: 0 },
+        { index: 2, name: 'node-3', publishesBefore: 4 },
+      ],
+      killedAtWallMs: KILLED_AT,
+    });
+
+  it('in order: silent, dead, elected, republished', () => {
+    const w = watch();
+    expect(w.observe([survivor('a', 'node-1', 'alive', 'b'), undefined, survivor('c', 'node-3', 'alive', 'b')], 500)).toEqual([]);
+    expect(w.observe([survivor('a', 'node-1', 'suspect', 'b'), undefined, survivor('c', 'node-3', 'alive', 'b')], 2000)).toEqual(['  node-1 noticed node-2 went silent (2.0 s after the kill)']);
+    expect(w.observe([survivor('a', 'node-1', 'dead', 'b'), undefined, survivor('c', 'node-3', 'dead', 'b')], 5500)).toEqual(['  node-1 and node-3 declared node-2 dead (5.5 s after the kill)']);
+    expect(w.complete).toBe(false);
+    expect(w.observe([survivor('a', 'node-1', 'dead', 'c'), undefined, survivor('c', 'node-3', 'dead', 'c', { publishes: 5, rec: republish })], 6500)).toEqual([
+      '  node-3 is now the publisher (elected 6.5 s after the kill)',
+      '  descriptor republished by node-3 6.5 s after the kill: revisions 100 and 200, 2/3 HSDirs accepted, nodes node-1, node-3',
+    ]);
+    expect(w.complete).toBe(true);
+    expect(w.times).toEqual({ silent: 2000, dead: 5500, elected: 6500, republished: 6500 });
+    expect(w.missing(7000)).toEqual([]);
+  });
+
+  it('the republish seen before every survivor shows node-2 dead: the death is still reported, when seen', () => {
+    const w = watch();
+    // node-3 declared node-2 dead, took over and republished; node-1's snapshot still says suspect.
+    const first = w.observe([survivor('a', 'node-1', 'suspect', 'b'), undefined, survivor('c', 'node-3', 'dead', 'c', { publishes: 5, rec: republish })], 6200);
+    expect(first).toEqual([
+      '  node-1 noticed node-2 went silent (6.2 s after the kill)',
+      '  descriptor republished by node-3 6.2 s after the kill: revisions 100 and 200, 2/3 HSDirs accepted, nodes node-1, node-3',
+    ]);
+    expect(w.complete).toBe(false);
+    // node-1 had no snapshot this round: its last view (suspect) stands, nothing is concluded.
+    expect(w.observe([undefined, undefined, survivor('c', 'node-3', 'dead', 'c', { publishes: 5, rec: republish })], 6400)).toEqual([]);
+    const later = w.observe([survivor('a', 'node-1', 'dead', 'c'), undefined, survivor('c', 'node-3', 'dead', 'c', { publishes: 5, rec: republish })], 7100);
+    expect(later).toEqual([
+      '  node-1 and node-3 declared node-2 dead (7.1 s after the kill; the descriptor republished above had already left it out)',
+      '  node-3 is now the publisher (elected 7.1 s after the kill)',
+    ]);
+    expect(w.complete).toBe(true);
+  });
+
+  it('a survivor that dropped node-2 from its peers counts as having declared it dead', () => {
+    const w = watch();
+    w.observe([survivor('a', 'node-1', undefined, 'c'), undefined, survivor('c', 'node-3', 'dead', 'c')], 6000);
+    expect(w.times.dead).toBe(6000);
+  });
+
+  it('not a republish: a publish from before the kill, with node-2, or not by the publisher', () => {
+    const w = watch();
+    const st = (own: { publishes: number; rec: PublishRecord }, publisher = 'c'): (StatusSnapshot | undefined)[] => [survivor('a', 'node-1', 'dead', publisher), undefined, survivor('c', 'node-3', 'dead', publisher, own)];
+    w.observe(st({ publishes: 4, rec: republish }), 6000); // no publish since the kill
+    w.observe(st({ publishes: 5, rec: { ...after, atMs: KILLED_AT - 1 } }), 6100);
+    w.observe(st({ publishes: 5, rec: { ...record({ a: 3, b: 3, c: 3 }), atMs: KILLED_AT + 1 } }), 6200);
+    w.observe(st({ publishes: 5, rec: republish }, 'a'), 6300); // node-3 is not the publisher
+    expect(w.times.republished).toBeUndefined();
+  });
+
+  it('steps never seen are stated plainly', () => {
+    const w = watch();
+    w.observe([survivor('a', 'node-1', 'suspect', 'b'), undefined, survivor('c', 'node-3', 'dead', 'c', { publishes: 5, rec: republish })], 6000);
+    expect(w.missing(180_500)).toEqual([
+      '  node-2 was not declared dead by every survivor within 180.5 s of the kill (node-1: suspect, node-3: dead)',
+      '  the survivors did not agree on a new publisher within 180.5 s of the kill',
+    ]);
+    const none = watch();
+    expect(none.missing(180_000)).toEqual([
+      '  no survivor noticed node-2 went silent within 180.0 s of the kill (node-1: no status, node-3: no status)',
+      '  node-2 was not declared dead by every survivor within 180.0 s of the kill (node-1: no status, node-3: no status)',
+      '  the survivors did not agree on a new publisher within 180.0 s of the kill',
+      '  no survivor republished the descriptor without node-2 within 180.0 s of the kill',
+    ]);
   });
 });

@@ -1,46 +1,49 @@
 /**
- * `torbalance init` → files and modes → `config check` → `run` with an offline tor
- * (`extra_config = ["DisableNetwork 1"]`) starts, and stops cleanly (exit 0) on SIGTERM;
- * the master key's secret bytes appear in no output and in no file other than 0600 ones.
- * Also `startNode` in-process: status() and stop().
+ * `torbalance run` with a real, offline tor (`extra_config = ["DisableNetwork 1"]`; the private
+ * network is not used): it starts tor and the proxy and stops cleanly (exit 0, tor gone) on
+ * SIGTERM, also when the SIGTERM arrives while the node is still starting; the master key's
+ * secret bytes appear in no output and in no file other than 0600 ones; `--exit-with-parent`
+ * stops it (and its tor) when the parent is SIGKILLed. Also `startNode` in-process: status()
+ * and stop(). (`init` and `config check` alone: test/cli/init.test.ts.)
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { appendFile, chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/adapters/config/load.js';
-import { writeKeyDirectory } from '../../src/adapters/fs/key-store.js';
 import { createLogger } from '../../src/adapters/log/logger.js';
 import { checkConfig } from '../../src/cli/commands/config-check.js';
 import { initNode } from '../../src/cli/commands/init.js';
 import { decodeSecretKeyFile, HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { startNode } from '../../src/node/daemon.js';
+import { REPO_ROOT, requireBuilt } from '../helpers/built.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/torbalance.js');
+const BIN = join(REPO_ROOT, 'bin/torbalance.js');
 const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
 const OFFLINE = '\n[tor]\nextra_config = ["DisableNetwork 1"]\n\n[drain]\ntimeout_ms = 500\n\n[log]\nlevel = "debug"\n';
 
-const built = existsSync(join(ROOT, 'dist/src/cli/commands/run.js'));
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 async function tmp(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'tb-ir-'));
+  const d = await mkdtemp(join(tmpdir(), 'tb-run-'));
   dirs.push(d);
   return d;
 }
 
-function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 const mode = async (p: string): Promise<number> => (await stat(p)).mode & 0o777;
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -61,80 +64,63 @@ function secretForms(expanded: Uint8Array): { raw: Buffer[]; text: string[] } {
   };
 }
 
-describe.skipIf(!built)('torbalance init / config check / run (spawned binary)', () => {
-  let dir: string;
-  let master: string;
-  let secret: Uint8Array;
-
-  beforeAll(async () => {
-    dir = join(await tmp(), 'node');
-    const r = cli(['init', '--dir', dir, '--target', TARGET, '--name', 'n1']);
-    expect(r.stderr).not.toContain('error');
-    expect(r.code).toBe(0);
-    master = r.stdout.trim();
-    secret = decodeSecretKeyFile(await readFile(join(dir, 'master', 'hs_ed25519_secret_key')));
+/** A spawned `torbalance run`: its output so far, a wait for a log line, and its exit. */
+function spawnRun(configPath: string): {
+  readonly kill: (s: NodeJS.Signals) => void;
+  readonly output: () => { stdout: string; stderr: string };
+  /** Resolves once stderr contains `needle`; rejects if the process exits first. */
+  readonly logged: (needle: string) => Promise<void>;
+  /** The exit: code and signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+} {
+  const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { needle: string; res: () => void; rej: (e: Error) => void }[] = [];
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('latin1')));
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString('latin1');
+    for (const w of waiters.splice(0)) {
+      if (stderr.includes(w.needle)) w.res();
+      else waiters.push(w);
+    }
   });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    child.once('exit', (code, signal) => {
+      for (const w of waiters.splice(0)) w.rej(new Error(`run exited (code ${String(code)}, signal ${String(signal)}) before logging ${w.needle}: ${stderr}`));
+      res({ code, signal });
+    }),
+  );
+  return {
+    kill: (s) => {
+      child.kill(s);
+    },
+    output: () => ({ stdout, stderr }),
+    logged: (needle) =>
+      new Promise<void>((res, rej) => {
+        if (stderr.includes(needle)) res();
+        else if (child.exitCode !== null || child.signalCode !== null) rej(new Error(`run exited before logging ${needle}: ${stderr}`));
+        else waiters.push({ needle, res, rej });
+      }),
+    exited,
+  };
+}
 
-  it('init writes the config and the key with safe modes and prints the master address', async () => {
-    expect(master).toMatch(/^[a-z2-7]{56}\.onion$/);
-    expect(await mode(dir)).toBe(0o700);
-    expect(await mode(join(dir, 'torbalance.toml'))).toBe(0o600);
-    expect(await mode(join(dir, 'master'))).toBe(0o700);
-    for (const f of ['hs_ed25519_secret_key', 'hs_ed25519_public_key', 'hostname']) expect(await mode(join(dir, 'master', f)), f).toBe(0o600);
-    expect((await readFile(join(dir, 'master', 'hostname'), 'utf8')).trim()).toBe(master);
-    const c = await loadConfig(join(dir, 'torbalance.toml'));
-    expect(c.node.name).toBe('n1');
-    expect(c.target.address).toBe(TARGET);
-    expect(c.master.key_dir).toBe(join(dir, 'master'));
-  });
+const torPidIn = (stderr: string): number => Number((/"pid":(\d+),"restarts":0,"msg":"tor is up"/.exec(stderr) ?? [])[1]);
 
-  it('config check prints OK, and the errors for a bad file', async () => {
-    const ok = cli(['config', 'check', join(dir, 'torbalance.toml')]);
-    expect(ok.code).toBe(0);
-    expect(ok.stdout).toBe(`OK ${join(dir, 'torbalance.toml')} (master ${master}) target ${TARGET}\n`);
-    const badFile = join(await tmp(), 'bad.toml');
-    await appendFile(badFile, `[target]\naddress = "${TARGET}"\nprot = 80\n`);
-    const bad = cli(['config', 'check', '--no-keys', badFile]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('TB_ERR_CONFIG_INVALID');
-    expect(bad.stderr).toContain('target.prot (line 3): unknown key (did you mean "port"?)');
-  });
+beforeAll(() => {
+  requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/run.js');
+});
 
-  it('init refuses to overwrite, refuses a bad target, imports an existing HiddenServiceDir', async () => {
-    const again = cli(['init', '--dir', dir, '--target', TARGET]);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain('TB_ERR_INIT_EXISTS');
-    const badTarget = cli(['init', '--dir', join(await tmp(), 'x'), '--target', 'nope.onion']);
-    expect(badTarget.code).toBe(1);
-    expect(badTarget.stderr).toContain('TB_ERR_INIT_TARGET');
-    const hs = join(await tmp(), 'hs');
-    const kp = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(3));
-    await writeKeyDirectory(hs, kp);
-    const imported = cli(['init', '--dir', join(await tmp(), 'imp'), '--target', TARGET, '--import-hs-dir', hs]);
-    expect(imported.code).toBe(0);
-    expect(imported.stdout.trim()).toBe(kp.address);
-    const self = cli(['init', '--dir', join(await tmp(), 'self'), '--target', kp.address, '--import-hs-dir', hs]);
-    expect(self.code).toBe(1);
-    expect(self.stderr).toContain('TB_ERR_CONFIG_TARGET_IS_MASTER');
-  });
-
-  it('run starts tor and the proxy, and SIGTERM drains and exits 0; no secret leaks', async () => {
-    await appendFile(join(dir, 'torbalance.toml'), OFFLINE);
-    const child = spawn(process.execPath, [BIN, 'run', '--config', join(dir, 'torbalance.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('latin1')));
-    const running = new Promise<void>((res, rej) => {
-      child.stderr.on('data', (c: Buffer) => {
-        stderr += c.toString('latin1');
-        if (stderr.includes('"msg":"node running"')) res();
-      });
-      child.once('exit', () => {
-        rej(new Error(`run exited early: ${stderr}`));
-      });
-    });
-    const exited = new Promise<number | null>((res) => child.once('exit', (code) => { res(code); }));
-    await running;
+describe('torbalance run (spawned binary, offline tor)', () => {
+  it('starts tor and the proxy, and SIGTERM drains and exits 0; no secret leaks', async () => {
+    const dir = join(await tmp(), 'node');
+    const init = await initNode({ dir, target: TARGET, name: 'n1' });
+    const master = init.masterAddress;
+    const secret = decodeSecretKeyFile(await readFile(join(dir, 'master', 'hs_ed25519_secret_key')));
+    await appendFile(init.configPath, OFFLINE);
+    const run = spawnRun(init.configPath);
+    await run.logged('"msg":"node running"');
     const data = join(dir, 'data');
     expect(await mode(data)).toBe(0o700);
     expect(await mode(join(data, 'hs'))).toBe(0o700);
@@ -148,14 +134,16 @@ describe.skipIf(!built)('torbalance init / config check / run (spawned binary)',
     expect(torrc).toContain('HiddenServiceExportCircuitID haproxy\n');
     expect(torrc).toContain('PublishHidServDescriptors 1\n');
     expect(torrc).toContain('DisableNetwork 1\n');
-    const torPid = Number((/"pid":(\d+),"restarts":0,"msg":"tor is up"/.exec(stderr) ?? [])[1]);
+    const torPid = torPidIn(run.output().stderr);
     expect(torPid).toBeGreaterThan(0);
-    expect(() => process.kill(torPid, 0)).not.toThrow();
+    expect(alive(torPid)).toBe(true);
 
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    run.kill('SIGTERM');
+    const exit = await run.exited;
+    const { stdout, stderr } = run.output();
+    expect(exit, stderr).toEqual({ code: 0, signal: null });
     expect(stderr).toContain('"msg":"stopped"');
-    expect(() => process.kill(torPid, 0)).toThrow(); // tor is gone
+    expect(alive(torPid)).toBe(false); // tor is gone
 
     const forms = secretForms(secret);
     const outBytes = Buffer.from(stdout + stderr, 'latin1');
@@ -174,9 +162,36 @@ describe.skipIf(!built)('torbalance init / config check / run (spawned binary)',
     // exactly the two key files (the scan is able to find the key)
     expect(holders.sort()).toEqual([join(dir, 'data', 'hs', 'hs_ed25519_secret_key'), join(dir, 'master', 'hs_ed25519_secret_key')]);
   });
+
+  it('a SIGTERM while the node starts is not lost: it finishes starting, drains and exits 0', async () => {
+    const d = await tmp();
+    const init = await initNode({ dir: join(d, 'n'), target: TARGET });
+    // tor held at a gate: it starts only once the test opens it, so the SIGTERM surely
+    // arrives while startNode waits for tor (`exec` keeps the pid, so it is tor's).
+    const gate = join(d, 'gate');
+    const wrapper = join(d, 'tor-gated');
+    // (It gives up if the node is gone, so a failing run leaves nothing behind.)
+    await writeFile(wrapper, `#!/bin/sh\nwhile [ ! -e ${JSON.stringify(gate)} ]; do kill -0 $PPID 2>/dev/null || exit 1; sleep 0.05; done\nexec tor "$@"\n`);
+    await chmod(wrapper, 0o700);
+    await appendFile(init.configPath, OFFLINE.replace('[tor]\n', `[tor]\nbinary = ${JSON.stringify(wrapper)}\n`));
+    const run = spawnRun(init.configPath);
+    await run.logged('"msg":"starting tor"');
+    run.kill('SIGTERM');
+    await run.logged('"msg":"signal received while starting; stopping once started"');
+    await writeFile(gate, '');
+    const exit = await run.exited;
+    const { stderr } = run.output();
+    expect(exit, stderr).toEqual({ code: 0, signal: null });
+    expect(stderr).toContain('"msg":"node running"');
+    expect(stderr).toContain('"msg":"started after a stop signal; draining"');
+    expect(stderr).toContain('"msg":"stopped"');
+    const torPid = torPidIn(stderr);
+    expect(torPid).toBeGreaterThan(0);
+    expect(alive(torPid)).toBe(false);
+  });
 });
 
-describe.skipIf(!built)('torbalance run --exit-with-parent (spawned binary)', () => {
+describe('torbalance run --exit-with-parent (spawned binary, offline tor)', () => {
   it('stops, and its tor with it, when the parent process is SIGKILLed', async () => {
     const d = await tmp();
     const r = await initNode({ dir: join(d, 'n'), target: TARGET });
@@ -199,17 +214,9 @@ describe.skipIf(!built)('torbalance run --exit-with-parent (spawned binary)', ()
     });
     await running;
     const nodePid = Number(out.trim());
-    const torPid = Number((/"pid":(\d+),"restarts":0,"msg":"tor is up"/.exec(err) ?? [])[1]);
+    const torPid = torPidIn(err);
     expect(nodePid).toBeGreaterThan(0);
     expect(torPid).toBeGreaterThan(0);
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     expect(alive(nodePid) && alive(torPid)).toBe(true);
     parent.kill('SIGKILL');
     const end = Date.now() + 60_000;
@@ -251,15 +258,5 @@ describe('startNode in-process (offline tor)', () => {
     await node.stopped;
     expect((await node.status()).state).toBe('stopped');
     expect(logs).toContain('"msg":"node running"');
-  });
-
-  it('refuses to start with a group-readable master key', async () => {
-    const d = await tmp();
-    const r = await initNode({ dir: join(d, 'n'), target: TARGET });
-    const { chmod } = await import('node:fs/promises');
-    await chmod(join(d, 'n', 'master', 'hs_ed25519_secret_key'), 0o640);
-    const config = await loadConfig(r.configPath);
-    await expect(startNode({ config, logger: createLogger({ level: 'silent' }) })).rejects.toMatchObject({ code: 'TB_ERR_KEYSTORE_FILE_PERMISSIONS' });
-    expect(existsSync(join(d, 'n', 'data'))).toBe(false);
   });
 });

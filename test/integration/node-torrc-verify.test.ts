@@ -1,13 +1,15 @@
 /**
  * The rendered node torrc is accepted by the real tor (`tor --verify-config`, offline, fast),
  * including HiddenServiceOnionBalanceInstance with its ob_config, PoW, the intro-point DoS
- * defence and the unix-socket HiddenServicePort; and tor rejects it without the ob_config (so
- * the check is meaningful). tor.extra_config: the abbreviations tor accepts for managed
+ * defence and the unix-socket HiddenServicePort, and the join port (`extraPorts`: a second
+ * HiddenServicePort inside the master service's group); and tor rejects it without the ob_config
+ * (so the check is meaningful). tor.extra_config: the abbreviations tor accepts for managed
  * options are refused, the accepted names are real tor options, and a tor started with a
  * managed option changed behind torbalance's back (GETCONF) is refused by the supervisor.
+ * The torrc's shape alone: test/adapters/node-torrc-join-port.test.ts, test/unit/node-torrc.test.ts.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,7 +32,12 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> = {}, raw: readonly TorrcEntry[] = []): Promise<string> {
+/** A node directory with its torrc (`over`: input fields, or a function of the directory giving them; `raw`: extra entries). */
+async function setup(
+  withObConfig: boolean,
+  over: Partial<NodeTorrcInput> | ((d: string) => Partial<NodeTorrcInput>) = {},
+  raw: readonly TorrcEntry[] = [],
+): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'tb-vc-'));
   dirs.push(d);
   await chmod(d, 0o700);
@@ -47,7 +54,7 @@ async function setup(withObConfig: boolean, over: Partial<NodeTorrcInput> = {}, 
     pow: { enabled: true, queueRate: 250, queueBurst: 2500 },
     publishDescriptors: true,
     extra: [['DisableNetwork', '1']],
-    ...over,
+    ...(typeof over === 'function' ? over(d) : over),
   });
   // What the supervisor (src/adapters/tor/process.ts) prepends.
   const base = renderTorrc([
@@ -102,6 +109,16 @@ describe('node torrc against tor --verify-config', () => {
     const r = await verify(await setup(false));
     expect(r.ok).toBe(false);
     expect(r.out).not.toContain('Configuration was valid');
+  });
+});
+
+describe('the join port (extraPorts) against tor --verify-config', () => {
+  it('tor accepts the torrc with the join port', async () => {
+    const d = await setup(true, (dir) => ({ extraPorts: [{ virtualPort: 7101, target: { kind: 'unix', path: join(dir, 'join.sock') } }] }));
+    const r = await verify(d);
+    expect(r.out).toContain('Configuration was valid');
+    expect(r.ok).toBe(true);
+    expect(await readFile(join(d, 'torrc'), 'utf8')).toContain(`HiddenServicePort "7101 unix:${join(d, 'join.sock')}"`);
   });
 });
 
