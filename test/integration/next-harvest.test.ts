@@ -54,15 +54,29 @@ describe('desc_next harvest (two nodes, one master key)', () => {
     };
     for (const i of [0, 1]) await waitUntil(`node ${i} descriptor`, () => current(i), { timeoutMs: 120_000 });
 
-    // The window: desc_next's period is client-current, with ≥ 45 s left before the rotation.
-    const view = await readNetworkView(ctl[0]!);
-    const params = view.periodParams;
+    // The window, as BOTH nodes see it: desc_next's period is client-current, each node's
+    // desc_current is the previous period's (what tor built for this phase; a node whose
+    // descriptors were built under an older consensus would rotate as soon as it notices),
+    // with ≥ 45 s left before the rotation.
+    const params = (await readNetworkView(ctl[0]!)).periodParams;
+    const seen = new Set<string>();
     const inWindow = async (): Promise<true | undefined> => {
-      const va = (await readNetworkView(ctl[0]!)).consensus.validAfter;
-      const clientKey = toBase64NoPad(blindPublicKey(identity.publicKey, timePeriodNum(va, params), params.lengthMinutes));
-      const rotation = srRunStart(va, params) + srRunSeconds(params);
-      const cur = await current(0);
-      return cur !== undefined && cur.key !== clientKey && rotation - nowSeconds() >= 45 ? true : undefined;
+      for (const i of [0, 1]) {
+        const va = (await readNetworkView(ctl[i]!)).consensus.validAfter;
+        const tp = timePeriodNum(va, params);
+        const clientKey = toBase64NoPad(blindPublicKey(identity.publicKey, tp, params.lengthMinutes));
+        const prevKey = toBase64NoPad(blindPublicKey(identity.publicKey, tp - 1, params.lengthMinutes));
+        const rotation = srRunStart(va, params) + srRunSeconds(params);
+        const cur = await current(i);
+        if (cur === undefined || rotation - nowSeconds() < 45) return undefined;
+        if (cur.key !== prevKey) {
+          const state = `node ${i} va=${va} tp=${tp} desc_current=${cur.key === clientKey ? 'tp' : 'other'}`;
+          if (cur.key !== clientKey && !seen.has(state)) console.log(`[next-harvest] ${state}: not a period tor builds for this consensus; waiting`);
+          seen.add(state);
+          return undefined;
+        }
+      }
+      return true;
     };
     await waitUntil('the desc_next window', inWindow, { timeoutMs: 300_000, intervalMs: 2000 });
     const before = [await current(0), await current(1)];

@@ -6,6 +6,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { TorControl } from '../../src/adapters/tor/control.js';
 import { fetchConsensusRouterCount } from '../../src/adapters/tor/testnet.js';
+import { readCachedDescriptor } from '../../src/cli/commands/demo-cluster.js';
+import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { testingNetworkPeriodParams } from '../../src/core/hs/time-period.js';
 import {
   addClient,
@@ -41,6 +43,13 @@ describe('shared private Tor network', () => {
     const warm = await fetchOnionUntil(client.socksPort, hs.onion, { deadlineMs: 30_000 });
     console.log(`[testnet] warm fetch ${warm.elapsedMs} ms`);
     expect(warm.body).toBe(http.body);
+    // What the demo reads to tell a visitor's stale descriptor: the client's cached one.
+    const now = Math.floor(Date.now() / 1000);
+    const cached = await readCachedDescriptor(client.control, hs.onion, now);
+    expect(cached?.introPoints).toBeGreaterThan(0);
+    expect(cached!.revisionCounter).toBeGreaterThan(0n);
+    const never = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(3)).address;
+    expect(await readCachedDescriptor(client.control, never, now)).toBeUndefined();
   });
 
   it('describes the running network', async () => {

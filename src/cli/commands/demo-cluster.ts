@@ -28,8 +28,12 @@ import { adminRequest } from '../../adapters/admin/client.js';
 import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
 import { keyDirectoryPaths } from '../../adapters/fs/key-store.js';
 import { httpGetThroughTor } from '../../adapters/net/onion-http.js';
+import { ControlReplyError, TorControl, type ControlEndpoint } from '../../adapters/tor/control.js';
 import { allocatePorts, isProcessAlive, testnetCommonTorrc, type TestnetDescription } from '../../adapters/tor/testnet.js';
+import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
+import { decodeOnionAddress } from '../../core/hs/address.js';
+import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import type { NodeStatus } from '../../node/daemon.js';
 import type { PublishRecord } from '../../node/publisher/publisher.js';
 import { initNode, type InitOptions, type InitResult } from './init.js';
@@ -317,6 +321,58 @@ export interface VisitResponse {
  * an intro point picked at random from the descriptor — which is how visits spread over nodes.
  * Body bounded to 1 MiB.
  */
+/** The descriptor of `master` a visitor's tor holds in its cache. */
+export interface CachedDescriptor {
+  readonly blindedKey: string;
+  readonly revisionCounter: bigint;
+  readonly introPoints: number;
+}
+
+/**
+ * Whether the visitor's cached descriptor is older than the newest one published for its
+ * blinded key: `stale` (a tor client keeps a cached descriptor until the next time period or
+ * until every intro point in it failed, so a visitor that fetched an early descriptor never
+ * sees intro points published later), `current`, or `unknown` (nothing cached, or that
+ * blinded key not in the last publish).
+ */
+export function cachedDescriptorAge(cached: CachedDescriptor | undefined, last: PublishRecord | undefined): 'stale' | 'current' | 'unknown' {
+  if (cached === undefined || last === undefined) return 'unknown';
+  const mine = last.descriptors.filter((d) => d.blindedKey === cached.blindedKey && d.revisionCounter !== '');
+  if (mine.length === 0) return 'unknown';
+  const newest = mine.map((d) => BigInt(d.revisionCounter)).reduce((a, b) => (a > b ? a : b));
+  return cached.revisionCounter < newest ? 'stale' : 'current';
+}
+
+/** Read the visitor tor's cached descriptor of `master` (undefined if none). */
+export async function readCachedDescriptor(endpoint: ControlEndpoint, master: string, nowSeconds: number): Promise<CachedDescriptor | undefined> {
+  const { label, publicKey } = decodeOnionAddress(master);
+  const c = await TorControl.connect(endpoint);
+  try {
+    let text: string;
+    try {
+      text = await c.getInfo(`hs/client/desc/id/${label}`);
+    } catch (e) {
+      // tor answers 552 "Not found in cache" when it holds no descriptor of the address.
+      if (e instanceof ControlReplyError && e.status === 552 && /not found in cache/i.test(e.message)) return undefined;
+      throw e;
+    }
+    const d = decodeOwnServiceDescriptor(text, publicKey, nowSeconds);
+    return { blindedKey: toBase64NoPad(d.blindedPublicKey), revisionCounter: d.revisionCounter, introPoints: d.introPoints.length };
+  } finally {
+    await c.close();
+  }
+}
+
+/** `SIGNAL NEWNYM` to the visitor's tor: it forgets cached descriptors and circuits, as a new visitor would start. */
+export async function newVisitor(endpoint: ControlEndpoint): Promise<void> {
+  const c = await TorControl.connect(endpoint);
+  try {
+    await c.signal('NEWNYM');
+  } finally {
+    await c.close();
+  }
+}
+
 export async function visitThroughTor(socksPort: number, host: string, isolation: string, timeoutMs: number, signal: AbortSignal): Promise<VisitResponse> {
   const r = await httpGetThroughTor({ host: '127.0.0.1', port: socksPort, isolation }, { host, port: 80, path: '/' }, { timeoutMs, signal });
   return { status: r.status, headers: r.headers, body: r.body, ms: r.elapsedMs };

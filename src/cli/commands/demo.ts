@@ -27,10 +27,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { ControlEndpoint } from '../../adapters/tor/control.js';
 import { startTestnet, type Testnet } from '../../adapters/tor/testnet.js';
 import { TorbalanceError } from '../../core/errors.js';
 import {
   attributeServed,
+  cachedDescriptorAge,
   clusterConverged,
   DEMO_TIMINGS,
   DemoCluster,
@@ -38,7 +40,9 @@ import {
   formatNodeList,
   formatPublish,
   formatVisit,
+  newVisitor,
   nodeNames,
+  readCachedDescriptor,
   secs,
   summarisePublish,
   visitThroughTor,
@@ -56,6 +60,12 @@ interface DemoOptions {
 
 /** Visits before the failover starts even if not every node has served one yet. */
 const MAX_WARMUP_VISITS = 30;
+/**
+ * During the warm-up, every this many visits without every node having served, the demo reads
+ * the visitor tor's cached descriptor: if it is older than the publisher's newest (the visitor
+ * fetched it while intro points were still being built), the visitor starts afresh (NEWNYM).
+ */
+const WARMUP_CHECK_EVERY = 8;
 /**
  * A visitor gives up on a request after this long and tries again on a fresh circuit. Right
  * after the kill, a client tor that picked one of the dead node's intro points may keep the
@@ -205,6 +215,32 @@ async function watchFailover(cluster: DemoCluster, watch: FailoverWatch, killedA
   }
 }
 
+/**
+ * A node has not served yet: say which descriptor the visitor holds against the publisher's
+ * newest, and start a new visitor (NEWNYM) if the visitor's is older.
+ */
+async function checkVisitorDescriptor(c: DemoCluster, control: ControlEndpoint, master: string, visits: number, served: ReadonlyMap<string, number>): Promise<void> {
+  const missing = c.nodes.filter((x) => !served.has(x.name)).map((x) => x.name);
+  const st = c.statuses();
+  const pubId = st.find((s) => s?.cluster?.publisher !== undefined)?.cluster?.publisher;
+  const last = st.find((s) => s?.cluster?.nodeId === pubId)?.cluster?.publish?.lastPublish;
+  let cached;
+  try {
+    cached = await readCachedDescriptor(control, master, Math.floor(Date.now() / 1000));
+  } catch (e) {
+    say(`      (could not read the visitor's cached descriptor: ${errText(e)})`);
+    return;
+  }
+  const age = cachedDescriptorAge(cached, last);
+  const held = cached === undefined ? 'no cached descriptor' : `revision ${cached.revisionCounter} with ${cached.introPoints} intro points`;
+  const newest = last === undefined ? '?' : last.descriptors.map((d) => d.revisionCounter).join(' and ');
+  say(`      ${formatNodeList(missing)} not served after ${visits} visits; the visitor's tor holds ${held}, the publisher's newest is revision ${newest} (${formatNodeList(Object.keys(last?.perNode ?? {}).map((id) => nodeNames(st).get(id) ?? id.slice(0, 8)))})`);
+  if (age === 'stale') {
+    say('      the visitor fetched the descriptor before the newest publish and keeps it (a tor client refetches only when every intro point fails): starting a new visitor (NEWNYM)');
+    await newVisitor(control);
+  }
+}
+
 async function runDemo(opts: DemoOptions): Promise<void> {
   const { durationMs, intervalMs, nodes: nodeCount } = parseOptions(opts);
   const failover = opts.failover && nodeCount > 1;
@@ -312,6 +348,9 @@ async function runDemo(opts: DemoOptions): Promise<void> {
       } catch (e) {
         if (aborted()) break;
         say(`  #${i} failed: ${errText(e)}${served.size === 0 ? ' (the descriptor may still be on its way to the HSDirs)' : ''}`);
+      }
+      if (phase === 'warmup' && served.size < nodeCount && i % WARMUP_CHECK_EVERY === 0 && i < MAX_WARMUP_VISITS) {
+        await checkVisitorDescriptor(c, client.control, master, i, served);
       }
       if (phase === 'warmup' && (served.size >= nodeCount || i >= MAX_WARMUP_VISITS)) {
         const st = c.statuses();

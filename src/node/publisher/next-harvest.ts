@@ -121,7 +121,11 @@ export class NextPeriodHarvester {
         const seed = after.inner.powParams?.seed;
         if (seed === undefined) throw new TorbalanceError('TB_ERR_HARVEST_NO_POW', 'tor', 'desc_current lost its pow-params during the upload');
         if (toBase64NoPad(after.blindedPublicKey) !== currentKey) {
-          throw new TorbalanceError('TB_ERR_HARVEST_ROTATED', 'tor', 'tor rotated its descriptors during the harvest');
+          throw new TorbalanceError(
+            'TB_ERR_HARVEST_ROTATED',
+            'tor',
+            `tor rotated its descriptors during the harvest (desc_current revision ${before.revisionCounter} → ${after.revisionCounter}, blinded key changed)`,
+          );
         }
         return { ...u, seed };
       });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   attributeServed,
+  cachedDescriptorAge,
   clusterConverged,
   FailoverWatch,
   formatNodeList,
@@ -101,6 +102,24 @@ describe('output lines', () => {
     expect(formatPublish(summarisePublish(record({ 'id-b': 3, 'unknown-id-0123': 1 }, ['7', '7']), names), true)).toBe(
       'revision 7, 2/3 HSDirs accepted, nodes node-2 (3 intro points), unknown- (1 intro points)',
     );
+  });
+});
+
+describe('cachedDescriptorAge (the visitor tor\'s cached descriptor against the newest publish)', () => {
+  const rec = record({ n1: 3 }, ['100', '200']);
+  it.each([
+    ['older revision for the same blinded key', { blindedKey: 'a', revisionCounter: 99n, introPoints: 2 }, 'stale'],
+    ['the same revision', { blindedKey: 'a', revisionCounter: 100n, introPoints: 3 }, 'current'],
+    ['a newer one (another publisher posted since)', { blindedKey: 'b', revisionCounter: 201n, introPoints: 3 }, 'current'],
+    ['a blinded key not in the publish', { blindedKey: 'z', revisionCounter: 1n, introPoints: 3 }, 'unknown'],
+  ] as const)('%s → %s', (_name, cached, want) => {
+    expect(cachedDescriptorAge(cached, rec)).toBe(want);
+  });
+  it('nothing cached or nothing published → unknown; a descriptor that failed to build is not compared', () => {
+    expect(cachedDescriptorAge(undefined, rec)).toBe('unknown');
+    expect(cachedDescriptorAge({ blindedKey: 'a', revisionCounter: 1n, introPoints: 1 }, undefined)).toBe('unknown');
+    const failed = { ...rec, descriptors: [{ ...rec.descriptors[0]!, revisionCounter: '' }] };
+    expect(cachedDescriptorAge({ blindedKey: 'a', revisionCounter: 1n, introPoints: 1 }, failed)).toBe('unknown');
   });
 });
 
