@@ -352,8 +352,8 @@ export async function readCachedDescriptor(endpoint: ControlEndpoint, master: st
     try {
       text = await c.getInfo(`hs/client/desc/id/${label}`);
     } catch (e) {
-      // tor answers 552 "Not found in cache" when it holds no descriptor of the address.
-      if (e instanceof ControlReplyError && e.status === 552 && /not found in cache/i.test(e.message)) return undefined;
+      // tor answers 551 "Not found in cache" when it holds no descriptor of the address.
+      if (e instanceof ControlReplyError && (e.status === 551 || e.status === 552) && /not found in cache/i.test(e.message)) return undefined;
       throw e;
     }
     const d = decodeOwnServiceDescriptor(text, publicKey, nowSeconds);
