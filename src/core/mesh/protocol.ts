@@ -42,8 +42,12 @@ import { UINT64_MAX } from '../hsdesc/util.js';
 import { isIPv4Literal, isIPv6Literal } from '../ip.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
 
-/** The `v` field of every envelope. */
-export const MESH_PROTOCOL_VERSION = 1;
+/**
+ * The `v` field of every envelope, and the version byte of the connection handshake
+ * (handshake.ts). 2: frames travel only on a connection authenticated by the handshake and
+ * are MACed with that connection's keys (docs/mesh-protocol.md); 1 had no handshake.
+ */
+export const MESH_PROTOCOL_VERSION = 2;
 /** Largest frame (the length-prefix value: payload + MAC + signature). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 /** HMAC-SHA256 tag length. */
