@@ -134,9 +134,9 @@ export interface HandshakenClient {
   readonly closed: Promise<void>;
 }
 
-/** Dial 127.0.0.1:`port`, run the initiator handshake as `key` with `secret`, resolve with the link. */
-export async function handshakeClient(port: number, key: NodeKey, secret: Uint8Array = CLUSTER_SECRET): Promise<HandshakenClient> {
-  const sock = net.connect(port, '127.0.0.1');
+/** Dial 127.0.0.1:`target` (or the unix socket `target`), run the initiator handshake as `key` with `secret`, resolve with the link. */
+export async function handshakeClient(target: number | string, key: NodeKey, secret: Uint8Array = CLUSTER_SECRET): Promise<HandshakenClient> {
+  const sock = typeof target === 'number' ? net.connect(target, '127.0.0.1') : net.connect(target);
   sock.on('error', () => undefined);
   const closed = new Promise<void>((r) => sock.once('close', () => { r(); }));
   await new Promise<void>((r) => sock.once('connect', () => { r(); }));
