@@ -1,7 +1,7 @@
 /**
  * Mesh protocol v2 (docs/mesh-protocol.md): constants, message and body types, and their schema validation.
  *
- * This is torbalance's own cluster protocol ; it implements no tor spec. After the connection handshake (handshake.ts) a frame on the wire is
+ * This is torbalance's own cluster protocol; it implements no tor spec. After the connection handshake (handshake.ts) a frame on the wire is
  *
  *     u32be length ‖ payload ‖ mac(32) ‖ sig(64)        length = |payload| + 96 ≤ MAX_FRAME_BYTES
  *
