@@ -31,12 +31,13 @@
  *   an `intro-points` message;
  * - peers learned by gossip are dialled (at most `maxPeers` addresses); addresses that turn
  *   out to be our own are never dialled again; peers that left are no longer dialled;
- * - each frame goes to each peer over exactly one connection (its newest identified one), so
+ * - each frame goes to each peer over exactly one connection (its newest authenticated one), so
  *   the replay cache never sees legitimate duplicates;
  * - a rejected frame is counted by reason and logged at most once per (peer, reason) per
  *   `rejectLogIntervalMs` (reason, short detail, remote; never payloads or secrets);
- *   frames failing the MAC, size, schema, version, identity or signature checks also drop
- *   the connection (outsider, garbage or a broken member); `skew` and `replay` do not;
+ *   frames failing the MAC, size, schema, version, identity or signature checks, and failed
+ *   or timed-out handshakes, also drop the connection (outsider, garbage or a broken
+ *   member); `skew` and `replay` do not;
  * - `stop()` sends `leave` to every peer, waits briefly for it to be written, and closes;
  * - the join-token ledger: {@link MeshNode.setTokenLedger} sends a `tokens` message
  *   to every peer when the ledger changes, and to each peer after its `hello` on a connection;
@@ -558,7 +559,7 @@ export class MeshNode {
     if (conn.send(wire)) this.#stats.sent += 1;
   }
 
-  /** One connection per identified peer (its newest), plus every not-yet-identified outgoing one. */
+  /** One connection per authenticated peer (its newest). */
   #targets(): MeshConnection[] {
     const byPeer = new Map<string, MeshConnection>();
     const out: MeshConnection[] = [];
