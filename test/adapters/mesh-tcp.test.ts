@@ -6,11 +6,11 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toBase64, toHex, u32be } from '../../src/core/bytes.js';
-import { encodeFrame, introDigest, type MeshMessage } from '../../src/core/mesh/index.js';
+import { encodeFrame, introDigest, meshMacKey, type MeshMessage } from '../../src/core/mesh/index.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import type { MeshNode } from '../../src/node/mesh/index.js';
-import { CLUSTER_SECRET, fakeIntroPoint, fullMesh, makeNode, seeded, stateOf, testKey, until, type TestNode } from '../helpers/mesh-fixtures.js';
+import { CLUSTER_SECRET, fakeIntroPoint, fullMesh, handshakeClient, makeNode, seeded, stateOf, testKey, until, type TestNode } from '../helpers/mesh-fixtures.js';
 
 const running: MeshNode[] = [];
 
@@ -66,7 +66,7 @@ describe('MeshNode over TCP', () => {
       const vs = [a!, b!, c!].map((n) => n.node.view());
       return vs.filter((v) => v.selfIsPublisher).length === 1 && new Set(vs.map((v) => v.publisher)).size === 1;
     });
-    expect(a!.node.stats().rejected).toEqual({ mac: 0, signature: 0, replay: 0, skew: 0, size: 0, schema: 0, version: 0, identity: 0 });
+    expect(a!.node.stats().rejected).toEqual({ mac: 0, signature: 0, replay: 0, skew: 0, size: 0, schema: 0, version: 0, identity: 0, handshake: 0 });
   });
 
   it('a node that stops says leave and is marked left at once (never suspect)', async () => {
@@ -116,39 +116,51 @@ describe('MeshNode over TCP', () => {
       type: 'hello',
       body: { name: 'intruder', addr: 'tcp:127.0.0.1:1', priority: 0, health: { healthy: false, reasons: ['test'] }, introDigest: introDigest([]) },
     };
-    const frame = (o: { secret?: Uint8Array; nowMs?: number }): Uint8Array =>
-      encodeFrame(hello, { key: intruder, clusterSecret: o.secret ?? CLUSTER_SECRET, nowMs: o.nowMs ?? Date.now(), randomBytes: systemRandomBytes });
+    const frame = (o: { macKey: Uint8Array; nowMs?: number; nonce?: Uint8Array }): Uint8Array =>
+      encodeFrame(hello, { key: intruder, macKey: o.macKey, nowMs: o.nowMs ?? Date.now(), randomBytes: o.nonce === undefined ? systemRandomBytes : () => o.nonce!.slice() });
+    const closedSoon = (c: { closed: Promise<void> }): Promise<boolean> =>
+      new Promise<boolean>((r) => {
+        const t = setTimeout(() => { r(false); }, 400);
+        void c.closed.then(() => { clearTimeout(t); r(true); });
+      });
     const raw = async (chunks: readonly Uint8Array[]): Promise<{ closedByPeer: boolean }> => {
       const s = net.connect(port, '127.0.0.1');
       s.on('data', () => undefined);
+      const closed = new Promise<void>((r) => s.once('close', () => { r(); }));
       await new Promise<void>((r) => s.once('connect', () => { r(); }));
       for (const c of chunks) s.write(c);
-      const closedByPeer = await new Promise<boolean>((r) => {
-        const t = setTimeout(() => { r(false); }, 400);
-        s.once('close', () => { clearTimeout(t); r(true); });
-      });
+      const closedByPeer = await closedSoon({ closed });
       s.destroy();
       return { closedByPeer };
     };
     const before = a!.node.stats();
 
-    // Forged: wrong cluster secret → mac, connection dropped.
-    expect((await raw([frame({ secret: seeded('wrong secret') })])).closedByPeer).toBe(true);
-    // Replayed: the same valid frame twice on one connection.
-    const f = frame({});
-    await raw([f, f]);
-    // Oversized: a length prefix above 256 KiB → size, connection dropped.
-    expect((await raw([u32be(10 * 1024 * 1024), new Uint8Array(64)])).closedByPeer).toBe(true);
+    // Forged: a handshake with the wrong cluster secret → handshake, connection dropped.
+    await expect(handshakeClient(port, intruder, seeded('wrong secret'))).rejects.toThrow();
+    // Unbound: a frame MACed with the cluster key instead of the connection's key → mac, dropped.
+    const c1 = await handshakeClient(port, intruder);
+    c1.sock.write(frame({ macKey: meshMacKey(CLUSTER_SECRET) }));
+    expect(await closedSoon(c1)).toBe(true);
+    // Replayed: the same message (same nonce) twice on one connection.
+    const c2 = await handshakeClient(port, intruder);
+    const nonce = systemRandomBytes(16);
+    c2.sock.write(frame({ macKey: c2.nextKey(), nonce }));
+    c2.sock.write(frame({ macKey: c2.nextKey(), nonce }));
     // Clock skew: ten minutes in the past.
-    await raw([frame({ nowMs: Date.now() - 600_000 })]);
+    c2.sock.write(frame({ macKey: c2.nextKey(), nowMs: Date.now() - 600_000 }));
+    await until('replay and skew counted', () => a!.node.stats().rejected.skew > before.rejected.skew);
+    c2.sock.destroy();
+    // Oversized: a length prefix above the pre-handshake bound → size, connection dropped.
+    expect((await raw([u32be(10 * 1024 * 1024), new Uint8Array(64)])).closedByPeer).toBe(true);
 
     const after = a!.node.stats();
+    expect(after.rejected.handshake - before.rejected.handshake).toBe(1);
     expect(after.rejected.mac - before.rejected.mac).toBe(1);
     expect(after.rejected.replay - before.rejected.replay).toBe(1);
     expect(after.rejected.size - before.rejected.size).toBe(1);
     expect(after.rejected.skew - before.rejected.skew).toBe(1);
     const rejLines = a!.lines.filter((l) => l.includes('mesh frame rejected'));
-    for (const reason of ['mac', 'replay', 'size', 'skew']) expect(rejLines.some((l) => l.includes(`"reason":"${reason}"`))).toBe(true);
+    for (const reason of ['handshake', 'mac', 'replay', 'size', 'skew']) expect(rejLines.some((l) => l.includes(`"reason":"${reason}"`))).toBe(true);
     // Logs never carry the cluster secret.
     for (const l of a!.lines) {
       expect(l).not.toContain(toHex(CLUSTER_SECRET));

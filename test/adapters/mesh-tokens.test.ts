@@ -3,16 +3,15 @@
  * MeshNode reaches the others (on change, and to a peer that connects later, after its
  * hello); a malformed `tokens` body is rejected as `schema` and counted in MeshStats.
  */
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { concatBytes, toBase64, u32be, utf8 } from '../../src/core/bytes.js';
 import { hmacSha256 } from '../../src/core/crypto/index.js';
 import type { LedgerEntry } from '../../src/core/join/index.js';
-import { meshMacKey, signWithNodeKey } from '../../src/core/mesh/index.js';
+import { MESH_PROTOCOL_VERSION, signWithNodeKey } from '../../src/core/mesh/index.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import type { MeshNode } from '../../src/node/mesh/index.js';
-import { CLUSTER_SECRET, fullMesh, makeNode, testKey, until, type TestNode } from '../helpers/mesh-fixtures.js';
+import { fullMesh, handshakeClient, makeNode, testKey, until, type TestNode } from '../helpers/mesh-fixtures.js';
 
 const running: MeshNode[] = [];
 
@@ -38,10 +37,10 @@ function entry(id: string, state: LedgerEntry['state'], by: string): LedgerEntry
 }
 
 /** A correctly MACed and signed frame with an arbitrary (possibly invalid) body. */
-function rawFrame(type: string, body: unknown): Uint8Array {
+function rawFrame(type: string, body: unknown, macKey: Uint8Array): Uint8Array {
   const key = testKey('tokens-intruder');
-  const payload = utf8(JSON.stringify({ v: 1, type, from: key.nodeId, pub: toBase64(key.publicKey), ts: Date.now(), nonce: toBase64(systemRandomBytes(16)), body }));
-  const mac = hmacSha256(meshMacKey(CLUSTER_SECRET), payload);
+  const payload = utf8(JSON.stringify({ v: MESH_PROTOCOL_VERSION, type, from: key.nodeId, pub: toBase64(key.publicKey), ts: Date.now(), nonce: toBase64(systemRandomBytes(16)), body }));
+  const mac = hmacSha256(macKey, payload);
   return concatBytes(u32be(payload.length + 96), payload, mac, signWithNodeKey(key, payload));
 }
 
@@ -116,12 +115,11 @@ describe('MeshNode token ledger gossip', () => {
       delivered += 1;
     });
     const port = a.node.transport.port!;
-    const send = async (frame: Uint8Array): Promise<boolean> => {
-      const s = net.connect(port, '127.0.0.1');
-      s.on('data', () => undefined);
-      s.on('error', () => undefined);
-      await new Promise<void>((r) => s.once('connect', () => { r(); }));
-      s.write(frame);
+    // Each frame on its own connection, after the handshake (as a cluster member).
+    const send = async (frame: (macKey: Uint8Array) => Uint8Array): Promise<boolean> => {
+      const c = await handshakeClient(port, testKey('tokens-intruder'));
+      const s = c.sock;
+      s.write(frame(c.nextKey()));
       const closed = await new Promise<boolean>((r) => {
         const t = setTimeout(() => { r(false); }, 1500);
         s.once('close', () => { clearTimeout(t); r(true); });
@@ -140,11 +138,11 @@ describe('MeshNode token ledger gossip', () => {
       { entries: [], more: true },
     ];
     const before = a.node.stats().rejected.schema;
-    for (const body of bad) expect(await send(rawFrame('tokens', body))).toBe(true);
+    for (const body of bad) expect(await send((k) => rawFrame('tokens', body, k))).toBe(true);
     expect(a.node.stats().rejected.schema - before).toBe(bad.length);
     expect(delivered).toBe(0);
     // A well-formed tokens frame from a cluster member is delivered.
-    await send(rawFrame('tokens', { entries: [good] }));
+    await send((k) => rawFrame('tokens', { entries: [good] }, k));
     await until('delivered', () => delivered === 1);
     expect(a.lines.some((l) => l.includes('mesh frame rejected') && l.includes('"reason":"schema"'))).toBe(true);
   });

@@ -2,11 +2,23 @@
  * Helpers for mesh tests: deterministic node keys, fake (well-formed) intro points, a
  * capturing logger, and MeshNode construction with short intervals on loopback TCP.
  */
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { toBase64 } from '../../src/core/bytes.js';
+import { concatBytes, toBase64, u32be } from '../../src/core/bytes.js';
 import { encodeLinkSpecifiers } from '../../src/core/hsdesc/link-specifiers.js';
-import { introDigest, nodeKeyFromSeed, type IntroPointWire, type NodeKey } from '../../src/core/mesh/index.js';
+import {
+  FrameDecoder,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  HANDSHAKE_NONCE_BYTES,
+  InitiatorHandshake,
+  introDigest,
+  linkFrameKey,
+  nodeKeyFromSeed,
+  type IntroPointWire,
+  type MeshLink,
+  type NodeKey,
+} from '../../src/core/mesh/index.js';
 import { createLogger, type Logger } from '../../src/adapters/log/logger.js';
 import { realTimers } from '../../src/adapters/tor/process.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
@@ -110,4 +122,40 @@ export function stateOf(n: MeshNode, peerId: string): string | undefined {
 /** True if every node sees every other node alive. */
 export function fullMesh(nodes: readonly MeshNode[]): boolean {
   return nodes.every((a) => nodes.every((b) => a === b || stateOf(a, b.id) === 'alive'));
+}
+
+/** A raw client that completed the mesh handshake (docs/mesh-protocol.md) with a node as `key`. */
+export interface HandshakenClient {
+  readonly sock: net.Socket;
+  readonly link: MeshLink;
+  /** The MAC key of our next frame (each call takes the next frame number). */
+  nextKey(): Uint8Array;
+  /** Resolves when the node closed the connection. */
+  readonly closed: Promise<void>;
+}
+
+/** Dial 127.0.0.1:`target` (or the unix socket `target`), run the initiator handshake as `key` with `secret`, resolve with the link. */
+export async function handshakeClient(target: number | string, key: NodeKey, secret: Uint8Array = CLUSTER_SECRET): Promise<HandshakenClient> {
+  const sock = typeof target === 'number' ? net.connect(target, '127.0.0.1') : net.connect(target);
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((r) => sock.once('close', () => { r(); }));
+  await new Promise<void>((r) => sock.once('connect', () => { r(); }));
+  const hs = new InitiatorHandshake({ clusterSecret: secret, key, nonce: systemRandomBytes(HANDSHAKE_NONCE_BYTES) });
+  const decoder = new FrameDecoder({ firstFrames: { count: 1, maxBytes: HANDSHAKE_MAX_FRAME_BYTES } });
+  const link = await new Promise<MeshLink>((resolve, reject) => {
+    sock.once('close', () => { reject(new Error('closed during the handshake')); });
+    sock.on('data', (d: Buffer) => {
+      for (const f of decoder.push(new Uint8Array(d))) {
+        if (f[0] !== 0x54) continue; // after the handshake: the node's own frames, ignored
+        const step = hs.receive(f);
+        if (!step.ok) { reject(new Error(step.detail)); return; }
+        if (step.send) sock.write(concatBytes(u32be(step.send.length), step.send));
+        if (step.link) resolve(step.link);
+      }
+    });
+    const m1 = hs.start();
+    sock.write(concatBytes(u32be(m1.length), m1));
+  });
+  let seq = 0;
+  return { sock, link, closed, nextKey: () => linkFrameKey(link.sendKey, seq++) };
 }

@@ -32,9 +32,10 @@ import { readNodeSecret } from '../../src/adapters/fs/node-secrets.js';
 import { concatBytes, toBase64, u32be, utf8 } from '../../src/core/bytes.js';
 import { hmacSha256 } from '../../src/core/crypto/index.js';
 import { encodeOnionAddress } from '../../src/core/hs/address.js';
-import { introDigest, meshMacKey, nodeKeyFromSeed, signWithNodeKey } from '../../src/core/mesh/index.js';
+import { MESH_PROTOCOL_VERSION, introDigest, nodeKeyFromSeed, signWithNodeKey } from '../../src/core/mesh/index.js';
 import { meshOnionPaths } from '../../src/core/mesh-torrc.js';
 import { joinSocketPath } from '../../src/node/join/paths.js';
+import { handshakeClient } from '../helpers/mesh-fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   allSockets,
@@ -89,18 +90,24 @@ function check(all: readonly OsSocket[], pid: number, socksPort: number, listene
 }
 
 /** A length-prefixed mesh frame around any body, MACed with `secret` and signed by a key of our own (what a hostile member can send). */
-function hostileFrame(secret: Uint8Array, type: 'hello' | 'heartbeat', body: unknown, seq: number): Uint8Array {
-  const key = nodeKeyFromSeed(new Uint8Array(32).fill(0x66));
+const HOSTILE_KEY = nodeKeyFromSeed(new Uint8Array(32).fill(0x66));
+function hostileFrame(macKey: Uint8Array, type: 'hello' | 'heartbeat', body: unknown, seq: number): Uint8Array {
+  const key = HOSTILE_KEY;
   const nonce = new Uint8Array(16);
   nonce.set(utf8(String(seq).padStart(16, '0')));
-  const p = utf8(JSON.stringify({ v: 1, type, from: key.nodeId, pub: toBase64(key.publicKey), ts: Date.now(), nonce: toBase64(nonce), body }));
-  return concatBytes(u32be(p.length + 96), p, hmacSha256(meshMacKey(secret), p), signWithNodeKey(key, p));
+  const p = utf8(JSON.stringify({ v: MESH_PROTOCOL_VERSION, type, from: key.nodeId, pub: toBase64(key.publicKey), ts: Date.now(), nonce: toBase64(nonce), body }));
+  return concatBytes(u32be(p.length + 96), p, hmacSha256(macKey, p), signWithNodeKey(key, p));
 }
 
-/** Send `frame` on a fresh connection to the node's mesh socket; resolves with what happens first: the node drops us, or something connects to the trap. */
-function attack(meshSocket: string, trap: Server, frame: Uint8Array): Promise<'refused' | 'dialled'> {
+/**
+ * On a fresh connection to the node's mesh socket, complete the handshake as the hostile member,
+ * then send `frame(link MAC key)`; resolves with what happens first: the node drops us, or
+ * something connects to the trap.
+ */
+async function attack(meshSocket: string, secret: Uint8Array, trap: Server, frame: (macKey: Uint8Array) => Uint8Array): Promise<'refused' | 'dialled'> {
+  const c = await handshakeClient(meshSocket, HOSTILE_KEY, secret);
   return new Promise((resolve, reject) => {
-    const sock = connect(meshSocket);
+    const sock = c.sock;
     const onTrap = (): void => {
       sock.destroy();
       resolve('dialled');
@@ -111,11 +118,11 @@ function attack(meshSocket: string, trap: Server, frame: Uint8Array): Promise<'r
       trap.off('connection', onTrap);
       reject(e);
     });
-    sock.once('close', () => {
+    void c.closed.then(() => {
       trap.off('connection', onTrap);
       resolve('refused');
     });
-    sock.once('connect', () => sock.write(frame));
+    sock.write(frame(c.nextKey()));
   });
 }
 
@@ -221,12 +228,12 @@ describe('the node connects only to its own tor and its listener', () => {
         const fakeOnion = `tor:${encodeOnionAddress(new Uint8Array(32).fill(0x67))}:7700`;
         const hello = (addr: string): Record<string, unknown> => ({ name: 'intruder', addr, priority: 1000, health: { healthy: true, reasons: [] }, introDigest: introDigest([]) });
         const frames = [
-          hostileFrame(secret, 'hello', hello(`tcp:127.0.0.1:${trapPort}`), 1),
-          hostileFrame(secret, 'heartbeat', { ...hello(fakeOnion), peers: [{ id: 'a1'.repeat(16), addr: `tcp:127.0.0.1:${trapPort}`, lastSeenAgoMs: 0 }, { id: 'b2'.repeat(16), addr: `tcp:localhost:${trapPort}`, lastSeenAgoMs: 0 }] }, 2),
-          hostileFrame(secret, 'hello', hello(`tcp:localhost:${trapPort}`), 3),
+          (k: Uint8Array) => hostileFrame(k, 'hello', hello(`tcp:127.0.0.1:${trapPort}`), 1),
+          (k: Uint8Array) => hostileFrame(k, 'heartbeat', { ...hello(fakeOnion), peers: [{ id: 'a1'.repeat(16), addr: `tcp:127.0.0.1:${trapPort}`, lastSeenAgoMs: 0 }, { id: 'b2'.repeat(16), addr: `tcp:localhost:${trapPort}`, lastSeenAgoMs: 0 }] }, 2),
+          (k: Uint8Array) => hostileFrame(k, 'hello', hello(`tcp:localhost:${trapPort}`), 3),
         ];
+        for (const f of frames) outcomes.push(await attack(meshSocket, secret, trap, f));
         secret.fill(0);
-        for (const f of frames) outcomes.push(await attack(meshSocket, trap, f));
       } finally {
         await new Promise<void>((r) => trap.close(() => { r(); }));
       }

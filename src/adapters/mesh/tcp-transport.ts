@@ -1,6 +1,6 @@
 /**
- * Mesh transport over stream sockets: length-prefixed frames (mesh protocol v1,
- * `u32be length ‖ payload ‖ mac ‖ sig`) carried in
+ * Mesh transport over stream sockets: length-prefixed frames (`u32be length ‖ frame`: the
+ * mesh handshake messages, then `payload ‖ mac ‖ sig`; docs/mesh-protocol.md) carried in
  * both directions over TCP (meant for a WireGuard network) or any other stream (the Tor
  * transport in ./tor-transport.ts reuses {@link StreamMeshTransport} with a unix-socket
  * listener and a SOCKS dialer).
@@ -22,7 +22,8 @@
  * - a test hook, {@link StreamMeshTransport.setBlocked}, drops every frame in both directions
  *   while keeping sockets open, to simulate a network partition.
  *
- * The transport never verifies frames: the mesh node does (MAC first, then signature) and
+ * The transport never verifies frames: the mesh node does (the connection handshake, then
+ * per frame MAC first, then signature) and
  * may close a connection that sent garbage. Errors never propagate past the transport; they
  * are logged (at debug, without payload bytes) and turn into close events.
  */
@@ -93,8 +94,8 @@ export interface StreamTransportOptions {
   readonly handlers: TransportHandlers;
   readonly timers: Timers;
   readonly logger: Logger;
-  /** Decoder factory (one per connection); normally the core's FrameDecoder. */
-  readonly decoder: () => FrameSplitter;
+  /** Decoder factory (one per connection, told its direction); normally the core's FrameDecoder. */
+  readonly decoder: (direction: 'in' | 'out') => FrameSplitter;
   /** Random numbers in [0,1) for backoff jitter. Default: no jitter source → no jitter. */
   readonly random?: () => number;
   readonly backoff?: DialBackoff;
@@ -385,7 +386,7 @@ export class StreamMeshTransport {
       return;
     }
     const remote = sock.remoteAddress !== undefined ? `${sock.remoteAddress}:${sock.remotePort ?? 0}` : 'unix';
-    const conn = new StreamConnection(this, sock, 'in', `in:${remote}`, undefined, this.#o.decoder(), this.timers.now());
+    const conn = new StreamConnection(this, sock, 'in', `in:${remote}`, undefined, this.#o.decoder('in'), this.timers.now());
     this.stats.inbound += 1;
     this.#register(conn);
   }
@@ -441,7 +442,7 @@ export class StreamMeshTransport {
           sock.destroy();
           return;
         }
-        const conn = new StreamConnection(this, sock, 'out', d.address, d.address, this.#o.decoder(), this.timers.now());
+        const conn = new StreamConnection(this, sock, 'out', d.address, d.address, this.#o.decoder('out'), this.timers.now());
         d.conn = conn;
         this.stats.outbound += 1;
         this.#register(conn);

@@ -7,7 +7,9 @@
  * | step | check                                                                 | reason      |
  * |------|-----------------------------------------------------------------------|-------------|
  * | 1    | MIN_PAYLOAD_BYTES + 96 ≤ |frame| ≤ maxFrameBytes                      | `size`      |
- * | 2    | HMAC-SHA256(K_mac, payload) = mac, constant time — before any parsing | `mac`       |
+ * | 2    | HMAC-SHA256(K, payload) = mac, constant time — before any parsing     | `mac`       |
+ * |      | (K: the frame's link key, handshake.ts `linkFrameKey`; the mesh node  |             |
+ * |      | always passes it — K_mac of the cluster secret is only the default)   |             |
  * | 3    | strict UTF-8, JSON nesting ≤ MAX_JSON_DEPTH, JSON.parse              | `schema`    |
  * | 4    | envelope fields (strict keys, lengths, ranges)                        | `schema`    |
  * | 5    | `v` = MESH_PROTOCOL_VERSION                                           | `version`   |
@@ -50,10 +52,10 @@ import {
 } from './protocol.js';
 
 /** Why a frame was rejected. */
-export type RejectReason = 'mac' | 'signature' | 'replay' | 'skew' | 'size' | 'schema' | 'version' | 'identity';
+export type RejectReason = 'mac' | 'signature' | 'replay' | 'skew' | 'size' | 'schema' | 'version' | 'identity' | 'handshake';
 
-/** Every RejectReason, for counters. */
-export const REJECT_REASONS: readonly RejectReason[] = ['mac', 'signature', 'replay', 'skew', 'size', 'schema', 'version', 'identity'];
+/** Every RejectReason, for counters (`handshake`: a connection handshake failed or timed out, handshake.ts). */
+export const REJECT_REASONS: readonly RejectReason[] = ['mac', 'signature', 'replay', 'skew', 'size', 'schema', 'version', 'identity', 'handshake'];
 
 /** An accepted message. */
 export interface VerifiedMessage {
@@ -122,23 +124,26 @@ export class MessageVerifier {
     return this.seen.size;
   }
 
-  /** Check one frame (without length prefix) at local time nowMs. Never throws. */
-  verify(frame: Uint8Array, nowMs: number): VerifyResult {
+  /**
+   * Check one frame (without length prefix) at local time nowMs, its MAC with `macKey` (the
+   * frame's link key; default K_mac of the cluster secret). Never throws.
+   */
+  verify(frame: Uint8Array, nowMs: number, macKey?: Uint8Array): VerifyResult {
     try {
-      return this.verifyUnsafe(frame, nowMs);
+      return this.verifyUnsafe(frame, nowMs, macKey ?? this.macKey);
     } catch {
       // Unreachable by design (every step is guarded); a fault here must not escape the transport.
       return reject('schema', 'internal verification fault');
     }
   }
 
-  private verifyUnsafe(frame: Uint8Array, nowMs: number): VerifyResult {
+  private verifyUnsafe(frame: Uint8Array, nowMs: number, macKey: Uint8Array): VerifyResult {
     // 1. size
     if (frame.length > this.maxFrameBytes) return reject('size', `frame of ${frame.length} bytes exceeds ${this.maxFrameBytes}`);
     const parts = splitFrame(frame);
     if (!parts) return reject('size', `frame of ${frame.length} bytes is shorter than ${MIN_PAYLOAD_BYTES + FRAME_TRAILER_BYTES}`);
     // 2. MAC, before any parsing
-    if (!constantTimeEqual(hmacSha256(this.macKey, parts.payload), parts.mac)) return reject('mac', 'bad cluster MAC');
+    if (!constantTimeEqual(hmacSha256(macKey, parts.payload), parts.mac)) return reject('mac', 'bad cluster MAC');
     // 3. JSON
     let text: string;
     try {

@@ -1,10 +1,13 @@
 /**
- * Mesh frame encoding (cluster contract, "Frame (mesh protocol v1)"), sans-IO:
+ * Mesh frame encoding (docs/mesh-protocol.md, "Frames"), sans-IO:
  *
  *     u32be length ‖ payload ‖ mac(32) ‖ sig(64)        length = |payload| + 96 ≤ maxFrameBytes
  *
- * payload = UTF-8 JSON `{ v: 1, type, from, pub, ts, nonce, body }`;
- * mac = HMAC-SHA256(K_mac, payload) with K_mac = SHA3-256("torbalance mesh mac v1" ‖ secret);
+ * payload = UTF-8 JSON `{ v: 2, type, from, pub, ts, nonce, body }`;
+ * mac = HMAC-SHA256(K, payload). On the wire K is always the frame's link key
+ * (handshake.ts `linkFrameKey`: per connection, direction and frame number), passed as
+ * `macKey`; K_mac = SHA3-256("torbalance mesh mac v1" ‖ secret) is only the default when
+ * no `macKey` is given (pure tests of the later verification steps);
  * sig = ed25519 signature of payload by the node key. Both cover exactly the payload bytes.
  *
  * {@link encodeFrame} builds a frame (with its length prefix). {@link FrameDecoder} splits a
@@ -117,6 +120,11 @@ export interface FrameDecoderOptions {
   readonly minFrameBytes?: number;
   /** The error for a length outside the bounds (default: TB_ERR_MESH_SIZE). */
   readonly sizeError?: (length: number) => DecodeError;
+  /**
+   * A smaller bound for the first frames of the stream: the first `count` frames may be at
+   * most `maxBytes` (the mesh handshake messages, before the peer is authenticated).
+   */
+  readonly firstFrames?: { readonly count: number; readonly maxBytes: number };
 }
 
 /**
@@ -131,6 +139,9 @@ export class FrameDecoder {
   private readonly maxFrameBytes: number;
   private readonly minFrameBytes: number;
   private readonly sizeError: ((length: number) => DecodeError) | undefined;
+  private readonly firstFrames: { readonly count: number; readonly maxBytes: number } | undefined;
+  /** Frames emitted so far (counted only while the first-frames bound applies). */
+  private emitted = 0;
   private chunks: Uint8Array[] = [];
   /** Index of the first chunk still holding unconsumed bytes. */
   private first = 0;
@@ -143,6 +154,7 @@ export class FrameDecoder {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.minFrameBytes = opts.minFrameBytes ?? MIN_PAYLOAD_BYTES + FRAME_TRAILER_BYTES;
     this.sizeError = opts.sizeError;
+    this.firstFrames = opts.firstFrames;
   }
 
   /** Bytes held waiting for the rest of a frame. */
@@ -160,15 +172,19 @@ export class FrameDecoder {
     while (this.buffered >= 4) {
       const prefix = this.peek(4);
       const length = ((prefix[0]! << 24) >>> 0) + (prefix[1]! << 16) + (prefix[2]! << 8) + prefix[3]!;
-      if (length > this.maxFrameBytes || length < this.minFrameBytes) {
+      const ff = this.firstFrames;
+      const early = ff !== undefined && this.emitted < ff.count;
+      const max = early ? Math.min(this.maxFrameBytes, ff.maxBytes) : this.maxFrameBytes;
+      if (length > max || length < this.minFrameBytes) {
         this.poison(
           this.sizeError?.(length) ??
-            new DecodeError('TB_ERR_MESH_SIZE', length > this.maxFrameBytes ? `mesh frame length ${length} exceeds ${this.maxFrameBytes}` : `mesh frame length ${length} is too short`),
+            new DecodeError('TB_ERR_MESH_SIZE', length > max ? `mesh frame length ${length} exceeds ${max}` : `mesh frame length ${length} is too short`),
         );
       }
       if (this.buffered < 4 + length) break;
       this.take(4);
       out.push(this.take(length));
+      if (early) this.emitted += 1;
     }
     return out;
   }

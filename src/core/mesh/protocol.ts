@@ -1,7 +1,7 @@
 /**
- * Mesh protocol v1: constants, message and body types, and their schema validation.
+ * Mesh protocol v2 (docs/mesh-protocol.md): constants, message and body types, and their schema validation.
  *
- * This is torbalance's own cluster protocol (mesh protocol v1); it implements no tor spec. A frame on the wire is
+ * This is torbalance's own cluster protocol; it implements no tor spec. After the connection handshake (handshake.ts) a frame on the wire is
  *
  *     u32be length ‖ payload ‖ mac(32) ‖ sig(64)        length = |payload| + 96 ≤ MAX_FRAME_BYTES
  *
@@ -42,8 +42,12 @@ import { UINT64_MAX } from '../hsdesc/util.js';
 import { isIPv4Literal, isIPv6Literal } from '../ip.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
 
-/** The `v` field of every envelope. */
-export const MESH_PROTOCOL_VERSION = 1;
+/**
+ * The `v` field of every envelope, and the version byte of the connection handshake
+ * (handshake.ts). 2: frames travel only on a connection authenticated by the handshake and
+ * are MACed with that connection's keys (docs/mesh-protocol.md); 1 had no handshake.
+ */
+export const MESH_PROTOCOL_VERSION = 2;
 /** Largest frame (the length-prefix value: payload + MAC + signature). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 /** HMAC-SHA256 tag length. */

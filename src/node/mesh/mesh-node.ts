@@ -9,27 +9,35 @@
  *   SocksPort (the tor transport). The listener kind fixes the transport; addresses of the
  *   other kind are refused by the verifier, never sent by encodeFrame and never dialled by the
  *   connector (docs/SECURITY.md, "Mesh addresses");
- * - the pure mesh core (src/core/mesh/): every frame is built by `encodeFrame` (MAC with the
- *   cluster secret, signed with the node key) and every received frame goes through one
- *   shared `MessageVerifier` (size → MAC → schema → version → identity → signature → skew →
- *   replay) before anything else looks at it;
+ * - the pure mesh core (src/core/mesh/): every connection starts with the mutual handshake
+ *   (handshake.ts; docs/mesh-protocol.md): the dialler sends M1, the accepting side answers
+ *   only a cluster-MACed M1, and nothing else — no hello, intro points or gossip — is sent or
+ *   accepted on a connection before the peer's proof verified (within `handshakeTimeoutMs`,
+ *   else the connection is closed). Then every frame is built by `encodeFrame` (MAC with
+ *   the connection's key for that direction and frame number, signed with the node key) and
+ *   every received frame goes through one shared `MessageVerifier` (size → MAC → schema →
+ *   version → identity → signature → skew → replay) with the connection's key, and its
+ *   sender must be the peer the handshake proved, before anything else looks at it;
  * - the core's `Membership` (alive / suspect / dead / left / known) and `electPublisher`.
  *
  * Behaviour:
  * - `start()` listens, dials every bootstrap address and starts the heartbeat loop;
- * - on every new connection both sides send `hello` (and our current `intro-points`);
+ * - once a connection's handshake completed both sides send `hello` (and our current
+ *   `intro-points`); a handshake that reaches ourselves (our nonce comes back in M1) marks
+ *   the dialled address as our own;
  * - every `heartbeatMs`: a `heartbeat` to every peer ({name, addr, priority, health,
  *   introDigest, lease?, peers}), a membership tick (suspect/dead transitions), an election;
  *   every `introEveryHeartbeats` heartbeats (and on {@link MeshNode.broadcastIntroPoints})
  *   an `intro-points` message;
  * - peers learned by gossip are dialled (at most `maxPeers` addresses); addresses that turn
  *   out to be our own are never dialled again; peers that left are no longer dialled;
- * - each frame goes to each peer over exactly one connection (its newest identified one), so
+ * - each frame goes to each peer over exactly one connection (its newest authenticated one), so
  *   the replay cache never sees legitimate duplicates;
  * - a rejected frame is counted by reason and logged at most once per (peer, reason) per
  *   `rejectLogIntervalMs` (reason, short detail, remote; never payloads or secrets);
- *   frames failing the MAC, size, schema, version, identity or signature checks also drop
- *   the connection (outsider, garbage or a broken member); `skew` and `replay` do not;
+ *   frames failing the MAC, size, schema, version, identity or signature checks, and failed
+ *   or timed-out handshakes, also drop the connection (outsider, garbage or a broken
+ *   member); `skew` and `replay` do not;
  * - `stop()` sends `leave` to every peer, waits briefly for it to be written, and closes;
  * - the join-token ledger: {@link MeshNode.setTokenLedger} sends a `tokens` message
  *   to every peer when the ledger changes, and to each peer after its `hello` on a connection;
@@ -49,15 +57,22 @@ import { validateLedgerEntries, type LedgerEntry } from '../../core/join/ledger.
 import type { RandomBytes } from '../../core/random.js';
 import {
   FrameDecoder,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  HANDSHAKE_NONCE_BYTES,
+  InitiatorHandshake,
   Membership,
   MessageVerifier,
   REJECT_REASONS,
   electPublisher,
+  ResponderHandshake,
   encodeFrame,
-  meshMacKey,
+  linkFrameKey,
+  nonceKey,
   type ElectionResult,
+  type HandshakeStep,
   type IntroPointWire,
   type MembershipEvent,
+  type MeshLink,
   type MeshMessage,
   type MeshTransportKind,
   type NodeKey,
@@ -130,6 +145,8 @@ export interface MeshOptions {
   readonly idleTimeoutMs?: number;
   /** Dial deadline. Default 10 s for tcp, 60 s when socks is set. */
   readonly connectTimeoutMs?: number;
+  /** Close a connection whose handshake did not complete in this time. Default 10 s for tcp, 30 s when socks is set. */
+  readonly handshakeTimeoutMs?: number;
   /** Reconnect backoff. Default 250 ms doubling to 30 s. */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
 }
@@ -182,7 +199,12 @@ function zeroRejects(): Record<RejectReason, number> {
   return r;
 }
 
-const CLOSE_ON: ReadonlySet<RejectReason> = new Set(['mac', 'size', 'schema', 'version', 'identity', 'signature']);
+const CLOSE_ON: ReadonlySet<RejectReason> = new Set(['mac', 'size', 'schema', 'version', 'identity', 'signature', 'handshake']);
+
+/** A connection's handshake in progress, or its authenticated link with the frame counters. */
+type ConnState =
+  | { readonly phase: 'handshake'; readonly hs: InitiatorHandshake | ResponderHandshake; readonly timer: TimerHandle; readonly nonce: string | undefined }
+  | { readonly phase: 'link'; readonly link: MeshLink; sendSeq: number; recvSeq: number };
 
 /** A node of the cluster mesh. See the module doc. */
 export class MeshNode {
@@ -190,12 +212,14 @@ export class MeshNode {
   readonly #o: MeshOptions;
   readonly #log: Logger;
   readonly #verifier: MessageVerifier;
-  readonly #macKey: Uint8Array;
   /** The cluster transport: `tor` with the coordination-onion listener, else `tcp`. */
   readonly #kind: MeshTransportKind;
   readonly #transport: StreamMeshTransport;
   readonly #members: Membership;
   readonly #connPeer = new Map<MeshConnection, string>();
+  readonly #connState = new Map<MeshConnection, ConnState>();
+  /** Nonces of our outgoing handshakes in progress → their connection (to recognise a dial to ourselves). */
+  readonly #ownNonces = new Map<string, MeshConnection>();
   readonly #selfAddrs = new Set<string>();
   readonly #listeners = new Set<(v: ClusterView) => void>();
   readonly #rejectLogged = new Map<string, number>();
@@ -225,7 +249,6 @@ export class MeshNode {
     this.#o = o;
     this.id = o.key.nodeId;
     this.#log = o.logger;
-    this.#macKey = meshMacKey(o.clusterSecret);
     this.#kind = o.listen.kind === 'tor-onion' ? 'tor' : 'tcp';
     this.#verifier = new MessageVerifier({ clusterSecret: o.clusterSecret, maxSkewMs: o.maxSkewMs, transport: this.#kind });
     this.#members = new Membership({
@@ -243,7 +266,8 @@ export class MeshNode {
       connect: meshConnector({ transport: this.#kind, ...(o.socks === undefined ? {} : { socks: o.socks }) }),
       timers: o.timers,
       logger: o.logger,
-      decoder: () => new FrameDecoder(),
+      // Before the handshake completed only small frames are accepted: M1 and M3 inbound, M2 outbound.
+      decoder: (direction) => new FrameDecoder({ firstFrames: { count: direction === 'in' ? 2 : 1, maxBytes: HANDSHAKE_MAX_FRAME_BYTES } }),
       random: () => {
         const b = o.randomBytes(4);
         return (((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!) / 2 ** 32;
@@ -259,7 +283,7 @@ export class MeshNode {
           this.#onFrame(c, f);
         },
         onClose: (c) => {
-          this.#connPeer.delete(c);
+          this.#forget(c);
         },
         onStreamError: (c, reason, detail) => {
           this.#reject(c, reason, detail, undefined);
@@ -304,6 +328,10 @@ export class MeshNode {
   crash(): void {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#o.timers.clearTimeout(this.#timer);
+    for (const st of this.#connState.values()) if (st.phase === 'handshake') this.#o.timers.clearTimeout(st.timer);
+    this.#connState.clear();
+    this.#connPeer.clear();
+    this.#ownNonces.clear();
     this.#transport.crash();
   }
 
@@ -507,22 +535,31 @@ export class MeshNode {
     return { type: 'tokens', body: { entries: this.#tokenLedger } };
   }
 
-  #encode(msg: MeshMessage): Uint8Array | undefined {
+  #encode(msg: MeshMessage, macKey: Uint8Array): Uint8Array | undefined {
     try {
-      return encodeFrame(msg, { key: this.#o.key, macKey: this.#macKey, nowMs: Math.floor(this.#o.now()), randomBytes: this.#o.randomBytes, transport: this.#kind });
+      return encodeFrame(msg, { key: this.#o.key, macKey, nowMs: Math.floor(this.#o.now()), randomBytes: this.#o.randomBytes, transport: this.#kind });
     } catch (e) {
       this.#log.error({ err: e, type: msg.type }, 'cannot encode mesh message');
       return undefined;
     }
   }
 
-  #sendOn(conn: MeshConnection, msg: MeshMessage, droppable: boolean): void {
-    const wire = this.#encode(msg);
+  /**
+   * Send `msg` on an authenticated connection (nothing is sent on one whose handshake is not
+   * done). Frames are numbered per connection (their MAC key depends on the number), so none
+   * may be dropped: `droppable` is not passed to the transport, whose queue bound then closes
+   * a connection that cannot keep up (it is re-dialled and re-synchronised).
+   */
+  #sendOn(conn: MeshConnection, msg: MeshMessage, _droppable: boolean): void {
+    const st = this.#connState.get(conn);
+    if (st?.phase !== 'link') return;
+    const wire = this.#encode(msg, linkFrameKey(st.link.sendKey, st.sendSeq));
     if (wire === undefined) return;
-    if (conn.send(wire, { droppable })) this.#stats.sent += 1;
+    st.sendSeq += 1;
+    if (conn.send(wire)) this.#stats.sent += 1;
   }
 
-  /** One connection per identified peer (its newest), plus every not-yet-identified outgoing one. */
+  /** One connection per authenticated peer (its newest). */
   #targets(): MeshConnection[] {
     const byPeer = new Map<string, MeshConnection>();
     const out: MeshConnection[] = [];
@@ -550,6 +587,68 @@ export class MeshNode {
       conn.close('node stopping');
       return;
     }
+    const nonce = this.#o.randomBytes(HANDSHAKE_NONCE_BYTES);
+    const opts = { clusterSecret: this.#o.clusterSecret, key: this.#o.key, nonce };
+    const timeoutMs = this.#o.handshakeTimeoutMs ?? (this.#o.socks === undefined ? 10_000 : 30_000);
+    const timer = this.#o.timers.setTimeout(() => {
+      if (this.#connState.get(conn)?.phase !== 'handshake') return;
+      this.#reject(conn, 'handshake', `no handshake within ${timeoutMs} ms`, undefined);
+    }, timeoutMs);
+    if (conn.direction === 'out') {
+      const hs = new InitiatorHandshake(opts);
+      const key = nonceKey(nonce);
+      this.#connState.set(conn, { phase: 'handshake', hs, timer, nonce: key });
+      this.#ownNonces.set(key, conn);
+      this.#sendRaw(conn, hs.start());
+    } else {
+      // The accepting side sends nothing until the dialler proved it holds the cluster secret (M1).
+      this.#connState.set(conn, { phase: 'handshake', hs: new ResponderHandshake(opts), timer, nonce: undefined });
+    }
+  }
+
+  /** Send one handshake message (framed with its length prefix). */
+  #sendRaw(conn: MeshConnection, msg: Uint8Array): void {
+    const wire = new Uint8Array(4 + msg.length);
+    new DataView(wire.buffer).setUint32(0, msg.length, false);
+    wire.set(msg, 4);
+    conn.send(wire);
+  }
+
+  /** Drop a connection's state (on close). */
+  #forget(conn: MeshConnection): void {
+    const st = this.#connState.get(conn);
+    if (st?.phase === 'handshake') {
+      this.#o.timers.clearTimeout(st.timer);
+      if (st.nonce !== undefined) this.#ownNonces.delete(st.nonce);
+    }
+    this.#connState.delete(conn);
+    this.#connPeer.delete(conn);
+  }
+
+  /** A frame on a connection whose handshake is in progress. */
+  #onHandshakeFrame(conn: MeshConnection, st: Extract<ConnState, { phase: 'handshake' }>, frame: Uint8Array): void {
+    const step: HandshakeStep = st.hs.receive(frame);
+    if (!step.ok) {
+      if (step.selfNonce !== undefined) {
+        // Our own M1 came back: the address we dialled is ours.
+        const own = this.#ownNonces.get(nonceKey(step.selfNonce));
+        if (own?.dialAddress !== undefined) {
+          this.#selfAddrs.add(own.dialAddress);
+          this.#transport.undial(own.dialAddress);
+          conn.close('connected to self');
+          return;
+        }
+      }
+      this.#reject(conn, step.reason, step.detail, undefined);
+      return;
+    }
+    if (step.send !== undefined) this.#sendRaw(conn, step.send);
+    if (step.link === undefined) return;
+    this.#o.timers.clearTimeout(st.timer);
+    if (st.nonce !== undefined) this.#ownNonces.delete(st.nonce);
+    this.#connState.set(conn, { phase: 'link', link: step.link, sendSeq: 0, recvSeq: 0 });
+    this.#connPeer.set(conn, step.link.peerId);
+    this.#log.debug({ conn: conn.id, remote: conn.remote, peer: step.link.peerId }, 'mesh connection authenticated');
     this.#sendOn(conn, { type: 'hello', body: this.#helloBody() }, false);
     this.#sendOn(conn, this.#introMessage(), false);
   }
@@ -571,30 +670,32 @@ export class MeshNode {
 
   #onFrame(conn: MeshConnection, frame: Uint8Array): void {
     if (this.#stopped) return;
+    const st = this.#connState.get(conn);
+    if (st === undefined) {
+      conn.close('unknown connection');
+      return;
+    }
+    if (st.phase === 'handshake') {
+      this.#onHandshakeFrame(conn, st, frame);
+      return;
+    }
     const now = this.#o.now();
-    const r = this.#verifier.verify(frame, Math.floor(now));
+    // Every received frame takes the next number, so a frame that fails (and closes the
+    // connection, or is a skew/replay rejection) never lets a later one through out of order.
+    const macKey = linkFrameKey(st.link.recvKey, st.recvSeq);
+    st.recvSeq += 1;
+    const r = this.#verifier.verify(frame, Math.floor(now), macKey);
     if (!r.ok) {
       this.#reject(conn, r.reason, r.detail, r.from);
       return;
     }
-    if (r.from === this.id) {
-      // We dialled ourselves (our own address came back by gossip or bootstrap).
-      if (conn.dialAddress !== undefined) {
-        this.#selfAddrs.add(conn.dialAddress);
-        this.#transport.undial(conn.dialAddress);
-      }
-      conn.close('connected to self');
+    if (r.from !== st.link.peerId) {
+      // A frame of another node relayed by the peer: only the peer's own frames travel on its link.
+      this.#reject(conn, 'identity', 'sender is not the peer this connection authenticated', r.from);
       return;
     }
     this.#stats.accepted += 1;
     this.#stats.acceptedByType[r.msg.type] += 1;
-    const known = this.#connPeer.get(conn);
-    if (known !== undefined && known !== r.from) {
-      this.#log.warn({ remote: conn.remote }, 'mesh connection changed identity; closing');
-      conn.close('identity changed');
-      return;
-    }
-    this.#connPeer.set(conn, r.from);
     const events = this.#members.receive({ from: r.from, ts: r.ts, msg: r.msg }, now);
     this.#applyEvents(events);
     if (r.msg.type === 'heartbeat') {

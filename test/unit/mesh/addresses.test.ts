@@ -24,6 +24,7 @@ import {
   validateHello,
   type MeshMessage,
   type MeshTransportKind,
+  MESH_PROTOCOL_VERSION,
 } from '../../../src/core/mesh/index.js';
 import { parseClusterAddress } from '../../../src/adapters/config/schema.js';
 
@@ -45,7 +46,7 @@ function heartbeatBody(addr: string, gossip: readonly string[]): Record<string, 
 function craft(type: 'hello' | 'heartbeat', body: unknown): Uint8Array {
   const n = new Uint8Array(16);
   n.set(utf8(String(++nonce).padStart(16, '0')));
-  const p = utf8(JSON.stringify({ v: 1, type, from: A.nodeId, pub: toBase64(A.publicKey), ts: NOW, nonce: toBase64(n), body }));
+  const p = utf8(JSON.stringify({ v: MESH_PROTOCOL_VERSION, type, from: A.nodeId, pub: toBase64(A.publicKey), ts: NOW, nonce: toBase64(n), body }));
   return concatBytes(p, hmacSha256(meshMacKey(secret), p), signWithNodeKey(A, p));
 }
 function verifier(transport: MeshTransportKind): MessageVerifier {

@@ -16,6 +16,7 @@ import {
   type MeshMessage,
   type NodeKey,
   type RejectReason,
+  MESH_PROTOCOL_VERSION,
 } from '../../../src/core/mesh/index.js';
 
 /** Every mesh address a message carries (hello/heartbeat `addr`, gossiped peers). */
@@ -65,7 +66,7 @@ function hello(): MeshMessage {
 }
 
 function envelope(over: Record<string, unknown> = {}, body: unknown = hello().body, key: NodeKey = A): Record<string, unknown> {
-  return { v: 1, type: 'hello', from: key.nodeId, pub: toBase64(key.publicKey), ts: NOW, nonce: toBase64(rb(16)), body, ...over };
+  return { v: MESH_PROTOCOL_VERSION, type: 'hello', from: key.nodeId, pub: toBase64(key.publicKey), ts: NOW, nonce: toBase64(rb(16)), body, ...over };
 }
 
 /** A frame (no length prefix) with a valid cluster MAC over `payload`, signed by `signer`. */
@@ -157,7 +158,7 @@ describe('MessageVerifier', () => {
 
   it("rejects another protocol version → 'version'", () => {
     const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
-    expectReject(v.verify(craft(envelope({ v: 2, type: 'future', body: { anything: [1] } })), NOW), 'version');
+    expectReject(v.verify(craft(envelope({ v: 3, type: 'future', body: { anything: [1] } })), NOW), 'version');
   });
 
   const schemaCases: [string, unknown][] = [
@@ -181,7 +182,7 @@ describe('MessageVerifier', () => {
     ['long name', envelope({}, { ...hello().body, name: 'n'.repeat(65) })],
     ['control char in reason', envelope({ type: 'leave' }, { reason: 'a\nb' })],
     ['bad addr', envelope({}, { ...hello().body, addr: 'http://x' })],
-    ['__proto__ key in body', '{"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + String(NOW) + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x","__proto__":{"polluted":true}}}'],
+    ['__proto__ key in body', '{"v":2,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + String(NOW) + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x","__proto__":{"polluted":true}}}'],
     ['__proto__ key in envelope', '{"__proto__":{"v":1},"v":1,"type":"leave","from":"' + A.nodeId + '","pub":"' + toBase64(A.publicKey) + '","ts":' + String(NOW) + ',"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","body":{"reason":"x"}}'],
     ['constructor key', envelope({ type: 'lease' }, { until: 5, constructor: { prototype: {} } })],
     ['extra envelope key', envelope({ extra: 1 })],

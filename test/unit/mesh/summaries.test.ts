@@ -21,6 +21,7 @@ import {
   type HeartbeatBody,
   type MeshMessage,
   type PublishSummary,
+  MESH_PROTOCOL_VERSION,
 } from '../../../src/core/mesh/index.js';
 
 const NOW = 1_700_000_000_000;
@@ -48,7 +49,7 @@ const publish: PublishSummary = { at: NOW - 5000, revisions: ['18446744073709551
 
 /** A correctly MACed and signed heartbeat frame (no length prefix) with an arbitrary body. */
 function craft(body: unknown): Uint8Array {
-  const p = utf8(JSON.stringify({ v: 1, type: 'heartbeat', from: A.nodeId, pub: toBase64(A.publicKey), ts: NOW, nonce: toBase64(rb(16)), body }));
+  const p = utf8(JSON.stringify({ v: MESH_PROTOCOL_VERSION, type: 'heartbeat', from: A.nodeId, pub: toBase64(A.publicKey), ts: NOW, nonce: toBase64(rb(16)), body }));
   return concatBytes(p, hmacSha256(meshMacKey(secret), p), signWithNodeKey(A, p));
 }
 
