@@ -124,7 +124,9 @@ if [ -n "$GIT_SRC" ]; then
   fi
   say "building commit $HEAD_COMMIT"
   # shellcheck disable=SC2086
-  (cd "$WORK/src" && npm ci --no-audit --no-fund $NPM_FLAGS >&2 && npx tsc -p tsconfig.build.json >&2 && npm pack --pack-destination "$WORK" >/dev/null) || die "build of $HEAD_COMMIT failed"
+  # --ignore-scripts: no dependency's install script runs (as root) during the build; none is
+  # needed (the build is tsc only; the lockfile has no package with an install script).
+  (cd "$WORK/src" && npm ci --ignore-scripts --no-audit --no-fund $NPM_FLAGS >&2 && npx tsc -p tsconfig.build.json >&2 && npm pack --ignore-scripts --pack-destination "$WORK" >/dev/null) || die "build of $HEAD_COMMIT failed"
   TARBALL="$(ls "$WORK"/torbalance-*.tgz)"
   SHA256="$(sha256_of "$TARBALL")"
   LOCKFILE="$WORK/src/package-lock.json"

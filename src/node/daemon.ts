@@ -36,12 +36,12 @@
  * connections (tor stays up meanwhile: both legs of a connection run through it), then the
  * health checker and tor are stopped. Secrets are never logged: only addresses and paths.
  */
-import { mkdir, chmod, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
-import { writeKeyDirectory } from '../adapters/fs/key-store.js';
+import { writeFileAtomic, writeKeyDirectory } from '../adapters/fs/key-store.js';
 import { createLogger, type Logger } from '../adapters/log/logger.js';
 import { realTimers, TorProcess, type Timers } from '../adapters/tor/process.js';
 import { TorbalanceError } from '../core/errors.js';
@@ -54,6 +54,16 @@ import { TargetHealth, type HealthProbe } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
 import { ReverseProxy, type ProxyLimits, type ProxyStats } from './proxy/index.js';
 import { planReload, type ReloadPlan } from './reload.js';
+
+/**
+ * Write the debug status file (`TORBALANCE_STATUS_FILE`) safely: a fresh temp file in the
+ * same directory, created 0600 with O_EXCL|O_NOFOLLOW, renamed over `path`
+ * (src/adapters/fs/key-store.ts `writeFileAtomic`). A symlink at `path` is replaced, not
+ * followed.
+ */
+export function writeStatusFile(path: string, text: string): Promise<void> {
+  return writeFileAtomic(dirname(path), path, new TextEncoder().encode(text));
+}
 
 /** Layout of `node.data_dir`. */
 export interface NodePaths {
@@ -463,10 +473,11 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     const write = (): void => {
       if (writing) return;
       writing = true;
-      const tmp = `${statusFile}.tmp`;
       const text = JSON.stringify({ ...snapshot(nodeHealth.state), pid: process.pid, atMs: Date.now() }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-      writeFile(tmp, text, { mode: 0o600 })
-        .then(() => rename(tmp, statusFile))
+      // A fresh temp name opened O_CREAT|O_EXCL|O_NOFOLLOW 0600, then renamed over the path
+      // (rename replaces a symlink there instead of following it): a symlink planted at the
+      // path or at a guessable temp name cannot redirect the write.
+      writeStatusFile(statusFile, text)
         .catch((e: unknown) => {
           log.debug({ err: e }, 'cannot write the status file');
         })

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { configFromObject } from '../../src/adapters/config/load.js';
 import type { Config } from '../../src/adapters/config/schema.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
@@ -64,10 +64,6 @@ function bodyOf(bytes: Buffer): Uint8Array {
   return f;
 }
 
-function reasonOf(bytes: Buffer): string {
-  return (JSON.parse(Buffer.from(bodyOf(bytes)).toString('utf8')) as { reason: string }).reason;
-}
-
 describe('LedgerStore', () => {
   const entry: LedgerEntry = { id: '1'.repeat(32), state: 'issued', expiresAt: 2_000_000_000, at: 1_900_000_000, by: SELF };
 
@@ -111,85 +107,73 @@ describe('LedgerStore', () => {
 });
 
 describe('JoinListener', () => {
-  it('rate-limits attempts per sliding minute (injected clock), the socket is 0600', async () => {
+  const ok = (): Promise<{ response: Uint8Array; result: 'accepted' }> => Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const });
+  const frame = Buffer.from([0, 0, 0, 2, 0x7b, 0x7d]);
+  const hdr = (circ: number): Buffer => Buffer.from(formatTorProxyHeader(circ, 7101));
+
+  it('limits attempts per circuit (sliding minute, injected clock) without touching other circuits; the socket is 0600', async () => {
     const d = await tmp();
     let nowMs = 1_000_000;
     const attempts: JoinAttempt[] = [];
-    const l = new JoinListener({
-      path: join(d, 'j.sock'),
-      maxAttemptsPerMinute: 2,
-      proxyHeader: false,
-      handle: () => Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const }),
-      onAttempt: (a) => attempts.push(a),
-      now: () => nowMs,
-    });
+    const l = new JoinListener({ path: join(d, 'j.sock'), perCircuitPerMinute: 2, handle: ok, onAttempt: (a) => attempts.push(a), now: () => nowMs });
     await l.start();
     try {
       expect(((await stat(join(d, 'j.sock'))).mode & 0o777).toString(8)).toBe('600');
-      const req = new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]);
-      expect((await talk(join(d, 'j.sock'), req)).bytes).toEqual(Buffer.from(req));
-      expect((await talk(join(d, 'j.sock'), req)).bytes).toEqual(Buffer.from(req));
-      const third = await talk(join(d, 'j.sock'), req);
-      expect(reasonOf(third.bytes)).toBe('rate-limited');
-      nowMs += 59_000;
-      expect(reasonOf((await talk(join(d, 'j.sock'), req)).bytes)).toBe('rate-limited');
-      nowMs += 2_000; // the first two are now older than 60 s
-      expect((await talk(join(d, 'j.sock'), req)).bytes).toEqual(Buffer.from(req));
-      expect(attempts.map((a) => a.result)).toEqual(['accepted', 'accepted', 'rate-limited', 'rate-limited', 'accepted']);
+      const p = join(d, 'j.sock');
+      expect((await talk(p, Buffer.concat([hdr(666), frame]))).bytes).toEqual(frame);
+      expect((await talk(p, Buffer.concat([hdr(666), frame]))).bytes).toEqual(frame);
+      // the third from circuit 666 is closed without a byte; circuit 7 is unaffected
+      expect((await talk(p, Buffer.concat([hdr(666), frame]))).bytes.length).toBe(0);
+      expect((await talk(p, Buffer.concat([hdr(7), frame]))).bytes).toEqual(frame);
+      nowMs += 61_000;
+      expect((await talk(p, Buffer.concat([hdr(666), frame]))).bytes).toEqual(frame);
+      expect(attempts.map((a) => a.result)).toEqual(['accepted', 'accepted', 'circuit-limit', 'accepted', 'accepted']);
     } finally {
       await l.stop();
     }
   });
 
-  it('refuses an oversize frame as malformed without calling the handler; closes a slow one at the deadline', async () => {
+  it('closes an oversize frame, a slow one and a bad header without a byte and without calling the handler', async () => {
     const d = await tmp();
     const attempts: JoinAttempt[] = [];
     let handled = 0;
     const l = new JoinListener({
       path: join(d, 'j.sock'),
-      maxAttemptsPerMinute: 100,
       deadlineMs: 300,
-      proxyHeader: false,
+      perCircuitPerMinute: 100,
       handle: () => {
         handled += 1;
-        return Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const });
+        return ok();
       },
       onAttempt: (a) => attempts.push(a),
     });
     await l.start();
     try {
-      const big = await talk(join(d, 'j.sock'), new Uint8Array([0, 1, 0, 1, 0x7b]));
-      expect(reasonOf(big.bytes)).toBe('malformed');
-      const slow = await talk(join(d, 'j.sock'), new Uint8Array([0, 0, 0, 10, 0x7b]));
-      expect(slow.bytes.length).toBe(0);
-      const none = await talk(join(d, 'j.sock'), undefined, true);
-      expect(none.bytes.length).toBe(0);
+      const p = join(d, 'j.sock');
+      expect((await talk(p, Buffer.concat([hdr(1), Buffer.from([0, 1, 0, 1, 0x7b])]))).bytes.length).toBe(0);
+      expect((await talk(p, Buffer.concat([hdr(2), Buffer.from([0, 0, 0, 10, 0x7b])]))).bytes.length).toBe(0);
+      expect((await talk(p, frame)).bytes.length).toBe(0); // no PROXY header
+      expect((await talk(p, Buffer.from('PROXY BOGUS\r\n'))).bytes.length).toBe(0);
+      expect((await talk(p, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).bytes.length).toBe(0);
       expect(handled).toBe(0);
-      expect(attempts.map((a) => a.result)).toEqual(['malformed', 'timeout', 'closed']);
+      expect(attempts.map((a) => a.result)).toEqual(['malformed', 'timeout', 'malformed', 'malformed', 'malformed']);
     } finally {
       await l.stop();
     }
   });
-});
 
-describe('JoinListener with tor\'s PROXY v1 header', () => {
-  it('strips the header (even split across writes) and refuses a missing or bad one as malformed', async () => {
+  it('strips the header even when split across writes', async () => {
     const d = await tmp();
     const bodies: string[] = [];
     const l = new JoinListener({
       path: join(d, 'j.sock'),
-      maxAttemptsPerMinute: 100,
       handle: (body) => {
         bodies.push(Buffer.from(body).toString());
-        return Promise.resolve({ response: new Uint8Array([0, 0, 0, 2, 0x7b, 0x7d]), result: 'accepted' as const });
+        return ok();
       },
     });
     await l.start();
     try {
-      const frame = Buffer.from([0, 0, 0, 2, 0x7b, 0x7d]);
-      const ok = await talk(join(d, 'j.sock'), Buffer.concat([Buffer.from(formatTorProxyHeader(666, 7101)), frame]));
-      expect(ok.bytes).toEqual(frame);
-      // split: the header arrives in two pieces, then the frame
       const split = await new Promise<Buffer>((resolveP, reject) => {
         const s = net.connect({ path: join(d, 'j.sock') });
         const chunks: Buffer[] = [];
@@ -197,17 +181,49 @@ describe('JoinListener with tor\'s PROXY v1 header', () => {
         s.on('error', reject);
         s.on('close', () => { resolveP(Buffer.concat(chunks)); });
         s.on('connect', () => {
-          const h = Buffer.from(formatTorProxyHeader(1, 7101));
+          const h = hdr(1);
           s.write(h.subarray(0, 9));
           setTimeout(() => s.write(Buffer.concat([h.subarray(9), frame])), 50);
         });
       });
       expect(split).toEqual(frame);
-      expect(bodies).toEqual(['{}', '{}']);
-      expect(reasonOf((await talk(join(d, 'j.sock'), frame)).bytes)).toBe('malformed');
-      expect(reasonOf((await talk(join(d, 'j.sock'), Buffer.from('PROXY BOGUS\r\n'))).bytes)).toBe('malformed');
-      expect(bodies).toHaveLength(2);
+      expect(bodies).toEqual(['{}']);
     } finally {
+      await l.stop();
+    }
+  });
+
+  it('attack: held-open connections (one circuit, then 40 circuits) do not keep a joiner out', async () => {
+    const d = await tmp();
+    const p = join(d, 'j.sock');
+    const attempts: JoinAttempt[] = [];
+    const l = new JoinListener({ path: p, handle: ok, onAttempt: (a) => attempts.push(a) });
+    await l.start();
+    const held: net.Socket[] = [];
+    /** Open a connection that sends its header and half a frame, then waits. */
+    const hold = (circ: number): Promise<net.Socket> =>
+      new Promise((resolveP, reject) => {
+        const s = net.connect({ path: p });
+        s.on('error', () => undefined);
+        s.on('connect', () => {
+          s.write(Buffer.concat([hdr(circ), Buffer.from([0, 0, 0, 10, 0x7b])]), (e) => {
+            if (e) reject(e);
+            else resolveP(s);
+          });
+        });
+      });
+    const closedCount = (): number => attempts.filter((a) => a.result === 'circuit-limit' || a.result === 'evicted').length;
+    try {
+      // 10 streams on one circuit: one stays open, the other 9 are closed
+      for (let i = 0; i < 10; i++) held.push(await hold(666));
+      await vi.waitFor(() => { expect(closedCount()).toBe(9); });
+      expect((await talk(p, Buffer.concat([hdr(7), frame]))).bytes).toEqual(frame);
+      // 40 circuits each holding one open: the oldest are evicted, the joiner still gets in
+      for (let c = 1000; c < 1040; c++) held.push(await hold(c));
+      expect((await talk(p, Buffer.concat([hdr(8), frame]))).bytes).toEqual(frame);
+      expect(attempts.filter((a) => a.result === 'evicted').length).toBeGreaterThan(0);
+    } finally {
+      for (const s of held) s.destroy();
       await l.stop();
     }
   });
@@ -218,10 +234,12 @@ interface Harness {
   config: Config;
   gossip: { sent: LedgerEntry[][]; push: (e: LedgerEntry[]) => void };
   setNow: (s: number) => void;
+  /** Fire the pending join-port timer (the earliest token expiry), as setTimeout would. */
+  fireTimer: () => void;
   dir: string;
 }
 
-async function service(over: Record<string, unknown> = {}): Promise<Harness> {
+async function service(over: Record<string, unknown> = {}, nodeId = SELF): Promise<Harness> {
   const dir = await tmp();
   const config = configFromObject(
     {
@@ -237,6 +255,7 @@ async function service(over: Record<string, unknown> = {}): Promise<Harness> {
   let nowS = 1_800_000_000;
   let cb: ((e: readonly LedgerEntry[], from: string) => void) | undefined;
   const sent: LedgerEntry[][] = [];
+  let pending: (() => void) | undefined;
   const mesh: TokenGossip = {
     setTokenLedger: (e) => {
       sent.push([...e]);
@@ -253,11 +272,17 @@ async function service(over: Record<string, unknown> = {}): Promise<Harness> {
     clusterSecret: SECRET,
     masterAddress: MASTER.address,
     masterSecretKey: () => MASTER.expandedSecretKey,
-    nodeId: SELF,
+    nodeId,
     peers: () => ['tcp:127.0.0.1:7700', 'tcp:127.0.0.1:7701'],
     randomBytes: systemRandomBytes,
     logger: log,
     now: () => nowS * 1000,
+    setTimer: (fn) => {
+      pending = fn;
+      return () => {
+        if (pending === fn) pending = undefined;
+      };
+    },
   });
   await svc.start();
   svc.attachMesh(mesh);
@@ -269,12 +294,33 @@ async function service(over: Record<string, unknown> = {}): Promise<Harness> {
     setNow: (s) => {
       nowS = s;
     },
+    fireTimer: () => {
+      const f = pending;
+      pending = undefined;
+      f?.();
+    },
   };
 }
 
-async function attempt(h: Harness, token: JoinToken): Promise<{ bundle?: JoinBundle; reason?: string }> {
+/** Connect to the join socket; resolves false if nothing listens there. */
+function portOpen(h: Harness): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path: joinSocketPath(h.config.node.data_dir) });
+    s.on('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => {
+      resolve(false);
+    });
+  });
+}
+
+let circuitIds = 100;
+async function attempt(h: Harness, token: JoinToken): Promise<{ bundle?: JoinBundle; reason?: string; silent?: true }> {
   const req = createJoinRequest(token, JOINER, systemRandomBytes);
-  const r = await talk(joinSocketPath(h.config.node.data_dir), Buffer.concat([Buffer.from(formatTorProxyHeader(7, 7101)), req.frame]));
+  const r = await talk(joinSocketPath(h.config.node.data_dir), Buffer.concat([Buffer.from(formatTorProxyHeader(circuitIds++, 7101)), req.frame]));
+  if (r.bytes.length === 0) return { silent: true };
   try {
     return { bundle: openJoinResponse(req.state, bodyOf(r.bytes)) };
   } catch (e) {
@@ -291,6 +337,7 @@ describe('JoinService', () => {
       const { token, id, expiresAt } = await h.svc.issue(600);
       expect(expiresAt).toBe(1_800_000_600);
       expect(h.gossip.sent.at(-1)).toEqual([{ id, state: 'issued', expiresAt, at: 1_800_000_000, by: SELF }]);
+      await h.svc.issue(600); // a second outstanding token keeps the join port open after the first is used
       const t = decodeJoinToken(token);
       expect(t.claims).toMatchObject({ id, master: MASTER.address, port: 7101, expiresAt });
       const ok = await attempt(h, t);
@@ -301,10 +348,10 @@ describe('JoinService', () => {
       expect(ok.bundle!.settings).toMatchObject({ transport: 'tcp', target: { address: TARGET, port: 8080, mode: 'tcp' }, torExtraConfig: ['DisableNetwork 1', 'Nickname n1'] });
       // used: persisted (before the accept) and gossiped
       const stored = JSON.parse(await readFile(joinLedgerPath(h.config.node.data_dir), 'utf8')) as { entries: LedgerEntry[] };
-      expect(stored.entries).toEqual([{ id, state: 'used', expiresAt, at: 1_800_000_000, by: SELF, joiner: JOINER }]);
-      expect(h.gossip.sent.at(-1)?.[0]?.state).toBe('used');
+      expect(stored.entries.find((e) => e.id === id)).toEqual({ id, state: 'used', expiresAt, at: 1_800_000_000, by: SELF, joiner: JOINER });
+      expect(h.gossip.sent.at(-1)?.find((e) => e.id === id)?.state).toBe('used');
       expect((await attempt(h, t)).reason).toBe('used');
-      expect(h.svc.status()).toMatchObject({ accepted: 1, refused: { used: 1 }, tokens: { used: 1 } });
+      expect(h.svc.status()).toMatchObject({ accepted: 1, refused: { used: 1 }, tokens: { used: 1, issued: 1 } });
     } finally {
       await h.svc.stop();
     }
@@ -313,9 +360,10 @@ describe('JoinService', () => {
   it('refuses unknown, revoked, expired (injected clock) and wrong-secret tokens with their reasons', async () => {
     const h = await service();
     try {
-      // valid for this cluster but never recorded in the ledger
+      const open = await h.svc.issue(600); // keeps the join port open throughout
+      // valid for this cluster but never recorded in this node's ledger: not issued here
       const unknown = issueJoinToken(SECRET, MASTER.address, 7101, 1_800_000_600, systemRandomBytes);
-      expect((await attempt(h, unknown)).reason).toBe('unknown-token');
+      expect((await attempt(h, unknown)).reason).toBe('not-here');
       // revoked
       const r = await h.svc.issue(600);
       expect((await h.svc.revoke(r.id))?.state).toBe('revoked');
@@ -324,14 +372,15 @@ describe('JoinService', () => {
       const e = await h.svc.issue(60);
       h.setNow(1_800_000_061);
       expect((await attempt(h, decodeJoinToken(e.token))).reason).toBe('expired');
-      // another cluster's secret
+      // another cluster's secret, another master: closed without a byte (nothing tells a
+      // stranger this is torbalance)
       const foreign = issueJoinToken(new Uint8Array(32).fill(1), MASTER.address, 7101, 1_800_000_600, systemRandomBytes);
-      expect((await attempt(h, foreign)).reason).toBe('bad-proof');
-      // another master
+      expect(await attempt(h, foreign)).toEqual({ silent: true });
       const other = issueJoinToken(SECRET, TARGET, 7101, 1_800_000_600, systemRandomBytes);
-      expect((await attempt(h, other)).reason).toBe('wrong-master');
-      expect(h.svc.status().refused).toEqual({ 'bad-proof': 1, expired: 1, revoked: 1, 'unknown-token': 1, 'wrong-master': 1 });
+      expect(await attempt(h, other)).toEqual({ silent: true });
+      expect(h.svc.status().refused).toEqual({ 'bad-proof': 1, expired: 1, revoked: 1, 'not-here': 1, 'wrong-master': 1 });
       expect(h.svc.status().accepted).toBe(0);
+      expect(open.id).toMatch(/^[0-9a-f]{32}$/);
     } finally {
       await h.svc.stop();
     }
@@ -339,11 +388,15 @@ describe('JoinService', () => {
 
   it('merges gossip (a peer\'s revocation wins, is persisted) and reloads the ledger after a restart', async () => {
     const h = await service();
+    const keep = await h.svc.issue(3600);
     const r = await h.svc.issue(3600);
     h.gossip.push([{ id: r.id, state: 'revoked', expiresAt: r.expiresAt, at: 1_800_000_001, by: 'c'.repeat(32) }]);
-    await new Promise((res) => setTimeout(res, 50));
-    expect(h.svc.ledger()).toEqual([{ id: r.id, state: 'revoked', expiresAt: r.expiresAt, at: 1_800_000_001, by: 'c'.repeat(32) }]);
+    await vi.waitFor(() => { expect(h.svc.ledger().find((e) => e.id === r.id)?.state).toBe('revoked'); });
+    expect(h.svc.ledger().find((e) => e.id === r.id)).toEqual({ id: r.id, state: 'revoked', expiresAt: r.expiresAt, at: 1_800_000_001, by: 'c'.repeat(32) });
     expect((await attempt(h, decodeJoinToken(r.token))).reason).toBe('revoked');
+    // revoking the last outstanding token (gossiped from a peer) closes the join port
+    h.gossip.push([{ id: keep.id, state: 'revoked', expiresAt: keep.expiresAt, at: 1_800_000_002, by: 'c'.repeat(32) }]);
+    await vi.waitFor(async () => { expect(await portOpen(h)).toBe(false); });
     await h.svc.stop();
     const again = new JoinService({
       config: h.config,
@@ -358,7 +411,7 @@ describe('JoinService', () => {
     });
     await again.start();
     try {
-      expect(again.ledger().map((e) => e.state)).toEqual(['revoked']);
+      expect(again.ledger().map((e) => e.state)).toEqual(['revoked', 'revoked']);
     } finally {
       await again.stop();
     }
@@ -370,11 +423,11 @@ describe('JoinService', () => {
       const routes = new Map(h.svc.adminRoutes().map((r) => [`${r.method} ${r.path}`, r.handler]));
       const post = routes.get('POST /tokens')!;
       const q = new URLSearchParams();
-      for (const ttl of [59, 7 * 86400 + 1, 1.5, '60']) expect((await post({ method: 'POST', path: '/tokens', query: q, body: { ttl_s: ttl } })).status, String(ttl)).toBe(400);
+      for (const ttl of [59, 86400 + 1, 1.5, '60']) expect((await post({ method: 'POST', path: '/tokens', query: q, body: { ttl_s: ttl } })).status, String(ttl)).toBe(400);
       const made = await post({ method: 'POST', path: '/tokens', query: q, body: undefined });
       expect(made.status).toBe(200);
       const { token, id, expiresAt } = made.json as { token: string; id: string; expiresAt: number };
-      expect(expiresAt).toBe(1_800_000_000 + 3600);
+      expect(expiresAt).toBe(1_800_000_000 + 15 * 60); // the default TTL: 15 min
       const list = await routes.get('GET /tokens')!({ method: 'GET', path: '/tokens', query: q, body: undefined });
       const text = JSON.stringify(list.json);
       expect(text).toContain(id);
@@ -388,6 +441,85 @@ describe('JoinService', () => {
       expect(rv).toEqual({ status: 200, json: { id, state: 'revoked' } });
     } finally {
       await h.svc.stop();
+    }
+  });
+});
+
+describe('JoinService: the join port is open only while a token of this node is outstanding', () => {
+  it('attack: a visitor probing the port before any token finds nothing listening; issue opens it, use or expiry closes it', async () => {
+    const h = await service();
+    try {
+      expect(await portOpen(h)).toBe(false);
+      expect(h.svc.status().listening).toBe(false);
+      const a = await h.svc.issue(600);
+      expect(await portOpen(h)).toBe(true);
+      // a stranger's probe (garbage after tor's header) gets no byte back
+      const probe = await talk(joinSocketPath(h.config.node.data_dir), Buffer.concat([Buffer.from(formatTorProxyHeader(5, 7101)), Buffer.from([0, 0, 0, 2, 0x7b, 0x7d])]));
+      expect(probe.bytes.length).toBe(0);
+      // used: the joiner still gets its bundle although the port closes with it
+      expect((await attempt(h, decodeJoinToken(a.token))).bundle).toBeDefined();
+      expect(await portOpen(h)).toBe(false);
+      // expiry: the timer at the earliest expiry closes the port
+      await h.svc.issue(120);
+      expect(await portOpen(h)).toBe(true);
+      h.setNow(1_800_000_000 + 120);
+      h.fireTimer();
+      await vi.waitFor(async () => { expect(await portOpen(h)).toBe(false); });
+      expect(h.svc.status().listening).toBe(false);
+    } finally {
+      await h.svc.stop();
+    }
+  });
+
+  it('attack: a stranger flooding the port cannot spend the global attempt budget (max_attempts_per_minute) of a joiner', async () => {
+    const h = await service({ max_attempts_per_minute: 6 });
+    try {
+      const a = await h.svc.issue(600);
+      const p = joinSocketPath(h.config.node.data_dir);
+      for (let i = 0; i < 20; i++) {
+        const junk = issueJoinToken(new Uint8Array(32).fill(9), MASTER.address, 7101, 1_800_000_600, systemRandomBytes);
+        const req = createJoinRequest(junk, JOINER, systemRandomBytes);
+        expect((await talk(p, Buffer.concat([Buffer.from(formatTorProxyHeader(5000 + i, 7101)), req.frame]))).bytes.length).toBe(0);
+      }
+      expect((await attempt(h, decodeJoinToken(a.token))).bundle).toBeDefined();
+    } finally {
+      await h.svc.stop();
+    }
+  });
+});
+
+describe('JoinService: a token is redeemed once across the cluster', () => {
+  it('attack: the same token presented at two nodes at once yields one bundle; the other node answers not-here or has no port', async () => {
+    const A = await service({}, SELF);
+    const B = await service({}, 'c'.repeat(32));
+    try {
+      const t = await A.svc.issue(600);
+      // B learns the token from gossip (as over the mesh)
+      B.gossip.push([...A.svc.ledger()]);
+      await vi.waitFor(() => { expect(B.svc.ledger().map((e) => e.id)).toContain(t.id); });
+      // B has no token of its own outstanding: nothing listens there
+      expect(await portOpen(B)).toBe(false);
+      // with one of its own, B's port is open, and it still refuses A's token
+      await B.svc.issue(600);
+      const token = decodeJoinToken(t.token);
+      const [atA, atB] = await Promise.all([attempt(A, token), attempt(B, token)]);
+      expect(atA.bundle).toBeDefined();
+      expect(atB).toEqual({ reason: 'not-here' });
+      // the used entry was on A's disk before the bundle was sent, and gossiped
+      const stored = JSON.parse(await readFile(joinLedgerPath(A.config.node.data_dir), 'utf8')) as { entries: LedgerEntry[] };
+      expect(stored.entries.find((e) => e.id === t.id)?.state).toBe('used');
+      B.gossip.push([...A.svc.ledger()]);
+      await vi.waitFor(() => { expect(B.svc.ledger().find((e) => e.id === t.id)?.state).toBe('used'); });
+      const again = await Promise.all([attempt(B, token), attempt(B, token)]);
+      expect(again.map((x) => x.reason)).toEqual(['used', 'used']);
+      // ten concurrent redemptions of a fresh token at its issuing node: exactly one bundle
+      const u = decodeJoinToken((await A.svc.issue(600)).token);
+      const many = await Promise.all(Array.from({ length: 10 }, () => attempt(A, u)));
+      expect(many.filter((x) => x.bundle !== undefined)).toHaveLength(1);
+      expect(many.filter((x) => x.reason === 'used')).toHaveLength(9);
+    } finally {
+      await A.svc.stop();
+      await B.svc.stop();
     }
   });
 });

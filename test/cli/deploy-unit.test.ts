@@ -61,6 +61,7 @@ describe('deploy/torbalance.service', () => {
     expect(one('NoNewPrivileges')).toBe('yes');
     expect(one('UMask')).toBe('0077');
     expect(one('MemoryDenyWriteExecute')).toBe('no'); // V8's JIT
+    expect(one('LimitCORE')).toBe('0'); // a core dump would hold the expanded master key
     expect(one('RestrictAddressFamilies')).toBe('AF_UNIX AF_INET AF_INET6');
   });
 

@@ -107,3 +107,22 @@ describe('deploy/install.sh', () => {
     expect(await readdir(root)).toEqual([]);
   });
 });
+
+describe('install.sh runs no dependency install scripts', () => {
+  it('every npm ci / npm pack of the script has --ignore-scripts, and the build needs none', async () => {
+    const text = await readFile(SCRIPT, 'utf8');
+    // invocations: `npm ci`/`npm pack` followed by options, on lines that are not comments
+    const code = text
+      .split('\n')
+      .filter((l) => !l.trimStart().startsWith('#') && !l.trimStart().startsWith('say '))
+      .flatMap((l) => [...l.matchAll(/npm (ci|pack)(?= -)[^\n&|)]*/g)].map((m) => m[0]));
+    expect(code.length).toBeGreaterThanOrEqual(3); // git build: ci + pack; install: ci
+    for (const c of code) expect(c, c).toContain('--ignore-scripts');
+    // Only development tools have install scripts (esbuild, for tsx/vitest); the build is tsc,
+    // and what is installed (--omit=dev) has none.
+    const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean; dev?: boolean }> };
+    const scripted = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript === true);
+    expect(scripted.filter(([, p]) => p.dev !== true).map(([k]) => k)).toEqual([]);
+    expect(scripted.map(([k]) => k)).not.toContain('node_modules/typescript');
+  });
+});

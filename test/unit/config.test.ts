@@ -291,3 +291,13 @@ describe('loading files', () => {
     }
   });
 });
+
+describe('proxy limit defaults (docs/SECURITY.md "Host hardening")', () => {
+  it('attack: one visitor needs well over 100 rendezvous circuits to fill the proxy, and idle connections go within a minute', () => {
+    const l = DEFAULTS.proxy.limits;
+    // the old defaults (1024 total, 16 per circuit, 300 s idle) were filled by 64 circuits
+    expect(Math.ceil(l.max_connections / l.max_connections_per_circuit)).toBeGreaterThan(150);
+    expect(l.max_connections_per_circuit).toBeLessThanOrEqual(8);
+    expect(l.idle_timeout_ms).toBeLessThanOrEqual(60_000);
+  });
+});

@@ -31,10 +31,12 @@ export const DEFAULTS = {
     virtual_port: 80,
     limits: {
       max_connections: 1024,
-      max_connections_per_circuit: 16,
+      // 6 per circuit (what a browser opens to one host) and a 60 s idle timeout: one visitor
+      // needs 171 rendezvous circuits to fill the proxy (docs/OPERATIONS.md "Proxy limits").
+      max_connections_per_circuit: 6,
       connect_timeout_ms: 30_000,
       header_timeout_ms: 30_000,
-      idle_timeout_ms: 300_000,
+      idle_timeout_ms: 60_000,
     },
     rewrite_bodies: true,
   },

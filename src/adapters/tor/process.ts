@@ -9,7 +9,8 @@
  *   unless disabled, `__OwningControllerProcess <our pid>` (tor polls that pid and exits when
  *   it is gone, so a crashed parent leaves no stray tor);
  * - starts `tor -f <torrc> --defaults-torrc <empty file>` in the foreground (never
- *   RunAsDaemon); its stdout/stderr go to a bounded ring buffer and `<dataDir>/tor-output.log`;
+ *   RunAsDaemon); its stdout/stderr go to a bounded ring buffer and `<dataDir>/tor-output.log`
+ *   (size-capped with one rotation to `.1`, src/adapters/log/rotating-file.ts; a `detached` tor writes the file itself, unbounded);
  * - waits for the control socket, connects with {@link TorControl} (cookie auth), optionally
  *   checks with one GETCONF that every option torbalance manages (core/node-torrc.ts
  *   `MANAGED_TOR_OPTIONS` and the HiddenService* groups) holds exactly the torrc's value —
@@ -28,14 +29,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
-  createWriteStream,
   openSync,
   readSync,
   fstatSync,
-  type WriteStream,
 } from 'node:fs';
 import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { RotatingLogFile } from '../log/rotating-file.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { managedGetconfKeys, managedOptionMismatches } from '../../core/node-torrc.js';
 import { renderTorrc, type TorrcEntry } from '../../core/torrc.js';
@@ -266,7 +266,7 @@ export class TorProcess {
   #state: TorProcessState = 'idle';
   #run: Run | undefined;
   #control: TorControl | undefined;
-  #log: WriteStream | undefined;
+  #log: RotatingLogFile | undefined;
   #restartTimer: TimerHandle | undefined;
   #restarts = 0;
   #partial = '';
@@ -418,7 +418,8 @@ export class TorProcess {
         closeSync(fd);
       }
     } else {
-      this.#log ??= createWriteStream(this.logPath, { flags: 'a', mode: 0o600 });
+      // Bounded: at most ~2 × 8 MiB (src/adapters/log/rotating-file.ts).
+      this.#log ??= new RotatingLogFile(this.logPath);
       child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout?.on('data', (c: Buffer) => {
         this.#onOutput(c);
@@ -729,7 +730,7 @@ export class TorProcess {
     const run = this.#run;
     if (run !== undefined) await this.#terminate(run);
     this.#state = 'stopped';
-    await this.#closeLog();
+    this.#closeLog();
   }
 
   /**
@@ -743,12 +744,12 @@ export class TorProcess {
     this.#control = undefined;
     await control?.close().catch(() => undefined);
     this.#run?.child.unref();
-    await this.#closeLog();
+    this.#closeLog();
   }
 
-  async #closeLog(): Promise<void> {
+  #closeLog(): void {
     const log = this.#log;
     this.#log = undefined;
-    if (log !== undefined) await new Promise<void>((resolve) => log.end(resolve));
+    log?.close();
   }
 }

@@ -11,9 +11,14 @@
  *    token and carries an ephemeral X25519 key bound to the token secret.
  * 3. The request goes to `<master>.onion:<join port>` through tor's SOCKS port (`--socks`, or a
  *    temporary tor started here with `--tor-extra-file`'s lines and removed afterwards); the
- *    hostname is sent to tor, never resolved locally. Dial failures are retried until
- *    `--timeout` (a fresh descriptor may take a while to reach the HSDirs); a refusal is final
- *    except `rate-limited` and `not-ready`, which are retried more slowly.
+ *    hostname is sent to tor, never resolved locally. Each attempt uses its own SOCKS
+ *    isolation, so tor builds a fresh rendezvous circuit through a random intro point — of a
+ *    random node: only the node that issued the token redeems it, and other nodes either have
+ *    their join port closed or answer `not-here` (docs/SECURITY.md "Join tokens"). Dial
+ *    failures, answerless closes and `not-here` are retried until `--timeout` (a fresh
+ *    descriptor may take a while to reach the HSDirs); a refusal is final except
+ *    `rate-limited` and `not-ready`, which are retried more slowly. A token whose expiry has
+ *    passed on this machine's clock is refused before dialing (TB_ERR_JOIN_TOKEN).
  * 4. The sealed bundle is opened and written: `DIR/master/` (tor's key format, 0700/0600;
  *    its address must be the token's master), `DIR/cluster/secret` and `DIR/cluster/node_key`
  *    (0600), `DIR/torbalance.toml` (0600; loads with `loadConfig`, checked before writing):
@@ -43,7 +48,7 @@ import { NODE_SECRET_BYTES, writeNodeSecret } from '../../adapters/fs/node-secre
 import { dialThroughTor, type SocksEndpoint } from '../../adapters/net/socks-dialer.js';
 import { systemRandomBytes } from '../../adapters/system/random.js';
 import { TorProcess } from '../../adapters/tor/process.js';
-import { fromUtf8, utf8 } from '../../core/bytes.js';
+import { fromUtf8, toHex, utf8 } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { HsIdentityKeypair } from '../../core/hs/keys.js';
 import { createJoinRequest, JoinFrameDecoder, JoinRefusedError, openJoinResponse, type JoinBundle } from '../../core/join/handshake.js';
@@ -286,6 +291,10 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
   if (await exists(configPath)) throw new TorbalanceError('TB_ERR_JOIN_EXISTS', 'config', `${configPath} already exists; join into a new directory`);
   const token = await readToken(o.tokenFile);
   const { master, port } = token.claims;
+  if (Date.now() >= token.claims.expiresAt * 1000) {
+    token.secret.fill(0);
+    throw new TorbalanceError('TB_ERR_JOIN_TOKEN', 'input', `the join token expired at ${new Date(token.claims.expiresAt * 1000).toISOString()}; create a new one`);
+  }
 
   const seed = systemRandomBytes(NODE_SECRET_BYTES);
   const nodeId = nodeKeyFromSeed(seed).nodeId;
@@ -301,18 +310,22 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
     let last = '';
     for (let attempt = 1; bundle === undefined; attempt++) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new TorbalanceError('TB_ERR_JOIN_UNREACHABLE', 'tor', `could not reach the join port ${master}:${port} within ${timeoutS} s (last error: ${last}); is a node of the cluster running with [cluster.join] enabled?`);
+      if (left <= 0) throw new TorbalanceError('TB_ERR_JOIN_UNREACHABLE', 'tor', `could not reach the join port ${master}:${port} within ${timeoutS} s (last error: ${last}); only the node that created the token admits it: is that node running with [cluster.join] enabled, and is the token still unused and not revoked?`);
       try {
-        const sock = await dialThroughTor(socks, { host: master, port }, Math.min(left, 120_000));
+        // A fresh circuit per attempt (tor isolates streams by SOCKS credentials).
+        const isolation = `tbjoin-${toHex(systemRandomBytes(8))}`;
+        const sock = await dialThroughTor({ ...socks, isolation }, { host: master, port }, Math.min(left, 120_000));
         const body = await exchange(sock, req.frame, Math.min(Math.max(left, 1000), 120_000));
         bundle = openJoinResponse(req.state, body);
       } catch (e) {
-        // A refusal is final, except "rate-limited" / "not-ready" (try again later).
+        // A refusal is final, except "rate-limited" / "not-ready" (try again later) and
+        // "not-here" (another node issued the token: try again on a fresh circuit).
         const transient = e instanceof JoinRefusedError && (e.reason === 'rate-limited' || e.reason === 'not-ready');
-        if (!transient && e instanceof TorbalanceError && (e.code === 'TB_ERR_JOIN_REFUSED' || e.code === 'TB_ERR_JOIN_RESPONSE' || e.code === 'TB_ERR_JOIN_FRAME')) throw e;
+        const elsewhere = e instanceof JoinRefusedError && e.reason === 'not-here';
+        if (!transient && !elsewhere && e instanceof TorbalanceError && (e.code === 'TB_ERR_JOIN_REFUSED' || e.code === 'TB_ERR_JOIN_RESPONSE' || e.code === 'TB_ERR_JOIN_FRAME')) throw e;
         last = e instanceof TorbalanceError ? `${e.code}: ${e.message}` : String(e);
         if (attempt === 1 || attempt % 5 === 0) progress(`not reachable yet (${last}); retrying`);
-        await new Promise((r) => setTimeout(r, transient ? 15_000 : 3000));
+        await new Promise((r) => setTimeout(r, transient ? 15_000 : elsewhere ? 500 : 3000));
       }
     }
   } finally {

@@ -5,8 +5,9 @@
  * - `token create [--ttl 1h] --out FILE|-`: asks the node for a token (`POST /tokens`); writes
  *   it to FILE with mode 0600 from creation (temp file + rename), or to stdout with `--out -`
  *   (for a pipe into `torbalance join --token-file -`). The token is never an argument of any
- *   command, and nothing else is printed on stdout. TTL: `60s` … `7d` (`s`, `m`, `h`, `d`
- *   suffixes or plain seconds), default 1 h.
+ *   command, and nothing else is printed on stdout. TTL: `60s` … `24h` (`s`, `m`, `h`, `d`
+ *   suffixes or plain seconds), default 15 min (src/node/join/service.ts: a token is a bearer
+ *   credential for the master key).
  * - `token list`: the ledger as a table (id, state, expiry, issuing node, joiner; no secrets).
  * - `token revoke ID`: marks the token revoked everywhere (gossiped over the mesh).
  *
@@ -20,14 +21,15 @@ import { loadConfig } from '../../adapters/config/load.js';
 import { writeFileAtomic } from '../../adapters/fs/key-store.js';
 import { utf8 } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
+import { MAX_TOKEN_TTL_S, MIN_TOKEN_TTL_S } from '../../node/join/service.js';
 
-/** Parse a TTL like `90s`, `30m`, `1h`, `7d` or `3600` into seconds (60 s … 7 days). */
+/** Parse a TTL like `90s`, `30m`, `1h`, `1d` or `3600` into seconds (MIN_TOKEN_TTL_S … MAX_TOKEN_TTL_S: 60 s … 24 h). */
 export function parseTtl(s: string): number {
   const m = /^([0-9]{1,9})([smhd]?)$/.exec(s.trim());
   const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 } as const;
   const n = m === null ? NaN : Number(m[1]) * mult[m[2] as keyof typeof mult];
-  if (!Number.isSafeInteger(n) || n < 60 || n > 7 * 86_400) {
-    throw new TorbalanceError('TB_ERR_JOIN_TTL', 'input', `--ttl must be a duration from 60s to 7d (e.g. 10m, 1h, 2d), not ${JSON.stringify(s.slice(0, 20))}`);
+  if (!Number.isSafeInteger(n) || n < MIN_TOKEN_TTL_S || n > MAX_TOKEN_TTL_S) {
+    throw new TorbalanceError('TB_ERR_JOIN_TTL', 'input', `--ttl must be a duration from 60s to 24h (e.g. 10m, 1h), not ${JSON.stringify(s.slice(0, 20))}`);
   }
   return n;
 }
@@ -96,7 +98,7 @@ export function register(program: Command): void {
     .description('issue a join token (admits one node; expires; revocable) and write it to a file (0600) or stdout (--out -)')
     .requiredOption('--config <file>', 'the running node\'s config file')
     .requiredOption('--out <file>', 'where to write the token: a file (created 0600) or - for stdout')
-    .option('--ttl <duration>', 'lifetime, 60s to 7d (e.g. 30m, 1h, 2d)', '1h')
+    .option('--ttl <duration>', 'lifetime, 60s to 24h (e.g. 10m, 1h); the token is as sensitive as the master key until it is used or expires', '15m')
     .action(async (opts: { config: string; out: string; ttl: string }) => {
       const ttl = parseTtl(opts.ttl);
       const r = await createToken(opts.config, ttl);

@@ -73,10 +73,14 @@ export const MAX_TOR_EXTRA_CHARS = 512;
 /** Handshake version (`v` of every body). */
 export const JOIN_PROTOCOL_VERSION = 1;
 
-/** Why a node refuses a join. */
-export type JoinRefusal = 'malformed' | 'bad-proof' | 'expired' | 'wrong-master' | 'unknown-token' | 'used' | 'revoked' | 'rate-limited' | 'not-ready';
+/**
+ * Why a node refuses a join. `not-here`: the token is valid but another node created it, and
+ * only that node redeems it (docs/SECURITY.md "Join tokens"); the joiner tries again on a
+ * fresh circuit, which tor's client sends through a random intro point (of any node).
+ */
+export type JoinRefusal = 'malformed' | 'bad-proof' | 'expired' | 'wrong-master' | 'unknown-token' | 'used' | 'revoked' | 'rate-limited' | 'not-ready' | 'not-here';
 /** Every JoinRefusal. */
-export const JOIN_REFUSALS: readonly JoinRefusal[] = ['malformed', 'bad-proof', 'expired', 'wrong-master', 'unknown-token', 'used', 'revoked', 'rate-limited', 'not-ready'];
+export const JOIN_REFUSALS: readonly JoinRefusal[] = ['malformed', 'bad-proof', 'expired', 'wrong-master', 'unknown-token', 'used', 'revoked', 'rate-limited', 'not-ready', 'not-here'];
 
 /** Node settings a joiner adopts (from the admitting node's config). */
 export interface JoinSettings {

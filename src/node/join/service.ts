@@ -9,18 +9,27 @@
  * - Tokens: `issue(ttlS)` makes a token (src/core/join/token.ts, bound to the cluster secret,
  *   the master address and the join port), records it `issued` and returns its text once; the
  *   text is never stored or logged. `revoke(id)` records `revoked`.
- * - Attempts (src/node/join/listener.ts, one at a time): the request is verified with the
- *   cluster secret (`verifyJoinRequest`), then the token's ledger state must be `issued`; the
- *   token is marked `used` (persisted AND gossiped) BEFORE the accept frame is built, so a
- *   crash between the two leaves the token spent rather than reusable; the accept frame seals
- *   the bundle (master key, cluster secret, peers = own advertise + live peers, settings from
- *   the config) to the joiner's ephemeral key. A refusal names its reason. Each attempt is
- *   logged (result, token id, joiner node id; never a token or key) and counted.
+ * - The join port (src/node/join/listener.ts) is open only while this node has a token of its
+ *   own outstanding (`issued` by this node, not yet expired): it opens when the node issues
+ *   one and closes when the last one is used, revoked (here or by gossip) or expires (a timer
+ *   at the earliest expiry). Otherwise nothing listens on `join.sock` and tor answers a stream
+ *   to the port as for any service port whose backend is down (docs/SECURITY.md "The join port").
+ * - Attempts (one at a time): the request is verified with the cluster secret
+ *   (`verifyJoinRequest`); one whose proof does not verify (malformed, another master, a wrong
+ *   token secret) is closed without an answer, so the port says nothing to a stranger. Proven
+ *   attempts are limited to `cluster.join.max_attempts_per_minute` (`rate-limited`). Then:
+ *   - single use: ONLY the node that issued a token redeems it. Another node answers
+ *     `not-here` (the joiner retries on a fresh circuit, which reaches a random node). So
+ *     whether a token is spent is decided by one node, serially, from its own durable ledger:
+ *     the token is marked `used` (persisted, fsynced, then gossiped) BEFORE the accept frame
+ *     is built, so two concurrent redemptions — at one node or at two — never both get the
+ *     bundle, and a crash between the two leaves the token spent rather than reusable.
+ *     `used`, `revoked` and `expired` are answered by any node that knows them;
+ *   - the accept frame seals the bundle (master key, cluster secret, peers = own advertise +
+ *     live peers, settings from the config) to the joiner's ephemeral key.
+ *   Each attempt is logged (result, token id, joiner node id; never a token or key) and counted.
  * - Admin routes ({@link JoinService.adminRoutes}): `POST /tokens {ttl_s}`, `GET /tokens`,
  *   `POST /tokens/revoke {id}`.
- *
- * Two nodes reached at the same moment with the same token could each accept it before the
- * other's `used` arrives (gossip takes one heartbeat); within one node attempts are serialised.
  */
 import type { AdminRoute } from '../../adapters/admin/server.js';
 import { extraConfigLines } from '../../adapters/config/load.js';
@@ -32,13 +41,30 @@ import { mergeLedger, tokenState, type LedgerEntry } from '../../core/join/ledge
 import { encodeJoinToken, issueJoinToken } from '../../core/join/token.js';
 import type { RandomBytes } from '../../core/random.js';
 import { LedgerStore } from './ledger-store.js';
-import { JoinListener, type JoinAttempt, type JoinOutcome } from './listener.js';
+import { JoinListener, SlidingWindowLimiter, type JoinAttempt, type JoinOutcome } from './listener.js';
 import { joinLedgerPath, joinSocketPath } from './paths.js';
 
-/** Token lifetimes accepted by {@link JoinService.issue} (seconds). */
+/**
+ * Token lifetimes accepted by {@link JoinService.issue} (seconds). A token is a bearer
+ * credential for the master key and keeps the join port open until it is used or expires, so
+ * the default is short (15 min: enough to copy it to the new node and run `join`) and the
+ * longest is one day.
+ */
 export const MIN_TOKEN_TTL_S = 60;
-export const MAX_TOKEN_TTL_S = 7 * 24 * 3600;
-export const DEFAULT_TOKEN_TTL_S = 3600;
+export const MAX_TOKEN_TTL_S = 24 * 3600;
+export const DEFAULT_TOKEN_TTL_S = 15 * 60;
+
+/** A cancellable one-shot timer (injected in tests). */
+export type ScheduleTimer = (fn: () => void, ms: number) => () => void;
+
+function defaultTimer(fn: () => void, ms: number): () => void {
+  // setTimeout's limit is 2^31 - 1 ms; a token lives at most a day.
+  const t = setTimeout(fn, Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+  t.unref();
+  return () => {
+    clearTimeout(t);
+  };
+}
 
 /** The part of MeshNode the service uses. */
 export interface TokenGossip {
@@ -65,11 +91,14 @@ export interface JoinServiceOptions {
   readonly deadlineMs?: number;
   /** tor's PROXY v1 header precedes each request (HiddenServiceExportCircuitID haproxy). Default true. */
   readonly proxyHeader?: boolean;
+  /** Timer that closes the join port at the earliest expiry of this node's tokens. Default setTimeout (unref'd). */
+  readonly setTimer?: ScheduleTimer;
 }
 
 /** Join counters and ledger summary in the cluster status. */
 export interface JoinStatus {
   readonly enabled: boolean;
+  /** True while the join port is open (this node has a token of its own outstanding). */
   readonly listening: boolean;
   readonly onionPort: number;
   readonly accepted: number;
@@ -103,8 +132,10 @@ export class JoinService {
   #mesh: TokenGossip | undefined;
   #offMesh: (() => void) | undefined;
   #running = false;
-  #listening = false;
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #limiter: SlidingWindowLimiter;
+  readonly #setTimer: ScheduleTimer;
+  #cancelTimer: (() => void) | undefined;
   #accepted = 0;
   readonly #refused = new Map<string, number>();
 
@@ -113,10 +144,11 @@ export class JoinService {
     this.#log = o.logger;
     this.#now = o.now ?? Date.now;
     this.#store = new LedgerStore(joinLedgerPath(o.config.node.data_dir));
+    this.#limiter = new SlidingWindowLimiter(o.config.cluster.join.max_attempts_per_minute, 60_000);
+    this.#setTimer = o.setTimer ?? defaultTimer;
     this.#listener = o.config.cluster.join.enabled
       ? new JoinListener({
           path: joinSocketPath(o.config.node.data_dir),
-          maxAttemptsPerMinute: o.config.cluster.join.max_attempts_per_minute,
           ...(o.deadlineMs === undefined ? {} : { deadlineMs: o.deadlineMs }),
           ...(o.proxyHeader === undefined ? {} : { proxyHeader: o.proxyHeader }),
           handle: (body) => this.#serial(() => this.#handle(body)),
@@ -139,15 +171,12 @@ export class JoinService {
     return run;
   }
 
-  /** Load the ledger and (with `cluster.join.enabled`) start the listener. */
+  /** Load the ledger; (with `cluster.join.enabled`) open the join port if a token of ours is outstanding. */
   async start(): Promise<void> {
     this.#ledger = mergeLedger(await this.#store.load(), [], this.#nowS());
     this.#running = true;
-    if (this.#listener !== undefined) {
-      await this.#listener.start();
-      this.#listening = true;
-    }
-    this.#log.info({ entries: this.#ledger.length, listening: this.#listening }, 'join service started');
+    await this.#serial(() => this.#reconcile());
+    this.#log.info({ entries: this.#ledger.length, listening: this.#listener?.listening ?? false }, 'join service started');
   }
 
   /** Stop the listener and detach from the mesh. */
@@ -156,8 +185,47 @@ export class JoinService {
     this.#offMesh?.();
     this.#offMesh = undefined;
     this.#mesh = undefined;
-    this.#listening = false;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     await this.#listener?.stop();
+  }
+
+  /** The earliest expiry (unix s) of a token this node issued that is still redeemable, if any. */
+  #ownOutstanding(now: number): number | undefined {
+    let first: number | undefined;
+    for (const e of this.#ledger) {
+      if (e.state === 'issued' && e.by === this.#o.nodeId && now < e.expiresAt && (first === undefined || e.expiresAt < first)) first = e.expiresAt;
+    }
+    return first;
+  }
+
+  /**
+   * Open the join port while a token of ours is outstanding, close it otherwise (open attempts
+   * finish), and arm the timer for the earliest expiry. Runs inside #serial.
+   */
+  async #reconcile(): Promise<void> {
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    const l = this.#listener;
+    if (l === undefined) return;
+    const now = this.#nowS();
+    const until = this.#running ? this.#ownOutstanding(now) : undefined;
+    if (until === undefined) {
+      if (l.listening) {
+        await l.close();
+        this.#log.info('join port closed: no token of this node is outstanding');
+      }
+      return;
+    }
+    if (!l.listening) {
+      await l.start();
+      this.#log.info({ until }, 'join port open while a token of this node is outstanding');
+    }
+    this.#cancelTimer = this.#setTimer(() => {
+      void this.#serial(() => this.#reconcile()).catch((e: unknown) => {
+        this.#log.warn({ err: e instanceof TorbalanceError ? e.code : String(e) }, 'cannot update the join port');
+      });
+    }, (until - now) * 1000 + 1000 - (this.#now() % 1000));
   }
 
   /** Gossip the ledger over `mesh` and merge what peers send. */
@@ -177,11 +245,18 @@ export class JoinService {
     mesh.setTokenLedger(this.#ledger);
   }
 
-  /** Persist, adopt, gossip. */
+  /** Persist, adopt, gossip; then open or close the join port to match. */
   async #commit(next: LedgerEntry[]): Promise<void> {
     await this.#store.save(next);
     this.#ledger = next;
     this.#mesh?.setTokenLedger(next);
+    try {
+      await this.#reconcile();
+    } catch (e) {
+      // The ledger change stands (it is on disk and gossiped); the caller reports the failure.
+      this.#log.warn({ err: e instanceof TorbalanceError ? e.code : String(e) }, 'cannot update the join port');
+      throw e;
+    }
   }
 
   /** The ledger (no secrets). */
@@ -235,7 +310,7 @@ export class JoinService {
     for (const e of this.list()) if (e.effective !== 'unknown') tokens[e.effective] += 1;
     return {
       enabled: this.#o.config.cluster.join.enabled,
-      listening: this.#listening,
+      listening: this.#listener?.listening ?? false,
       onionPort: this.#o.config.cluster.join.onion_port,
       accepted: this.#accepted,
       refused: Object.fromEntries([...this.#refused].sort(([a], [b]) => (a < b ? -1 : 1))),
@@ -253,6 +328,11 @@ export class JoinService {
 
   #refuse(reason: JoinRefusal, tokenId?: string, joiner?: string): JoinOutcome {
     return { response: refuseJoin(reason), result: reason, ...(tokenId === undefined ? {} : { tokenId }), ...(joiner === undefined ? {} : { joiner }) };
+  }
+
+  /** Closed without an answer: the request did not prove a token of this cluster. */
+  #silent(reason: JoinRefusal): JoinOutcome {
+    return { response: undefined, result: reason };
   }
 
   /** The settings a joining node copies (from this node's config). */
@@ -274,14 +354,20 @@ export class JoinService {
   }
 
   async #handle(body: Uint8Array): Promise<JoinOutcome> {
-    if (!this.#running) return this.#refuse('not-ready');
+    if (!this.#running) return this.#silent('not-ready');
     const now = this.#nowS();
     const v = verifyJoinRequest(body, this.#o.clusterSecret, this.#o.masterAddress, now);
-    if (!v.ok) return this.#refuse(v.reason);
+    if (!v.ok) {
+      // `expired` is only reached once the proof verified: a token holder may be told.
+      return v.reason === 'expired' ? this.#refuse('expired') : this.#silent(v.reason);
+    }
+    if (!this.#limiter.take(this.#now())) return this.#refuse('rate-limited', v.tokenId, v.joiner);
     const state = tokenState(this.#ledger, v.tokenId, now);
     switch (state) {
       case 'unknown':
-        return this.#refuse('unknown-token', v.tokenId, v.joiner);
+        // Every node that issues a token records it before handing it out, so a node that does
+        // not know it did not issue it.
+        return this.#refuse('not-here', v.tokenId, v.joiner);
       case 'used':
       case 'revoked':
       case 'expired':
@@ -289,6 +375,9 @@ export class JoinService {
       case 'issued':
         break;
     }
+    // Single use: only the issuing node redeems (module doc). An `issued` entry is written only
+    // by the node that issued the token, so its `by` names that node.
+    if (this.#ledger.find((e) => e.id === v.tokenId)?.by !== this.#o.nodeId) return this.#refuse('not-here', v.tokenId, v.joiner);
     const used: LedgerEntry = { id: v.tokenId, state: 'used', expiresAt: v.expiresAt, at: now, by: this.#o.nodeId, joiner: v.joiner };
     try {
       await this.#commit(mergeLedger(this.#ledger, [used], now));
