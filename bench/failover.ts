@@ -23,7 +23,7 @@ import { startTestnet } from '../src/adapters/tor/testnet.js';
 import { decodeOnionAddress } from '../src/core/hs/address.js';
 import { parseHsDesc, parseHsDescContent } from '../src/core/torctl/events.js';
 import { introPointsFromServiceDescriptor } from '../src/node/publisher/intro-collector.js';
-import type { IntroPointWire } from '../src/node/publisher/wire.js';
+import type { IntroPointWire } from '../src/core/intro/wire.js';
 import { TEST_TIMINGS, TestCluster } from '../test/helpers/cluster-harness.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

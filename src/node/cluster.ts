@@ -83,7 +83,7 @@ import {
   PublishModeSwitch,
   type PublisherStatus,
 } from './publisher/index.js';
-import { introDigest, type IntroPointWire } from './publisher/wire.js';
+import { introDigest, type IntroPointWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
 import { PublishView } from './admin/snapshot.js';

@@ -69,19 +69,22 @@ describe('dialThroughTor', () => {
   });
 
   it.each([
-    [0xf0, 'descriptor not found'],
-    [0xf2, 'introduction failed'],
-    [0xf4, 'requires client authorization'],
-    [0xf6, 'invalid onion service address'],
-    [0xf7, 'introduction timed out'],
-    [0x05, 'connection refused'],
-    [0x01, 'general SOCKS server failure'],
-  ])('maps SOCKS5 reply 0x%s to TB_ERR_SOCKS_REPLY', async (code, text) => {
+    [0xf0, 'descriptor not found', 'target'],
+    [0xf2, 'introduction failed', 'target'],
+    [0xf4, 'requires client authorization', 'config'],
+    [0xf6, 'invalid onion service address', 'config'],
+    [0xf7, 'introduction timed out', 'target'],
+    [0x05, 'connection refused', 'target'],
+    [0x01, 'general SOCKS server failure', 'tor'],
+  ])('maps SOCKS5 reply %i to TB_ERR_SOCKS_REPLY, with and without an isolation key', async (code, text, kind) => {
     socks.replyOverride = code;
     try {
-      const e = await expectDialError(dialThroughTor(socks.endpoint, { host: T, port: 80 }, 5000), 'TB_ERR_SOCKS_REPLY');
-      expect(e.socksReply).toBe(code);
-      expect(e.message).toContain(text);
+      for (const endpoint of [socks.endpoint, { ...socks.endpoint, isolation: 'visit-7' }]) {
+        const e = await expectDialError(dialThroughTor(endpoint, { host: T, port: 80 }, 5000), 'TB_ERR_SOCKS_REPLY');
+        expect(e.socksReply).toBe(code);
+        expect(e.message).toContain(text);
+        expect(e.kind).toBe(kind);
+      }
     } finally {
       socks.replyOverride = undefined;
     }

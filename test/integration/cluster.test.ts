@@ -28,7 +28,7 @@ import { decodeOnionAddress } from '../../src/core/hs/address.js';
 import { srRunSeconds, srRunStart } from '../../src/core/hs/time-period.js';
 import { parseHsDesc, parseHsDescContent } from '../../src/core/torctl/events.js';
 import { introPointsFromServiceDescriptor } from '../../src/node/publisher/intro-collector.js';
-import type { IntroPointWire } from '../../src/node/publisher/wire.js';
+import type { IntroPointWire } from '../../src/core/intro/wire.js';
 import { TEST_TIMINGS, TestCluster } from '../helpers/cluster-harness.js';
 import { startTargetBehindOnion, type TargetBehindOnion } from '../helpers/node-harness.js';
 import { sharedTestnet } from '../helpers/testnet.js';

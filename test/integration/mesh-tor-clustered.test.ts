@@ -29,7 +29,7 @@ import { TorControl } from '../../src/adapters/tor/control.js';
 import { decodeOnionAddress } from '../../src/core/hs/address.js';
 import { parseHsDesc, parseHsDescContent } from '../../src/core/torctl/events.js';
 import { introPointsFromServiceDescriptor } from '../../src/node/publisher/intro-collector.js';
-import type { IntroPointWire } from '../../src/node/publisher/wire.js';
+import type { IntroPointWire } from '../../src/core/intro/wire.js';
 import { TestCluster, type StatusSnapshot } from '../helpers/cluster-harness.js';
 import { startTargetBehindOnion, type TargetBehindOnion } from '../helpers/node-harness.js';
 import { addClient, sharedTestnet, uniqueNickname } from '../helpers/testnet.js';

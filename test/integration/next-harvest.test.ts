@@ -21,7 +21,7 @@ import { srRunSeconds, srRunStart, timePeriodNum } from '../../src/core/hs/time-
 import { decodeOwnServiceDescriptor } from '../../src/core/hsdesc/descriptor.js';
 import { PublishModeSwitch } from '../../src/node/publisher/mode-switch.js';
 import { NextPeriodHarvester, type HarvestedNextSet } from '../../src/node/publisher/next-harvest.js';
-import { introPointToWire } from '../../src/node/publisher/wire.js';
+import { introPointToWire } from '../../src/core/intro/wire.js';
 import { cleanupTors, nowSeconds, readNetworkView, startRecordedService, waitUntil, type EventRecorder } from '../helpers/tor-integration.js';
 
 const logger = pino({ level: process.env['TORBALANCE_TEST_LOG'] ?? 'silent' });

@@ -28,7 +28,7 @@ import { decodeDescriptor } from '../../src/core/hsdesc/descriptor.js';
 import { parseHsDescContent } from '../../src/core/torctl/events.js';
 import { IntroCollector } from '../../src/node/publisher/intro-collector.js';
 import { Publisher, type PublishRecord } from '../../src/node/publisher/publisher.js';
-import { introPointToWire } from '../../src/node/publisher/wire.js';
+import { introPointToWire } from '../../src/core/intro/wire.js';
 import { sharedTestnet } from '../helpers/testnet.js';
 import {
   cleanupTors,

@@ -33,11 +33,9 @@
  * and a short problem, never the offending value, so nothing attacker-controlled or secret
  * reaches logs).
  */
-import { compareBytes, concatBytes, fromBase64, toBase64, toHex, u32be, utf8 } from '../bytes.js';
-import { sha3_256 } from '../crypto/index.js';
+import { fromBase64 } from '../bytes.js';
 import { DecodeError } from '../errors.js';
-import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
-import type { IntroPointInput } from '../hsdesc/descriptor.js';
+import { MAX_LINK_SPECIFIER_BYTES, type IntroPointWire } from '../intro/wire.js';
 import { UINT64_MAX } from '../hsdesc/util.js';
 import { isIPv4Literal, isIPv6Literal } from '../ip.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
@@ -74,8 +72,8 @@ export const MAX_REASON_CHARS = 200;
 export const MAX_NAME_CHARS = 64;
 /** Longest mesh address ("tcp:host:port" or "tor:<56>.onion:port"). */
 export const MAX_ADDR_CHARS = 128;
-/** Longest encoded link-specifier list of one intro point, in bytes. */
-export const MAX_LINK_SPECIFIER_BYTES = 512;
+/** Longest encoded link-specifier list of one intro point, in bytes (src/core/intro/wire.ts). */
+export { MAX_LINK_SPECIFIER_BYTES };
 /** Priorities are integers in [MIN_PRIORITY, MAX_PRIORITY]; higher wins the election. */
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 1000;
@@ -166,17 +164,8 @@ export interface HeartbeatBody extends HelloBody {
   readonly publish?: PublishSummary | undefined;
 }
 
-/** An intro point as carried between nodes: exactly what buildDescriptor needs, no certs. */
-export interface IntroPointWire {
-  /** base64 of the encoded link-specifier list (NSPEC ‖ specs), ≤ 512 bytes. */
-  readonly ls: string;
-  /** base64 (padded) of the 32-byte ntor onion key. */
-  readonly onionKey: string;
-  /** base64 (padded) of the 32-byte ed25519 intro auth key. */
-  readonly authKey: string;
-  /** base64 (padded) of the 32-byte curve25519 enc key. */
-  readonly encKey: string;
-}
+/** An intro point as carried between nodes: defined in src/core/intro/wire.ts. */
+export type { IntroPointWire };
 
 /** `intro-points`: the sender's current intro points. */
 export interface IntroPointsBody {
@@ -591,48 +580,6 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 }
 
 // ---------------------------------------------------------------------------------------
-// Intro points on the wire
+// Intro points on the wire: one definition, in src/core/intro/wire.ts.
 
-/** IntroPointInput (buildDescriptor's input) → wire form. */
-export function introPointToWire(ip: IntroPointInput): IntroPointWire {
-  return {
-    ls: toBase64(encodeLinkSpecifiers(ip.linkSpecifiers)),
-    onionKey: toBase64(ip.onionKey),
-    authKey: toBase64(ip.authKey),
-    encKey: toBase64(ip.encKey),
-  };
-}
-
-/**
- * Wire form → IntroPointInput. Validates the fields ({@link validateIntroPointWire}, throws
- * SchemaViolation `TB_ERR_MESH_SCHEMA`) and decodes the link-specifier list (throws its
- * DecodeError, e.g. `TB_ERR_LINKSPEC_*`).
- */
-export function introPointFromWire(w: IntroPointWire): IntroPointInput {
-  const v = validateIntroPointWire(w);
-  return {
-    linkSpecifiers: decodeLinkSpecifiers(fromBase64(v.ls)),
-    onionKey: fromBase64(v.onionKey),
-    authKey: fromBase64(v.authKey),
-    encKey: fromBase64(v.encKey),
-  };
-}
-
-const DIGEST_PREFIX = utf8('torbalance intro digest v1');
-
-/**
- * Digest of a set of intro points, order-independent: lowercase hex of
- * SHA3-256("torbalance intro digest v1" ‖ for each point, sorted by its encoding:
- * u32be(|enc|) ‖ enc), where enc = u32be(|ls|) ‖ ls ‖ onionKey ‖ authKey ‖ encKey (decoded
- * bytes). Equal sets give equal digests whatever the order; the empty set has a digest too.
- * Throws SchemaViolation on malformed points.
- */
-export function introDigest(points: readonly IntroPointWire[]): string {
-  const encs = points.map((p, i) => {
-    const v = validateIntroPointWire(p, `points[${i}]`);
-    const ls = fromBase64(v.ls);
-    return concatBytes(u32be(ls.length), ls, fromBase64(v.onionKey), fromBase64(v.authKey), fromBase64(v.encKey));
-  });
-  encs.sort(compareBytes);
-  return toHex(sha3_256(DIGEST_PREFIX, ...encs.flatMap((e) => [u32be(e.length), e])));
-}
+export { introDigest, introPointFromWire, introPointToWire } from '../intro/wire.js';

@@ -4,7 +4,7 @@
  * ({@link selectIntroPoints}), publish both merged descriptors to their HSDirs
  * ({@link Publisher}, per-HSDir tracking in {@link UploadTracker}), switch tor's own
  * publishing off in clustered mode ({@link PublishModeSwitch}) and close intro circuits of an
- * unhealthy node ({@link FailClosed}). Intro points travel as {@link IntroPointWire}.
+ * unhealthy node ({@link FailClosed}). Intro points travel as `IntroPointWire` (src/core/intro/wire.ts).
  */
 export { controlFromReconnecting, controlFromTorControl, EventSubscriptions, type EventSink, type PublisherControl } from './control.js';
 export { FailClosed, serviceIntroCircuits, type FailClosedOptions } from './fail-closed.js';
@@ -25,12 +25,3 @@ export {
 export { FetchVerifier, type HsdirVerification, type VerifyResult } from './fetch-verifier.js';
 export { DEFAULT_MAX_INTRO_POINTS, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from './select.js';
 export { UploadTracker, type HsdirOutcome, type UploadRound } from './upload-tracker.js';
-export {
-  introDigest,
-  introPointLine,
-  introPointToWire,
-  isValidIntroPointWire,
-  MAX_WIRE_LS_CHARS,
-  wireToIntroPointInput,
-  type IntroPointWire,
-} from './wire.js';

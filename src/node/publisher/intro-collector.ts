@@ -22,7 +22,7 @@ import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import { parseCirc, parseHsDesc } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
-import { introDigest, introPointToWire, type IntroPointWire } from './wire.js';
+import { introDigest, introPointToWire, type IntroPointWire } from '../../core/intro/wire.js';
 
 /** The node's harvested intro points. */
 export interface CollectedIntroPoints {

@@ -63,7 +63,7 @@ import type { PublisherControl } from './control.js';
 import { FetchVerifier, type HsdirVerification } from './fetch-verifier.js';
 import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS, type NodeIntroPoints } from './select.js';
 import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
-import { introDigest, wireToIntroPointInput, type IntroPointWire } from './wire.js';
+import { introDigest, introPointFromWire, type IntroPointWire } from '../../core/intro/wire.js';
 
 /** The network as the publisher needs it. */
 export interface NetworkSnapshot {
@@ -351,7 +351,7 @@ export class Publisher {
       id: n.id,
       introPoints: n.introPoints.filter((p) => {
         try {
-          wireToIntroPointInput(p);
+          introPointFromWire(p);
           return true;
         } catch {
           this.#log.warn({ node: n.id }, 'dropping a malformed intro point from the cluster');
@@ -490,7 +490,7 @@ export class Publisher {
     reason: string,
   ): Promise<void> {
     const atMs = this.#o.now();
-    const intro = sel.points.map(wireToIntroPointInput);
+    const intro = sel.points.map(introPointFromWire);
     const len = targets.plan.periodParams.lengthMinutes;
     const descs: PublishRecord['descriptors'][number][] = [];
     const results: HsdirResult[] = [];
@@ -552,7 +552,7 @@ export class Publisher {
     t: DescriptorTarget,
     len: number,
     targets: DescriptorTargets,
-    intro: ReturnType<typeof wireToIntroPointInput>[],
+    intro: ReturnType<typeof introPointFromWire>[],
     servers: string[],
   ): Promise<{ desc: PublishRecord['descriptors'][number]; outcomes: readonly HsdirOutcome[] }> {
     const blindedKey = toBase64NoPad(t.blindedPublicKey);

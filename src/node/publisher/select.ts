@@ -32,7 +32,7 @@ import { fromBase64, toHex } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { MAX_INTRO_POINTS } from '../../core/hsdesc/inner.js';
 import { decodeLinkSpecifiers, LS_LEGACY_ID } from '../../core/hsdesc/link-specifiers.js';
-import { introPointLine, type IntroPointWire } from './wire.js';
+import { introPointLine, type IntroPointWire } from '../../core/intro/wire.js';
 
 /** One node's intro points as input to the selection. */
 export interface NodeIntroPoints {

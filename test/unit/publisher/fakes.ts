@@ -19,7 +19,7 @@ import { toBase64NoPad } from '../../../src/core/bytes.js';
 import type { ControlEvent } from '../../../src/core/torctl/reply.js';
 import type { PublisherControl } from '../../../src/node/publisher/control.js';
 import type { NetworkSnapshot, NetworkSource } from '../../../src/node/publisher/publisher.js';
-import { introPointToWire, type IntroPointWire } from '../../../src/node/publisher/wire.js';
+import { introPointToWire, type IntroPointWire } from '../../../src/core/intro/wire.js';
 
 export const silentLogger = pino({ level: 'silent' });
 

@@ -12,7 +12,7 @@ import { buildDescriptor } from '../../../src/core/hsdesc/descriptor.js';
 import { encodeOnionAddress } from '../../../src/core/hs/address.js';
 import { PublishModeSwitch } from '../../../src/node/publisher/mode-switch.js';
 import { NextPeriodHarvester } from '../../../src/node/publisher/next-harvest.js';
-import { wireToIntroPointInput } from '../../../src/node/publisher/wire.js';
+import { introPointFromWire } from '../../../src/core/intro/wire.js';
 import { identityFrom } from '../../helpers/hsdesc-fixtures.js';
 import { FakeControl, makeIntroPoint, seededRandom, silentLogger } from './fakes.js';
 
@@ -37,7 +37,7 @@ function desc(periodNum: number, points: typeof currentPoints, powSeed: Uint8Arr
     periodLengthMinutes: LEN,
     revisionCounter: 1000n,
     nowSeconds: NOW,
-    introPoints: points.map(wireToIntroPointInput),
+    introPoints: points.map(introPointFromWire),
     powParams: powSeed === undefined ? undefined : { seed: powSeed, suggestedEffort: 0, expirationSeconds: NOW + 7200 },
     randomBytes: rnd,
   }).text;

@@ -7,7 +7,7 @@ import { buildDescriptor } from '../../../src/core/hsdesc/descriptor.js';
 import { FailClosed, serviceIntroCircuits } from '../../../src/node/publisher/fail-closed.js';
 import { IntroCollector } from '../../../src/node/publisher/intro-collector.js';
 import { parsePublishSetting, PublishModeSwitch } from '../../../src/node/publisher/mode-switch.js';
-import { introDigest, wireToIntroPointInput } from '../../../src/node/publisher/wire.js';
+import { introDigest, introPointFromWire } from '../../../src/core/intro/wire.js';
 import { FakeClock, FakeControl, makeIntroPoints, seededRandom, silentLogger } from './fakes.js';
 
 const id = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(9));
@@ -85,7 +85,7 @@ describe('IntroCollector', () => {
       periodLengthMinutes: params.lengthMinutes,
       revisionCounter: rev,
       nowSeconds: wallS,
-      introPoints: points.map(wireToIntroPointInput),
+      introPoints: points.map(introPointFromWire),
       randomBytes: seededRandom(4),
     }).text.slice(0, -1); // GETINFO values come without the final newline
 

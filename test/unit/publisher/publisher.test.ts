@@ -13,7 +13,7 @@ import { HsIdentityKeypair } from '../../../src/core/hs/keys.js';
 import { testingNetworkPeriodParams, timePeriodStart } from '../../../src/core/hs/time-period.js';
 import { decodeDescriptor, type DecodedDescriptor } from '../../../src/core/hsdesc/descriptor.js';
 import { Publisher, type PublishRecord } from '../../../src/node/publisher/publisher.js';
-import { introPointToWire, type IntroPointWire } from '../../../src/node/publisher/wire.js';
+import { introPointToWire, type IntroPointWire } from '../../../src/core/intro/wire.js';
 import { FakeClock, FakeControl, FakeNetwork, makeIntroPoints, makeRelays, seededRandom, silentLogger } from './fakes.js';
 
 const PARAMS = testingNetworkPeriodParams(10);

@@ -8,14 +8,14 @@ import { fromBase64, toBase64 } from '../../../src/core/bytes.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers, LS_LEGACY_ID } from '../../../src/core/hsdesc/link-specifiers.js';
 import { DecodeError } from '../../../src/core/errors.js';
 import { introPointRelay, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../../src/node/publisher/select.js';
-import { introDigest, introPointToWire, wireToIntroPointInput, type IntroPointWire } from '../../../src/node/publisher/wire.js';
+import { introDigest, introPointToWire, introPointFromWire, type IntroPointWire } from '../../../src/core/intro/wire.js';
 import { makeIntroPoint, makeIntroPoints, seededRandom } from './fakes.js';
 
 describe('IntroPointWire', () => {
   const rnd = seededRandom(7);
   it('round-trips through IntroPointInput byte for byte', () => {
     const w = makeIntroPoint(rnd, 1);
-    const input = wireToIntroPointInput(w);
+    const input = introPointFromWire(w);
     expect(introPointToWire(input)).toEqual(w);
     expect(input.linkSpecifiers.map((l) => l.type)).toEqual([0, 2, 3]);
   });
@@ -37,7 +37,7 @@ describe('IntroPointWire', () => {
       const w = mk(makeIntroPoint(rnd, 2)) as IntroPointWire;
       let err: unknown;
       try {
-        wireToIntroPointInput(w);
+        introPointFromWire(w);
       } catch (e) {
         err = e;
       }
