@@ -148,7 +148,7 @@ describe('WireGuard helpers', () => {
   });
 
   const hasWg = spawnSync('sh', ['-c', 'command -v wg']).status === 0;
-  it.skipIf(!hasWg)('generates a key file (0600) whose public key matches `wg pubkey`', async () => {
+  it.skipIf(!hasWg && process.env['CI'] === undefined)('generates a key file (0600) whose public key matches `wg pubkey`', async () => {
     const p = join(await tmp(), 'wg', 'private.key');
     const { publicKey } = await generateWgKeyFile(p);
     expect((await stat(p)).mode & 0o777).toBe(0o600);

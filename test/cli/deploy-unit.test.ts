@@ -65,7 +65,7 @@ describe('deploy/torbalance.service', () => {
     expect(one('RestrictAddressFamilies')).toBe('AF_UNIX AF_INET AF_INET6');
   });
 
-  it.skipIf(!existsSync(ANALYZE))('systemd-analyze verify accepts it (and flags a bad key: the check can fail)', async () => {
+  it.skipIf(!existsSync(ANALYZE) && process.env['CI'] === undefined)('systemd-analyze verify accepts it (and flags a bad key: the check can fail)', async () => {
     const ok = spawnSync(ANALYZE, ['verify', '--man=no', await stagedUnit()], { encoding: 'utf8' });
     expect(ok.stderr + ok.stdout).toBe('');
     expect(ok.status).toBe(0);
@@ -73,7 +73,7 @@ describe('deploy/torbalance.service', () => {
     expect(bad.stderr).toContain('ProtectSystem');
   });
 
-  it.skipIf(!existsSync(ANALYZE))(`systemd-analyze security --offline=yes: exposure ≤ ${MAX_EXPOSURE}`, async () => {
+  it.skipIf(!existsSync(ANALYZE) && process.env['CI'] === undefined)(`systemd-analyze security --offline=yes: exposure ≤ ${MAX_EXPOSURE}`, async () => {
     const r = spawnSync(ANALYZE, ['security', '--offline=yes', '--no-pager', await stagedUnit()], { encoding: 'utf8' });
     const m = /Overall exposure level for torbalance\.service: (\d+\.\d+)/.exec(r.stdout);
     expect(m, r.stdout + r.stderr).not.toBeNull();
