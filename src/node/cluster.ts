@@ -75,6 +75,7 @@ import { meshObConfigContent, meshOnionPaths, meshTorrcEntries, parseMeshHostnam
 import type { TorrcEntry } from '../core/torrc.js';
 import { MeshNode, type ClusterView, type LocalMeshState, type MeshStats } from './mesh/index.js';
 import {
+  ControlNetworkSource,
   controlFromReconnecting,
   EventSubscriptions,
   FailClosed,
@@ -83,6 +84,9 @@ import {
   PublishModeSwitch,
   type PublisherStatus,
 } from './publisher/index.js';
+import { NextPeriodHarvester } from './publisher/next-harvest.js';
+import { NextHarvestScheduler } from './publisher/next-schedule.js';
+import type { NodeIntroSets } from '../core/publish/rotation.js';
 import { introDigest, type IntroPointWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
@@ -123,6 +127,14 @@ export async function ensureMeshIdentity(onion: MeshOnionPaths, randomBytes: Ran
     throw new TorbalanceError('TB_ERR_NODE_DATA_DIR', 'config', `cannot write ${onion.obConfigFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
   }
   return keypair;
+}
+
+/**
+ * The node harvests desc_next for rotation-safe descriptors (docs/DESIGN.md "Rotation-safe
+ * intro points"); its tor then runs with PoW defenses on (their seeds attribute a harvest).
+ */
+export function rotationSafe(config: Config): boolean {
+  return config.cluster.enabled && config.cluster.publish.rotation_safe;
 }
 
 /** Read the cluster secrets and, for the tor transport, prepare the coordination onion service. */
@@ -303,6 +315,7 @@ export class ClusterService {
   #meshCollector: IntroCollector | undefined;
   #meshPublisher: Publisher | undefined;
   #meshPublishKey = '';
+  #nextScheduler: NextHarvestScheduler | undefined;
   readonly #join: JoinService;
   /** Follows our Publisher's rounds (HSDirs accepted per descriptor) for the mesh summary. */
   readonly #publishView = new PublishView();
@@ -380,8 +393,10 @@ export class ClusterService {
       logger: this.#log,
       pollMs: o.introPollMs ?? 10_000,
     });
+    const network = new ControlNetworkSource(control);
     this.#publisher = new Publisher({
       control,
+      network,
       identity: o.identity,
       masterAddress: o.masterAddress,
       now: this.#now,
@@ -392,6 +407,37 @@ export class ClusterService {
       uploadTimeoutMs: cfg.publish.upload_timeout_ms,
       testingTorNetwork: testing,
     });
+    if (rotationSafe(o.config)) {
+      const harvester = new NextPeriodHarvester({
+        control,
+        mode: this.#mode,
+        masterAddress: o.masterAddress,
+        identityPublicKey: o.identity.publicKey,
+        now: this.#now,
+        timers,
+        logger: this.#log,
+      });
+      this.#nextScheduler = new NextHarvestScheduler({
+        harvester,
+        network,
+        identityPublicKey: o.identity.publicKey,
+        testingTorNetwork: testing,
+        now: this.#now,
+        timers,
+        random: Math.random,
+        logger: this.#log,
+        active: () => this.#state === 'running' && this.#clustered,
+        isPublisher: () => this.#mesh?.view().selfIsPublisher === true,
+        currentKey: () => this.#collector?.current()?.blindedKey,
+        onHarvest: () => {
+          this.#mesh?.broadcastIntroPoints();
+          this.#reconcile(false);
+        },
+        onSeeded: (uploadedAtMs) => {
+          this.#publisher?.reassert(uploadedAtMs);
+        },
+      });
+    }
     const meshId = o.prepared.meshIdentity;
     if (cfg.transport === 'tor' && meshId !== undefined) {
       const log = this.#log.child({ service: 'mesh-onion' });
@@ -473,6 +519,7 @@ export class ClusterService {
       this.#collector.onChange(() => {
         this.#mesh?.broadcastIntroPoints();
         this.#reconcile(false);
+        this.#nextScheduler?.poke();
       }),
       o.health.onChange(() => {
         this.#applyFailClosed();
@@ -490,6 +537,7 @@ export class ClusterService {
     }
     this.#collector.start();
     this.#publisher.start();
+    this.#nextScheduler?.start();
     await this.#join.start();
     this.#join.attachMesh(this.#mesh);
     await this.#mesh.start();
@@ -504,6 +552,7 @@ export class ClusterService {
     if (this.#state === 'stopped') return;
     this.#state = 'stopped';
     for (const off of this.#offs.splice(0)) off();
+    this.#nextScheduler?.stop();
     if (this.#aloneTimer !== undefined) this.#o.timers.clearTimeout(this.#aloneTimer);
     this.#aloneTimer = undefined;
     await this.#join.stop().catch(() => undefined);
@@ -587,11 +636,15 @@ export class ClusterService {
     const points: IntroPointWire[] = cur === undefined ? [] : [...cur.points];
     const traffic = (): TrafficSummary | undefined => this.#trafficSummary();
     const publish = (): PublishSummary | undefined => this.#publishSummary();
+    const next = this.#nextScheduler?.current();
     return {
       healthy: h.healthy,
       reasons: [...h.reasons],
       introPoints: points,
       introDigest: cur?.digest ?? introDigest([]),
+      introKey: cur?.blindedKey,
+      rotationSafe: this.#nextScheduler !== undefined,
+      next: next === undefined ? undefined : { key: next.blindedKey, harvestedAt: next.harvestedAtMs, points: next.points },
       get traffic() {
         return traffic();
       },
@@ -682,20 +735,31 @@ export class ClusterService {
         },
       );
     }
-    let nodes: { id: string; introPoints: readonly IntroPointWire[] }[] | null = null;
+    let nodes: NodeIntroSets[] | null = null;
     if (clustered && v.selfIsPublisher) {
       nodes = [];
+      const sets = (id: string, x: { introPoints: readonly IntroPointWire[]; introKey?: string | undefined; rotationSafe?: boolean | undefined; next?: { key: string; harvestedAt: number; points: readonly IntroPointWire[] } | undefined }): NodeIntroSets => ({
+        id,
+        introPoints: x.introPoints,
+        currentKey: x.introKey,
+        rotationSafe: x.rotationSafe,
+        next: x.next === undefined ? undefined : { blindedKey: x.next.key, harvestedAtMs: x.next.harvestedAt, points: x.next.points },
+      });
       const self = this.#localState();
-      if (self.healthy && self.introPoints.length > 0) nodes.push({ id: v.self.id, introPoints: self.introPoints });
-      for (const p of live) if (p.healthy && p.introPoints.length > 0) nodes.push({ id: p.id, introPoints: p.introPoints });
+      if (self.healthy && (self.introPoints.length > 0 || self.next !== undefined)) nodes.push(sets(v.self.id, self));
+      for (const p of live) if (p.healthy && (p.introPoints.length > 0 || p.next !== undefined)) nodes.push(sets(p.id, p));
       if (nodes.length === 0) nodes = null;
     }
-    const key = nodes === null ? 'null' : nodes.map((n) => `${n.id}:${introDigest([...n.introPoints])}`).join(',');
+    const key =
+      nodes === null
+        ? 'null'
+        : nodes.map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest([...n.introPoints])}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}`}`).join(',');
     if (key === this.#publishKey) return;
     this.#publishKey = key;
     this.#publishing = nodes === null ? [] : nodes.map((n) => n.id);
     this.#log.info({ publishing: this.#publishing, selfIsPublisher: v.selfIsPublisher, clustered }, nodes === null ? 'not publishing' : 'publishing for nodes');
     this.#publisher?.update(nodes === null ? null : { nodes });
+    if (v.selfIsPublisher) this.#nextScheduler?.poke();
   }
 
   async #waitHostname(file: string): Promise<string> {

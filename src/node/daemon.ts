@@ -48,7 +48,7 @@ import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
 import { readAdminSecret } from '../adapters/admin/secret.js';
 import { AdminService, PeriodClock } from './admin/index.js';
-import { ClusterService, prepareCluster, type ClusterStatus } from './cluster.js';
+import { ClusterService, prepareCluster, rotationSafe, type ClusterStatus } from './cluster.js';
 import { joinSocketPath } from './join/paths.js';
 import { TargetHealth, type HealthProbe } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
@@ -228,7 +228,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     maxStreamsPerCircuit: config.proxy.limits.max_connections_per_circuit,
     maxStreamsCloseCircuit: config.tor.max_streams_close_circuit,
     introDos: { enabled: config.tor.intro_dos.enabled, ratePerSec: config.tor.intro_dos.rate_per_sec, burstPerSec: config.tor.intro_dos.burst_per_sec },
-    pow: { enabled: config.tor.pow.enabled, queueRate: config.tor.pow.queue_rate, queueBurst: config.tor.pow.queue_burst },
+    // Rotation-safe clusters need PoW defenses on: their seeds attribute a harvested
+    // desc_next to this node (docs/DESIGN.md "Rotation-safe intro points").
+    pow: { enabled: config.tor.pow.enabled || rotationSafe(config), queueRate: config.tor.pow.queue_rate, queueBurst: config.tor.pow.queue_burst },
     publishDescriptors: true,
     extra: config.tor.extra_config,
     // The join port (src/node/join): joining nodes reach the cluster through the master onion.

@@ -55,7 +55,19 @@ export interface PeerInfo {
   /** Intro digest from the peer's last hello/heartbeat. */
   readonly introDigest: string | undefined;
   /** The peer's last `intro-points` message. */
-  readonly introPoints: { readonly digest: string; readonly fetchedAt: number; readonly points: readonly IntroPointWire[]; readonly receivedMs: number } | undefined;
+  readonly introPoints:
+    | {
+        readonly digest: string;
+        readonly fetchedAt: number;
+        readonly points: readonly IntroPointWire[];
+        readonly receivedMs: number;
+        /** Blinded key of the desc_current `points` came from (absent from older senders). */
+        readonly key?: string | undefined;
+        readonly rotationSafe?: boolean | undefined;
+        /** Harvested desc_next points (docs/DESIGN.md "Rotation-safe intro points"). */
+        readonly next?: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
+      }
+    | undefined;
   /** The peer's lease expiry in our clock, if it holds one. */
   readonly leaseUntilMs: number | undefined;
   /** Local time of the last hello/heartbeat (undefined for `known`). */
@@ -242,7 +254,15 @@ export class Membership {
         }
         this.introTs.set(m.from, m.ts);
         const b = msg.body;
-        p.introPoints = { digest: b.digest, fetchedAt: b.fetchedAt, points: b.points.map((x) => ({ ...x })), receivedMs: nowMs };
+        p.introPoints = {
+          digest: b.digest,
+          fetchedAt: b.fetchedAt,
+          points: b.points.map((x) => ({ ...x })),
+          receivedMs: nowMs,
+          ...(b.key === undefined ? {} : { key: b.key }),
+          ...(b.rotationSafe === undefined ? {} : { rotationSafe: b.rotationSafe }),
+          ...(b.next === undefined ? {} : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.map((x) => ({ ...x })) } }),
+        };
         events.push({ type: 'changed', id: m.from });
         return events;
       }

@@ -167,12 +167,30 @@ export interface HeartbeatBody extends HelloBody {
 /** An intro point as carried between nodes: defined in src/core/intro/wire.ts. */
 export type { IntroPointWire };
 
-/** `intro-points`: the sender's current intro points. */
+/**
+ * `intro-points`: the sender's intro points (docs/mesh-protocol.md "intro-points").
+ * `points` are its tor's desc_current; the optional fields (absent from older senders) make
+ * rotation-safe publishing possible (docs/DESIGN.md "Rotation-safe intro points").
+ */
 export interface IntroPointsBody {
   /** {@link introDigest} of `points`. */
   readonly digest: string;
   /** When the sender read them from its tor, unix ms. */
   readonly fetchedAt: number;
+  readonly points: readonly IntroPointWire[];
+  /** Blinded key of the desc_current `points` came from (canonical base64 of 32 bytes, no padding). */
+  readonly key?: string | undefined;
+  /** The sender harvests desc_next: list its `points` only under their own period. */
+  readonly rotationSafe?: boolean | undefined;
+  /** The sender's harvested desc_next intro points and their period's blinded key. */
+  readonly next?: NextIntroPoints | undefined;
+}
+
+/** `intro-points.next`. */
+export interface NextIntroPoints {
+  readonly key: string;
+  /** When the sender harvested them, unix ms. */
+  readonly harvestedAt: number;
   readonly points: readonly IntroPointWire[];
 }
 
@@ -479,14 +497,37 @@ export function validateIntroPointWire(v: unknown, path = 'point'): IntroPointWi
 }
 
 /** Validate an `intro-points` body. Throws SchemaViolation. */
+/** A blinded key as the mesh carries it: canonical unpadded base64 of 32 bytes (as in HS_DESC events). */
+function blindedKey(v: unknown, path: string): string {
+  const s = str(v, path, 43, 43, /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$/);
+  return s;
+}
+
+function introPointList(v: unknown, path: string): IntroPointWire[] {
+  return array(v, path, MAX_INTRO_POINTS).map((p, i) => validateIntroPointWire(p, `${path}[${i}]`));
+}
+
 export function validateIntroPoints(v: unknown, path = 'body'): IntroPointsBody {
-  const o = object(v, path, ['digest', 'fetchedAt', 'points']);
+  const o = object(v, path, ['digest', 'fetchedAt', 'points'], ['key', 'rotationSafe', 'next']);
+  const key = field(o, 'key');
+  const safe = field(o, 'rotationSafe');
+  const nextRaw = field(o, 'next');
+  let next: NextIntroPoints | undefined;
+  if (nextRaw !== undefined) {
+    const n = object(nextRaw, `${path}.next`, ['key', 'harvestedAt', 'points']);
+    next = {
+      key: blindedKey(field(n, 'key'), `${path}.next.key`),
+      harvestedAt: int(field(n, 'harvestedAt'), `${path}.next.harvestedAt`, 0, Number.MAX_SAFE_INTEGER),
+      points: introPointList(field(n, 'points'), `${path}.next.points`),
+    };
+  }
   return {
     digest: str(field(o, 'digest'), `${path}.digest`, 64, 64, HEX64_RE),
     fetchedAt: int(field(o, 'fetchedAt'), `${path}.fetchedAt`, 0, Number.MAX_SAFE_INTEGER),
-    points: array(field(o, 'points'), `${path}.points`, MAX_INTRO_POINTS).map((p, i) =>
-      validateIntroPointWire(p, `${path}.points[${i}]`),
-    ),
+    points: introPointList(field(o, 'points'), `${path}.points`),
+    ...(key === undefined ? {} : { key: blindedKey(key, `${path}.key`) }),
+    ...(safe === undefined ? {} : { rotationSafe: bool(safe, `${path}.rotationSafe`) }),
+    ...(next === undefined ? {} : { next }),
   };
 }
 

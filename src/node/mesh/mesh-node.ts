@@ -59,6 +59,7 @@ import {
   FrameDecoder,
   HANDSHAKE_MAX_FRAME_BYTES,
   HANDSHAKE_NONCE_BYTES,
+  MAX_INTRO_POINTS,
   InitiatorHandshake,
   Membership,
   MessageVerifier,
@@ -100,6 +101,12 @@ export interface LocalMeshState {
   readonly reasons: string[];
   readonly introPoints: IntroPointWire[];
   readonly introDigest: string;
+  /** Blinded key of the desc_current `introPoints` came from. */
+  readonly introKey?: string | undefined;
+  /** This node harvests desc_next (docs/DESIGN.md "Rotation-safe intro points"). */
+  readonly rotationSafe?: boolean | undefined;
+  /** Its harvested desc_next intro points. */
+  readonly next?: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
   /**
    * The node's visitor traffic (cumulative proxy counters), sent in heartbeats. Read only when
    * a heartbeat is built (the cluster computes it lazily in a getter).
@@ -162,6 +169,11 @@ export interface PeerView {
   readonly priority: number;
   readonly introDigest: string;
   readonly introPoints: readonly IntroPointWire[];
+  /** Blinded key of the desc_current its `introPoints` came from (undefined: not sent). */
+  readonly introKey: string | undefined;
+  readonly rotationSafe: boolean;
+  /** Its harvested desc_next intro points, if it sent any. */
+  readonly next: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
   /** Our clock (unix ms) when we last accepted a frame from it; undefined if only gossiped. */
   readonly lastSeenMs: number | undefined;
   /** Its traffic counters from its latest heartbeat (undefined: none carried them). */
@@ -405,6 +417,9 @@ export class MeshNode {
         priority: p.priority ?? 0,
         introDigest: p.introDigest ?? '',
         introPoints: p.introPoints?.points ?? [],
+        introKey: p.introPoints?.key,
+        rotationSafe: p.introPoints?.rotationSafe === true,
+        next: p.introPoints?.next,
         lastSeenMs: p.lastHeardMs,
         traffic: this.#summaries.get(p.id)?.traffic,
         publish: this.#summaries.get(p.id)?.publish,
@@ -528,7 +543,17 @@ export class MeshNode {
 
   #introMessage(): MeshMessage {
     const local = this.#o.localState();
-    return { type: 'intro-points', body: { digest: local.introDigest, fetchedAt: this.#o.now(), points: local.introPoints.slice(0, 20) } };
+    return {
+      type: 'intro-points',
+      body: {
+        digest: local.introDigest,
+        fetchedAt: this.#o.now(),
+        points: local.introPoints.slice(0, MAX_INTRO_POINTS),
+        ...(local.introKey === undefined ? {} : { key: local.introKey }),
+        ...(local.rotationSafe === true ? { rotationSafe: true } : {}),
+        ...(local.next === undefined ? {} : { next: { key: local.next.key, harvestedAt: local.next.harvestedAt, points: local.next.points.slice(0, MAX_INTRO_POINTS) } }),
+      },
+    };
   }
 
   #tokensMessage(): MeshMessage {

@@ -23,5 +23,5 @@ export {
   type VerifyOptions,
 } from './publisher.js';
 export { FetchVerifier, type HsdirVerification, type VerifyResult } from './fetch-verifier.js';
-export { DEFAULT_MAX_INTRO_POINTS, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from './select.js';
+export { DEFAULT_MAX_INTRO_POINTS, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../core/publish/select.js';
 export { UploadTracker, type HsdirOutcome, type UploadRound } from './upload-tracker.js';

@@ -17,6 +17,7 @@
  */
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
@@ -32,6 +33,8 @@ export interface CollectedIntroPoints {
   readonly fetchedAtMs: number;
   /** The node tor's own revision counter (decimal). */
   readonly revisionCounter: string;
+  /** Blinded key (base64, no padding) of the desc_current they came from: names its period. */
+  readonly blindedKey: string;
 }
 
 /** Options of {@link IntroCollector}. */
@@ -59,10 +62,10 @@ export function introPointsFromServiceDescriptor(
   text: string,
   identityPublicKey: Uint8Array,
   nowSeconds: number,
-): { points: IntroPointWire[]; revisionCounter: bigint } | undefined {
+): { points: IntroPointWire[]; revisionCounter: bigint; blindedKey: string } | undefined {
   const d = decodeOwnServiceDescriptor(text, identityPublicKey, nowSeconds);
   if (d.revisionCounter === 0n) return undefined;
-  return { points: d.introPoints.map(introPointToWire), revisionCounter: d.revisionCounter };
+  return { points: d.introPoints.map(introPointToWire), revisionCounter: d.revisionCounter, blindedKey: toBase64NoPad(d.blindedPublicKey) };
 }
 
 /** Polls the node tor's descriptor for its intro points; see the module doc. */
@@ -211,18 +214,18 @@ export class IntroCollector {
       return;
     }
     const digest = introDigest(got.points);
-    this.#set({ points: got.points, digest, fetchedAtMs: atMs, revisionCounter: got.revisionCounter.toString() });
+    this.#set({ points: got.points, digest, fetchedAtMs: atMs, revisionCounter: got.revisionCounter.toString(), blindedKey: got.blindedKey });
   }
 
   #set(next: CollectedIntroPoints | undefined): void {
     const prev = this.#current;
-    if (next !== undefined && prev !== undefined && next.digest === prev.digest) {
-      this.#current = next; // same points, newer fetch time
+    if (next !== undefined && prev !== undefined && next.digest === prev.digest && next.blindedKey === prev.blindedKey) {
+      this.#current = next; // same points and period, newer fetch time
       return;
     }
     if (next === undefined && prev === undefined) return;
     this.#current = next;
-    this.#log.info({ introPoints: next?.points.length ?? 0 }, 'node intro points changed');
+    this.#log.info({ introPoints: next?.points.length ?? 0, rotated: next !== undefined && prev !== undefined && next.blindedKey !== prev.blindedKey }, 'node intro points changed');
     for (const l of this.#listeners) {
       try {
         l(next);

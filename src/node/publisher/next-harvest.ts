@@ -100,6 +100,30 @@ export class NextPeriodHarvester {
     return this.#running;
   }
 
+  /**
+   * Let tor upload its own descriptors once (a publish pulse) and wait until the HSDirs
+   * answered, without fetching anything: after a rotation this puts the node's own
+   * descriptor of the NEXT period on its HSDirs (docs/DESIGN.md "Rotation-safe intro
+   * points"). Resolves with the wall-clock ms at which tor began uploading (the caller
+   * re-posts merged descriptors in a later second: every HSDir answered before it) and the
+   * HSDirs that accepted desc_next.
+   */
+  async seed(): Promise<{ uploadedAtMs: number; nextKey: string; hsdirs: string[] }> {
+    const before = await this.#readCurrent();
+    const currentKey = toBase64NoPad(before.blindedPublicKey);
+    const upload = this.#watchUpload(currentKey);
+    const t0 = this.#o.now();
+    try {
+      const u = await this.#o.mode.pulse(() => upload.done);
+      // Every upload was answered by now, so tor computed its revision counters before this.
+      const end = this.#o.now();
+      this.#log.info({ hsdirs: u.hsdirs.length, tookMs: end - t0 }, "seeded the next period's descriptor with tor's own upload");
+      return { uploadedAtMs: end, ...u };
+    } finally {
+      upload.cancel();
+    }
+  }
+
   async #readCurrent(): Promise<DecodedDescriptor> {
     const text = await this.#o.control.getInfo(`hs/service/desc/id/${this.#label}`, { timeoutMs: 30_000 });
     return decodeOwnServiceDescriptor(text, this.#o.identityPublicKey, Math.floor(this.#o.now() / 1000));

@@ -61,7 +61,8 @@ import type { RandomBytes } from '../../core/random.js';
 import { parseHsDesc, parseHsDescContent } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
 import { FetchVerifier, type HsdirVerification } from './fetch-verifier.js';
-import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS, type NodeIntroPoints } from './select.js';
+import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS } from '../../core/publish/select.js';
+import { introPointsForPeriod, type IntroSetSource, type NodeIntroSets } from '../../core/publish/rotation.js';
 import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
 import { introDigest, introPointFromWire, type IntroPointWire } from '../../core/intro/wire.js';
 
@@ -129,6 +130,10 @@ export interface PublishRecord {
     readonly blindedKey: string;
     readonly revisionCounter: string;
     readonly servers: readonly string[];
+    /** Intro points listed in this descriptor, per node, and where each node's set came from. */
+    readonly introPoints?: number;
+    readonly perNode?: Readonly<Record<string, number>>;
+    readonly sources?: Readonly<Record<string, IntroSetSource>>;
     /** HSPOST sent → tor's 250 (ms). */
     readonly postMs: number;
     readonly error?: string;
@@ -215,9 +220,22 @@ export interface PublisherOptions {
 }
 
 interface Published {
-  readonly digest: string;
+  /** Per descriptor slot: the selection key last posted ('' = nothing to post for it). */
+  readonly keys: ReadonlyMap<Slot, string>;
   readonly planKey: string;
   readonly atMs: number;
+}
+
+/** The intro points chosen for one descriptor. */
+interface Selection {
+  readonly points: IntroPointWire[];
+  readonly perNode: Record<string, number>;
+  readonly sources: Readonly<Record<string, IntroSetSource>>;
+  readonly digest: string;
+  /** digest + the newest harvest used: a fresh harvest re-posts even with the same points (tor's own upload replaced ours). */
+  readonly key: string;
+  /** Newest harvest used (wall-clock ms, 0 if none): tor's own upload preceded it. */
+  readonly harvestMs: number;
 }
 
 type Slot = 'first' | 'second';
@@ -254,8 +272,13 @@ export class Publisher {
   #started = false;
   #offEvent: (() => void) | undefined;
   #offContent: (() => void) | undefined;
-  #desired: readonly NodeIntroPoints[] | null = null;
-  #selection: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string } | undefined;
+  #desired: readonly NodeIntroSets[] | null = null;
+  /** Fingerprint of #desired, to kick a round only on a real change. */
+  #desiredKey = '';
+  /** The client-current descriptor's selection of the last round (for status). */
+  #selection: Selection | undefined;
+  /** Post every descriptor again, in a second after this one (tor uploaded its own). */
+  #reassertAfterSec: number | undefined;
   #published: Published | undefined;
   #retry = new Map<Slot, Set<string>>();
   #retryDelay = 0;
@@ -335,45 +358,61 @@ export class Publisher {
 
   /**
    * Desired state from the cluster: the nodes whose intro points to publish, or `null` =
-   * do not publish (not the publisher, or alone so tor publishes itself). Invalid intro
-   * points from peers are dropped (logged).
+   * do not publish (not the publisher, or alone so tor publishes itself). Each node gives its
+   * desc_current points with their blinded key and, in rotation-safe mode, its harvested
+   * desc_next points; each descriptor lists the set built for its own period
+   * ({@link introPointsForPeriod}), and a descriptor no node has a set for is not posted
+   * (the HSDirs keep a node's own upload). Invalid intro points from peers are dropped (logged).
    */
-  update(input: { readonly nodes: readonly NodeIntroPoints[] } | null): void {
+  update(input: { readonly nodes: readonly NodeIntroSets[] } | null): void {
     if (input === null) {
       this.#desired = null;
+      this.#desiredKey = '';
       this.#selection = undefined;
       this.#published = undefined;
       this.#retry.clear();
       this.#verifyWanted = false;
       return;
     }
-    const nodes = input.nodes.map((n) => ({
-      id: n.id,
-      introPoints: n.introPoints.filter((p) => {
+    const valid = (id: string, pts: readonly IntroPointWire[]): IntroPointWire[] =>
+      pts.filter((p) => {
         try {
           introPointFromWire(p);
           return true;
-        } catch {
-          this.#log.warn({ node: n.id }, 'dropping a malformed intro point from the cluster');
+        } catch (e) {
+          if (!(e instanceof TorbalanceError)) throw e;
+          this.#log.warn({ node: id, err: e.code }, 'dropping a malformed intro point from the cluster');
           return false;
         }
-      }),
+      });
+    const nodes: NodeIntroSets[] = input.nodes.map((n) => ({
+      id: n.id,
+      introPoints: valid(n.id, n.introPoints),
+      currentKey: n.currentKey,
+      rotationSafe: n.rotationSafe,
+      next: n.next === undefined ? undefined : { blindedKey: n.next.blindedKey, harvestedAtMs: n.next.harvestedAtMs, points: valid(n.id, n.next.points) },
     }));
+    const key = nodes
+      .map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest(n.introPoints)}:${n.rotationSafe === true ? 1 : 0}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}:${introDigest(n.next.points)}`}`)
+      .join(',');
     this.#desired = nodes;
-    const chosen = selectIntroPointsByNode(nodes, this.#o.maxIntroPoints ?? DEFAULT_MAX_INTRO_POINTS);
-    const perNode: Record<string, number> = {};
-    for (const c of chosen) perNode[c.nodeId] = (perNode[c.nodeId] ?? 0) + 1;
-    const points = chosen.map((c) => c.point);
-    const digest = introDigest(points);
-    const changed = this.#selection?.digest !== digest;
-    this.#selection = { points, perNode, digest };
-    if (changed) {
-      // A verification round can wait up to its timeout for silent HSDirs; it must never
-      // delay publishing a changed intro-point set (failover). Cut it short; the next
-      // verification runs after this publish.
-      this.#verifier.cancelOpen('superseded by an intro-point change');
-      this.#kick('intro-points');
-    }
+    if (key === this.#desiredKey) return;
+    this.#desiredKey = key;
+    // A verification round can wait up to its timeout for silent HSDirs; it must never
+    // delay publishing a changed intro-point set (failover). Cut it short; the next
+    // verification runs after this publish.
+    this.#verifier.cancelOpen('superseded by an intro-point change');
+    this.#kick('intro-points');
+  }
+
+  /**
+   * tor has just uploaded its own descriptors (a publish-mode pulse) and replaced ours on the
+   * HSDirs: post every descriptor again, in a later second than `uploadedAtMs` (an HSDir keeps
+   * only a higher revision counter, and tor's is time-based like ours).
+   */
+  reassert(uploadedAtMs: number): void {
+    this.#reassertAfterSec = Math.max(this.#reassertAfterSec ?? 0, Math.floor(uploadedAtMs / 1000));
+    this.#kick('reassert');
   }
 
   /** Listen for finished publish rounds. */
@@ -385,7 +424,7 @@ export class Publisher {
   status(): PublisherStatus {
     const sel = this.#selection;
     return {
-      active: this.#desired !== null && sel !== undefined && sel.points.length > 0,
+      active: this.#desired !== null && this.#desired.some((n) => n.introPoints.length > 0 || (n.next?.points.length ?? 0) > 0),
       introPoints: sel?.points.length ?? 0,
       introDigest: sel?.digest,
       publishes: this.#publishes,
@@ -447,77 +486,115 @@ export class Publisher {
     this.#scheduleRetry();
   }
 
+  /** The intro points for one descriptor (`undefined`: no node has a set for its period). */
+  #selectFor(t: DescriptorTarget): Selection | undefined {
+    if (this.#desired === null) return undefined;
+    const period = introPointsForPeriod(this.#desired, toBase64NoPad(t.blindedPublicKey));
+    const chosen = selectIntroPointsByNode(period.nodes, this.#o.maxIntroPoints ?? DEFAULT_MAX_INTRO_POINTS);
+    if (chosen.length === 0) return undefined;
+    const perNode: Record<string, number> = {};
+    const sources: Record<string, IntroSetSource> = {};
+    for (const c of chosen) {
+      perNode[c.nodeId] = (perNode[c.nodeId] ?? 0) + 1;
+      const src = period.sources[c.nodeId];
+      if (src !== undefined) sources[c.nodeId] = src;
+    }
+    const points = chosen.map((c) => c.point);
+    const digest = introDigest(points);
+    return { points, perNode, sources, digest, key: `${digest}@${period.newestHarvestMs}`, harvestMs: period.newestHarvestMs };
+  }
+
   async #reconcile(trigger: string): Promise<void> {
-    const sel = this.#selection;
-    if (this.#desired === null || sel === undefined || sel.points.length === 0) return;
+    if (this.#desired === null) return;
     const net = await this.#network.read();
     const targets = descriptorTargets(net.consensus, this.#o.identity.publicKey, {
       relays: net.relays,
       testingTorNetwork: this.#o.testingTorNetwork,
     });
+    const sels = new Map<Slot, Selection | undefined>(targets.descriptors.map((d) => [d.descriptor, this.#selectFor(d)]));
+    const clientSlot = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum)?.descriptor;
+    this.#selection = clientSlot === undefined ? undefined : sels.get(clientSlot);
+    if (![...sels.values()].some((x) => x !== undefined)) return;
     const planKey = planKeyOf(targets);
     const pub = this.#published;
     const nowMs = this.#o.now();
     const reasons: string[] = [];
-    if (pub === undefined) reasons.push('initial');
-    else {
-      if (pub.digest !== sel.digest) reasons.push('intro-points');
-      if (pub.planKey !== planKey) reasons.push('plan');
-      if (nowMs - pub.atMs >= this.#o.refreshMs) reasons.push('refresh');
-    }
     let work: Map<Slot, Set<string>>;
-    if (reasons.length > 0) {
-      work = new Map(targets.descriptors.map((d) => [d.descriptor, new Set(d.hsdirs.map((h) => h.rsaFingerprint))]));
-    } else if (this.#retry.size > 0 && (this.#retryAtMs === undefined || this.#o.timers.now() >= this.#retryAtMs)) {
-      reasons.push('retry');
-      work = this.#retry;
+    const all = (slots: readonly Slot[]): Map<Slot, Set<string>> =>
+      new Map(targets.descriptors.filter((d) => slots.includes(d.descriptor)).map((d) => [d.descriptor, new Set(d.hsdirs.map((h) => h.rsaFingerprint))]));
+    const reassert = this.#reassertAfterSec !== undefined;
+    if (pub === undefined || pub.planKey !== planKey || nowMs - pub.atMs >= this.#o.refreshMs || reassert) {
+      if (pub === undefined) reasons.push('initial');
+      else {
+        if (pub.planKey !== planKey) reasons.push('plan');
+        if (nowMs - pub.atMs >= this.#o.refreshMs) reasons.push('refresh');
+      }
+      if (reassert) reasons.push('reassert');
+      work = all(targets.descriptors.map((d) => d.descriptor));
     } else {
-      if (this.#verifyWanted && this.#retry.size === 0) await this.#verify(targets, net, sel, planKey);
-      return;
+      const changed = targets.descriptors.filter((d) => (sels.get(d.descriptor)?.key ?? '') !== (pub.keys.get(d.descriptor) ?? '')).map((d) => d.descriptor);
+      if (changed.length > 0) {
+        reasons.push('intro-points');
+        work = all(changed);
+      } else if (this.#retry.size > 0 && (this.#retryAtMs === undefined || this.#o.timers.now() >= this.#retryAtMs)) {
+        reasons.push('retry');
+        work = this.#retry;
+      } else {
+        const sel = this.#selection;
+        if (this.#verifyWanted && this.#retry.size === 0 && sel !== undefined) await this.#verify(targets, net, sel);
+        return;
+      }
     }
     if (targets.descriptors.some((d) => d.hsdirs.length === 0)) {
       throw new TorbalanceError('TB_ERR_PUBLISHER_NO_HSDIRS', 'tor', 'the consensus has no HSDirs for a descriptor');
     }
     this.#retry = new Map();
-    await this.#publish(targets, work, sel, planKey, reasons.join(',') || trigger);
+    await this.#publish(targets, work, sels, planKey, reasons.join(',') || trigger);
   }
 
   async #publish(
     targets: DescriptorTargets,
     work: Map<Slot, Set<string>>,
-    sel: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string },
+    sels: ReadonlyMap<Slot, Selection | undefined>,
     planKey: string,
     reason: string,
   ): Promise<void> {
     const atMs = this.#o.now();
-    const intro = sel.points.map(introPointFromWire);
     const len = targets.plan.periodParams.lengthMinutes;
     const descs: PublishRecord['descriptors'][number][] = [];
     const results: HsdirResult[] = [];
     const failed = new Map<Slot, Set<string>>();
+    const reassertAfter = this.#reassertAfterSec;
     for (const t of targets.descriptors) {
+      const sel = sels.get(t.descriptor);
+      if (sel === undefined) continue;
       const servers = t.hsdirs.map((h) => h.rsaFingerprint).filter((fp) => work.get(t.descriptor)?.has(fp) === true);
       if (servers.length === 0) continue;
-      const r = await this.#postOne(t, len, targets, intro, servers);
+      const r = await this.#postOne(t, len, targets, sel, servers, reassertAfter);
       descs.push(r.desc);
       results.push(...r.outcomes.map((o) => ({ ...o, descriptor: t.descriptor })));
       const bad = r.outcomes.filter((o) => o.result !== 'uploaded').map((o) => o.fp);
       if (bad.length > 0) failed.set(t.descriptor, new Set(bad));
     }
+    if (reassertAfter !== undefined && this.#reassertAfterSec === reassertAfter) this.#reassertAfterSec = undefined;
+    const clientCurrent = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum)?.descriptor;
+    const shown = (clientCurrent === undefined ? undefined : sels.get(clientCurrent)) ?? [...sels.values()].find((x) => x !== undefined);
     const record: PublishRecord = {
       atMs,
       endMs: this.#o.now(),
       reason,
-      introDigest: sel.digest,
-      introPoints: sel.points.length,
-      perNode: { ...sel.perNode },
+      introDigest: shown?.digest ?? introDigest([]),
+      introPoints: shown?.points.length ?? 0,
+      perNode: { ...shown?.perNode },
       descriptors: descs,
       hsdirs: results,
     };
     this.#publishes++;
     this.#lastPublish = record;
     if (!reason.split(',').every((r) => r === 'retry' || r === 'verify') || this.#published === undefined) {
-      this.#published = { digest: sel.digest, planKey, atMs };
+      const keys = new Map<Slot, string>(this.#published?.keys ?? []);
+      for (const t of targets.descriptors) if (work.has(t.descriptor)) keys.set(t.descriptor, sels.get(t.descriptor)?.key ?? '');
+      this.#published = { keys, planKey, atMs };
     }
     this.#scheduleRefresh();
     if (failed.size > 0) {
@@ -529,21 +606,27 @@ export class Publisher {
       this.#retryDelay = 0;
       this.#retryAtMs = undefined;
     }
-    const clientCurrent = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum)?.descriptor;
     if (this.#verifyOpts() !== undefined && results.some((x) => x.descriptor === clientCurrent && x.result === 'uploaded')) {
       this.#verifyWanted = true;
       this.#scheduleVerify();
     }
     const up = results.filter((x) => x.result === 'uploaded').length;
     this.#log.info(
-      { reason, introPoints: sel.points.length, perNode: sel.perNode, uploaded: up, total: results.length, ms: record.endMs - atMs },
+      {
+        reason,
+        descriptors: descs.map((d) => ({ period: d.periodNum, introPoints: d.introPoints, perNode: d.perNode, sources: d.sources })),
+        uploaded: up,
+        total: results.length,
+        ms: record.endMs - atMs,
+      },
       'published merged descriptors',
     );
     for (const l of this.#listeners) {
       try {
         l(record);
-      } catch {
-        // listeners must not break publishing
+      } catch (e) {
+        // A listener's bug must not stop publishing; it is logged, not rethrown.
+        this.#log.error({ err: e instanceof Error ? e.message : String(e) }, 'a publish listener threw');
       }
     }
   }
@@ -552,14 +635,20 @@ export class Publisher {
     t: DescriptorTarget,
     len: number,
     targets: DescriptorTargets,
-    intro: ReturnType<typeof introPointFromWire>[],
+    sel: Selection,
     servers: string[],
+    reassertAfterSec: number | undefined,
   ): Promise<{ desc: PublishRecord['descriptors'][number]; outcomes: readonly HsdirOutcome[] }> {
     const blindedKey = toBase64NoPad(t.blindedPublicKey);
-    // Never reuse a second for the same blinded key: the counter would not be higher.
-    const last = this.#lastSecond.get(blindedKey);
+    const intro = sel.points.map(introPointFromWire);
+    // Never reuse a second for the same blinded key (ours, or tor's own upload we reassert
+    // over): the counter would not be higher.
+    // A harvest came after the harvesting node's own upload, so a later second than the
+    // harvest's beats that upload's counter too.
+    // (A peer's clock ahead of ours costs at most one second here.)
     let nowMs = this.#o.now();
-    if (last !== undefined && Math.floor(nowMs / 1000) <= last) {
+    const last = Math.max(this.#lastSecond.get(blindedKey) ?? -1, reassertAfterSec ?? -1, sel.harvestMs > 0 ? Math.floor(Math.min(sel.harvestMs, nowMs) / 1000) : -1);
+    if (last >= 0 && Math.floor(nowMs / 1000) <= last) {
       await this.#sleep((last + 1) * 1000 - nowMs);
       nowMs = this.#o.now();
     }
@@ -570,7 +659,7 @@ export class Publisher {
       };
     }
     const nowSeconds = Math.floor(nowMs / 1000);
-    const base = { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers };
+    const base = { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers, introPoints: sel.points.length, perNode: { ...sel.perNode }, sources: { ...sel.sources } };
     let text: string;
     let revisionCounter: bigint;
     try {
@@ -706,8 +795,7 @@ export class Publisher {
   async #verify(
     targets: DescriptorTargets,
     net: NetworkSnapshot,
-    sel: { points: IntroPointWire[]; perNode: Record<string, number>; digest: string },
-    planKey: string,
+    sel: Selection,
   ): Promise<void> {
     const v = this.#verifyOpts();
     if (v === undefined) return;
@@ -772,7 +860,7 @@ export class Publisher {
       }
     }
     if (bad.length > 0 && this.#started) {
-      await this.#publish(targets, new Map<Slot, Set<string>>([[t.descriptor, new Set(bad)]]), sel, planKey, 'verify');
+      await this.#publish(targets, new Map<Slot, Set<string>>([[t.descriptor, new Set(bad)]]), new Map([[t.descriptor, sel]]), planKeyOf(targets), 'verify');
     }
   }
 

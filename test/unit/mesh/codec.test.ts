@@ -13,6 +13,7 @@ import {
   nodeIdOf,
   nodeKeyFromSeed,
   parseMeshAddress,
+  validateIntroPoints,
   type MeshMessage,
 } from '../../../src/core/mesh/index.js';
 import { ipv4LinkSpecifier } from '../../../src/core/hsdesc/link-specifiers.js';
@@ -67,6 +68,10 @@ describe('encodeFrame / FrameDecoder', () => {
       { type: 'hello', body: { name: 'a', addr: 'tcp:[fd00::1]:7700', priority: 0, health: { healthy: false, reasons: ['tor down'] }, introDigest: introDigest(points) } },
       hb,
       { type: 'intro-points', body: { digest: introDigest(points), fetchedAt: 123, points } },
+      {
+        type: 'intro-points',
+        body: { digest: introDigest(points), fetchedAt: 124, points, key: 'A'.repeat(42) + 'w', rotationSafe: true, next: { key: 'B'.repeat(42) + 'A', harvestedAt: 120, points } },
+      },
       { type: 'leave', body: { reason: 'shutdown' } },
       { type: 'lease', body: { until: 1_000_015_000 } },
     ];
@@ -158,5 +163,30 @@ describe('encodeFrame / FrameDecoder', () => {
     expect(dec.push(frame.subarray(0, 3))).toEqual([]);
     expect(dec.push(frame.subarray(3, frame.length - 1))).toEqual([]);
     expect(dec.push(frame.subarray(frame.length - 1))).toEqual([frame.subarray(4)]);
+  });
+});
+
+describe('intro-points body (rotation-safe fields)', () => {
+  const points = [{ ls: 'AA==', onionKey: 'A'.repeat(43) + '=', authKey: 'B'.repeat(43) + '=', encKey: 'C'.repeat(43) + '=' }];
+  const body = { digest: introDigest([]), fetchedAt: 1, points: [] };
+  it('accepts the optional key, rotationSafe and next', () => {
+    expect(validateIntroPoints({ ...body, key: 'A'.repeat(42) + 'Q', rotationSafe: false, next: { key: 'A'.repeat(43), harvestedAt: 5, points: [] } })).toEqual({
+      ...body,
+      key: 'A'.repeat(42) + 'Q',
+      rotationSafe: false,
+      next: { key: 'A'.repeat(43), harvestedAt: 5, points: [] },
+    });
+  });
+  it.each([
+    ['a non-canonical key (stray low bits)', { key: 'A'.repeat(42) + 'B' }, 'body.key'],
+    ['a padded key', { key: 'A'.repeat(42) + '=' }, 'body.key'],
+    ['a 44-char key', { key: 'A'.repeat(44) }, 'body.key'],
+    ['rotationSafe not a boolean', { rotationSafe: 1 }, 'body.rotationSafe'],
+    ['next without points', { next: { key: 'A'.repeat(43), harvestedAt: 1 } }, 'body.next.points'],
+    ['next with an unknown key', { next: { key: 'A'.repeat(43), harvestedAt: 1, points: [], x: 1 } }, 'body.next'],
+    ['next with 21 points', { next: { key: 'A'.repeat(43), harvestedAt: 1, points: Array.from({ length: 21 }, () => points[0]) } }, 'body.next.points'],
+    ['a negative harvestedAt', { next: { key: 'A'.repeat(43), harvestedAt: -1, points: [] } }, 'body.next.harvestedAt'],
+  ])('rejects %s', (_name, extra, path) => {
+    expect(() => validateIntroPoints({ ...body, ...extra })).toThrow(expect.objectContaining({ code: 'TB_ERR_MESH_SCHEMA', path }));
   });
 });

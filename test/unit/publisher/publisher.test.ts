@@ -315,3 +315,100 @@ describe('Publisher', () => {
     expect(decode(control.posts[0]!.text, control.posts[0]!.wallMs).introPoints).toHaveLength(2);
   });
 });
+
+/**
+ * Rotation-safe publishing (docs/DESIGN.md "Rotation-safe intro points"): T0 is in the `next`
+ * phase (between the period start and the SR run start), so the first descriptor is the
+ * nodes' desc_current period and the second — the client-current one — their desc_next.
+ */
+describe('Publisher, rotation-safe nodes', () => {
+  const keys = (net: FakeNetwork): [string, string] => {
+    const t = targets(net);
+    return [toBase64NoPad(t.descriptors[0].blindedPublicKey), toBase64NoPad(t.descriptors[1].blindedPublicKey)];
+  };
+
+  it('lists desc_current sets under their own period and harvested desc_next sets under the client period; a node without a harvest is left out there', async () => {
+    const { clock, control, network, publisher } = rig();
+    const [cur, next] = keys(network);
+    const t = targets(network);
+    expect(t.plan.inPeriodBetweenTpAndSrv).toBe(true);
+    expect(t.descriptors[1].periodNum).toBe(t.plan.currentPeriodNum);
+    publisher.start();
+    publisher.update({
+      nodes: [
+        { id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true, next: { blindedKey: next, points: C, harvestedAtMs: clock.wallMs - 5000 } },
+        { id: 'n2', introPoints: B, currentKey: cur, rotationSafe: true },
+      ],
+    });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(2);
+    const byPeriod = new Map(control.posts.map((p) => [decode(p.text, p.wallMs).periodNum, authKeys(decode(p.text, p.wallMs))]));
+    expect(byPeriod.get(t.descriptors[0].periodNum)).toEqual(keysOf([...A, ...B]));
+    expect(byPeriod.get(t.descriptors[1].periodNum)).toEqual(keysOf(C));
+    expect(publisher.status().introPoints).toBe(C.length);
+  });
+
+  it('posts no client-period descriptor until some node harvested (the HSDirs keep tor\'s own), then only that one', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    const [cur, next] = keys(network);
+    const t = targets(network);
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true }] });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(1);
+    expect(decode(control.posts[0]!.text, control.posts[0]!.wallMs).periodNum).toBe(t.descriptors[0].periodNum);
+    expect(control.posts[0]!.servers).toEqual(t.descriptors[0].hsdirs.map((h) => h.rsaFingerprint));
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true, next: { blindedKey: next, points: B, harvestedAtMs: clock.wallMs } }] });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(2);
+    const second = control.posts[1]!;
+    expect(decode(second.text, second.wallMs).periodNum).toBe(t.descriptors[1].periodNum);
+    expect(authKeys(decode(second.text, second.wallMs))).toEqual(keysOf(B));
+    expect(records.at(-1)!.descriptors.map((d) => d.sources)).toEqual([{ n1: 'next' }]);
+  });
+
+  it('a fresh harvest of the same points posts the client descriptor again, in a later second than the harvest', async () => {
+    const { clock, control, network, publisher } = rig();
+    const [cur, next] = keys(network);
+    publisher.start();
+    const n = (at: number): Parameters<Publisher['update']>[0] => ({ nodes: [{ id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true, next: { blindedKey: next, points: B, harvestedAtMs: at } }] });
+    publisher.update(n(clock.wallMs - 10_000));
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(2);
+    const harvestAt = clock.wallMs;
+    publisher.update(n(harvestAt));
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(3);
+    const p = control.posts[2]!;
+    expect(decode(p.text, p.wallMs).periodNum).toBe(targets(network).descriptors[1].periodNum);
+    expect(Math.floor(p.wallMs / 1000)).toBeGreaterThan(Math.floor(harvestAt / 1000));
+  });
+
+  it('reassert() posts every descriptor again in a later second than tor\'s own upload', async () => {
+    const { clock, control, network, publisher, records } = rig();
+    const [cur, next] = keys(network);
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true, next: { blindedKey: next, points: B, harvestedAtMs: clock.wallMs - 10_000 } }] });
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(2);
+    const uploadedAt = clock.wallMs;
+    publisher.reassert(uploadedAt);
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(4);
+    expect(records.at(-1)!.reason).toBe('reassert');
+    for (const p of control.posts.slice(2)) expect(Math.floor(p.wallMs / 1000)).toBeGreaterThan(Math.floor(uploadedAt / 1000));
+  });
+
+  it('a node that does not harvest (older version, no PoW) is listed with desc_current in both descriptors, as before', async () => {
+    const { clock, control, network, publisher } = rig();
+    const [cur] = keys(network);
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A, currentKey: cur, rotationSafe: true }, { id: 'old', introPoints: B }] });
+    await clock.advance(2000);
+    expect(control.posts).toHaveLength(2);
+    const t = targets(network);
+    const byPeriod = new Map(control.posts.map((p) => [decode(p.text, p.wallMs).periodNum, authKeys(decode(p.text, p.wallMs))]));
+    expect(byPeriod.get(t.descriptors[0].periodNum)).toEqual(keysOf([...A, ...B]));
+    expect(byPeriod.get(t.descriptors[1].periodNum)).toEqual(keysOf(B));
+  });
+});

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { fromBase64, toBase64 } from '../../../src/core/bytes.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers, LS_LEGACY_ID } from '../../../src/core/hsdesc/link-specifiers.js';
 import { DecodeError } from '../../../src/core/errors.js';
-import { introPointRelay, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../../src/node/publisher/select.js';
+import { introPointRelay, selectIntroPoints, selectIntroPointsByNode, type NodeIntroPoints } from '../../../src/core/publish/select.js';
 import { introDigest, introPointToWire, introPointFromWire, type IntroPointWire } from '../../../src/core/intro/wire.js';
 import { makeIntroPoint, makeIntroPoints, seededRandom } from './fakes.js';
 

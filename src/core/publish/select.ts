@@ -28,11 +28,11 @@
  * point, and other nodes' choices change only when the counts change, so small changes do not
  * churn the whole descriptor (a new point on a relay already in use can displace one more).
  */
-import { fromBase64, toHex } from '../../core/bytes.js';
-import { TorbalanceError } from '../../core/errors.js';
-import { MAX_INTRO_POINTS } from '../../core/hsdesc/inner.js';
-import { decodeLinkSpecifiers, LS_LEGACY_ID } from '../../core/hsdesc/link-specifiers.js';
-import { introPointLine, type IntroPointWire } from '../../core/intro/wire.js';
+import { fromBase64, toHex } from '../bytes.js';
+import { TorbalanceError } from '../errors.js';
+import { MAX_INTRO_POINTS } from '../hsdesc/inner.js';
+import { decodeLinkSpecifiers, LS_LEGACY_ID } from '../hsdesc/link-specifiers.js';
+import { introPointLine, type IntroPointWire } from '../intro/wire.js';
 
 /** One node's intro points as input to the selection. */
 export interface NodeIntroPoints {
