@@ -6,6 +6,7 @@ const BENCHES: Readonly<Record<string, () => Promise<{ main: (args: readonly str
   proxy: () => import('./proxy.js'),
   descriptor: () => import('./descriptor.js'),
   failover: () => import('./failover.js'),
+  availability: () => import('./availability.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

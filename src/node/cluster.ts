@@ -137,6 +137,36 @@ export function rotationSafe(config: Config): boolean {
   return config.cluster.enabled && config.cluster.publish.rotation_safe;
 }
 
+/**
+ * What PoW and rotation-safe publishing do with this configuration, in one or two plain
+ * sentences (for `config check` and `doctor`). `warn`: a property an operator may be relying on
+ * does not hold.
+ */
+export function publishModeNotes(config: Config): { readonly warn: boolean; readonly text: string } {
+  const pow = config.tor.pow.enabled;
+  if (!config.cluster.enabled) {
+    return pow
+      ? { warn: false, text: "PoW: on. This node's tor publishes its own descriptor with pow-params; visitors solve puzzles when tor's suggested effort rises under an intro flood." }
+      : { warn: false, text: 'PoW: off (tor.pow.enabled = false).' };
+  }
+  const rotation = config.cluster.publish.rotation_safe
+    ? "Rotation: safe — each node harvests its tor's desc_next, so published descriptors list intro points that outlive the next rotation; for this the node's tor runs PoW defences (their seeds identify its own descriptor)."
+    : 'Rotation: NOT safe (cluster.publish.rotation_safe = false) — descriptors list desc_current only; the address goes dark for about a minute at each rotation (00:00 UTC live).';
+  const p = pow
+    ? "PoW: enabled in each node's tor, but while clustered the merged descriptors carry no pow-params (every node's tor has its own seed, and a puzzle verifies only at its node), so visitors solve no puzzles: an intro flood is met by tor's queue rate limit, not by PoW. A node alone publishes itself with pow-params."
+    : 'PoW: off for visitors (merged descriptors carry no pow-params).';
+  return { warn: pow || !config.cluster.publish.rotation_safe, text: `${rotation} ${p}` };
+}
+
+/** {@link ClusterStatus.rotation}. */
+export interface RotationStatus {
+  readonly harvests: number;
+  readonly seeds: number;
+  readonly lastError?: string;
+  /** The newest harvested desc_next set: its period's blinded key, when, and its intro points' auth keys. */
+  readonly next?: { readonly key: string; readonly harvestedAtMs: number; readonly authKeys: readonly string[] };
+}
+
 /** Read the cluster secrets and, for the tor transport, prepare the coordination onion service. */
 export async function prepareCluster(config: Config): Promise<PreparedCluster> {
   const c = config.cluster;
@@ -245,6 +275,8 @@ export interface ClusterStatus {
   readonly meshOnion: MeshOnionStatus | undefined;
   /** Join attempts (accepted, refused by reason) and the token ledger summary (src/node/join). */
   readonly join?: JoinStatus;
+  /** Rotation-safe publishing (undefined: `cluster.publish.rotation_safe` is off): harvests of desc_next, seeds, the newest set. */
+  readonly rotation?: RotationStatus | undefined;
 }
 
 /** The coordination onion service's publishing state (tor transport). */
@@ -621,6 +653,20 @@ export class ClusterService {
               publish: this.#meshPublisher.status(),
             },
       join: this.#join.status(),
+      rotation: this.#rotationStatus(),
+    };
+  }
+
+  #rotationStatus(): RotationStatus | undefined {
+    const sch = this.#nextScheduler;
+    if (sch === undefined) return undefined;
+    const st = sch.status();
+    const n = sch.current();
+    return {
+      harvests: st.harvests,
+      seeds: st.seeds,
+      ...(st.lastError === undefined ? {} : { lastError: st.lastError }),
+      ...(n === undefined ? {} : { next: { key: n.blindedKey, harvestedAtMs: n.harvestedAtMs, authKeys: n.points.map((p) => p.authKey) } }),
     };
   }
 

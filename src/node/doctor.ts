@@ -20,6 +20,7 @@
  *
  * Nothing here prints or returns secret material: only paths, modes and addresses.
  */
+import { publishModeNotes } from './cluster.js';
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -285,6 +286,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
     checks.push(fail('master-key', errText(e), `fix the master key directory ${config.master.key_dir} (0700, files 0600, owned by the node's user)`));
   }
   checks.push(...(await checkModes(options.configPath, config, uid)));
+  const modes = publishModeNotes(config);
+  checks.push(modes.warn ? warn('publish-mode', modes.text, 'see docs/DESIGN.md "Rotation-safe intro points" and docs/config.md (cluster.publish.rotation_safe, tor.pow)') : ok('publish-mode', modes.text));
   checks.push(await checkClock(env));
   const running = await checkRunningNode(config, options.adminTimeoutMs ?? 5000);
   checks.push(...running.checks);

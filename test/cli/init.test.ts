@@ -66,7 +66,7 @@ describe('torbalance init / config check (spawned binary)', () => {
   it('config check prints OK, and the errors for a bad file', async () => {
     const ok = cli(['config', 'check', join(dir, 'torbalance.toml')]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toBe(`OK ${join(dir, 'torbalance.toml')} (master ${master}) target ${TARGET}\n`);
+    expect(ok.stdout).toBe(`OK ${join(dir, 'torbalance.toml')} (master ${master}) target ${TARGET}\nPoW: off (tor.pow.enabled = false).\n`);
     const badFile = join(await tmp(), 'bad.toml');
     await appendFile(badFile, `[target]\naddress = "${TARGET}"\nprot = 80\n`);
     const bad = cli(['config', 'check', '--no-keys', badFile]);

@@ -8,6 +8,7 @@ import { DEFAULTS, schemaKeys } from '../../src/adapters/config/schema.js';
 import { writeKeyDirectory } from '../../src/adapters/fs/key-store.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { hasCode } from '../../src/core/errors.js';
+import { publishModeNotes } from '../../src/node/cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const EXAMPLE = join(ROOT, 'config/torbalance.example.toml');
@@ -299,5 +300,18 @@ describe('proxy limit defaults (docs/SECURITY.md "Host hardening")', () => {
     expect(Math.ceil(l.max_connections / l.max_connections_per_circuit)).toBeGreaterThan(150);
     expect(l.max_connections_per_circuit).toBeLessThanOrEqual(8);
     expect(l.idle_timeout_ms).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('publishModeNotes (config check, doctor)', () => {
+  const base = `[target]\naddress = "${TARGET}"\n`;
+  const notes = (extra: string): ReturnType<typeof publishModeNotes> => publishModeNotes(parseConfigText(base + extra, { baseDir: '/srv/tb' }));
+  it('says plainly what PoW and rotation safety do in each mode', () => {
+    expect(notes('')).toEqual({ warn: false, text: 'PoW: off (tor.pow.enabled = false).' });
+    expect(notes('[tor.pow]\nenabled = true\n').text).toMatch(/^PoW: on\. .*solve puzzles/);
+    const cl = '[cluster]\nenabled = true\nlisten = "127.0.0.1:7700"\n';
+    expect(notes(cl)).toMatchObject({ warn: false, text: expect.stringMatching(/^Rotation: safe .*PoW: off for visitors/) as unknown });
+    expect(notes(`${cl}[cluster.publish]\nrotation_safe = false\n`)).toMatchObject({ warn: true, text: expect.stringMatching(/^Rotation: NOT safe .*dark/) as unknown });
+    expect(notes(`${cl}[tor.pow]\nenabled = true\n`)).toMatchObject({ warn: true, text: expect.stringMatching(/no pow-params .*solve no puzzles/) as unknown });
   });
 });

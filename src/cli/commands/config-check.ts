@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, loadMasterKey } from '../../adapters/config/load.js';
+import { publishModeNotes } from '../../node/cluster.js';
 
 /** Result of {@link checkConfig}. */
 export interface ConfigCheckResult {
@@ -14,13 +15,15 @@ export interface ConfigCheckResult {
   readonly masterAddress: string | undefined;
   readonly targetAddress: string;
   readonly warnings: readonly string[];
+  /** What PoW and rotation-safe publishing do with this configuration. */
+  readonly publishMode: string;
 }
 
 /** Validate `file` (and its key directory unless `keys` is false). Throws on problems. */
 export async function checkConfig(file: string, keys = true): Promise<ConfigCheckResult> {
   const config = await loadConfig(file);
   const m = keys ? await loadMasterKey(config) : undefined;
-  return { file: config.source ?? file, masterAddress: m?.masterAddress, targetAddress: config.target.address, warnings: m?.warnings ?? [] };
+  return { file: config.source ?? file, masterAddress: m?.masterAddress, targetAddress: config.target.address, warnings: m?.warnings ?? [], publishMode: publishModeNotes(config).text };
 }
 
 /** Register `config check`. */
@@ -35,7 +38,7 @@ export function register(program: Command): void {
       const r = await checkConfig(file, opts.keys);
       for (const w of r.warnings) process.stderr.write(`torbalance: warning: ${w}\n`);
       process.stdout.write(
-        `OK ${r.file}${r.masterAddress === undefined ? '' : ` (master ${r.masterAddress})`} target ${r.targetAddress}\n`,
+        `OK ${r.file}${r.masterAddress === undefined ? '' : ` (master ${r.masterAddress})`} target ${r.targetAddress}\n${r.publishMode}\n`,
       );
     });
 }

@@ -34,6 +34,8 @@ import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
+import { srRunSeconds, type TimePeriodParams } from '../../core/hs/time-period.js';
+import { rotationPhase } from '../../core/publish/rotation.js';
 import type { NodeStatus } from '../../node/daemon.js';
 import type { PublishRecord } from '../../node/publisher/publisher.js';
 import { initNode, type InitOptions, type InitResult } from './init.js';
@@ -92,6 +94,22 @@ export interface VisitLine {
   readonly leaksTarget: boolean;
   /** Appended after an em dash, e.g. "the cluster recovered in 23 s". */
   readonly note?: string;
+}
+
+/**
+ * What happened between two visits (unix seconds) on the network's schedule: the nodes' tor
+ * rotated their descriptors (SR-run start) and/or a new time period began (every client's cached
+ * descriptor expires). One line for the demo, or undefined.
+ */
+export function scheduleEvents(prevS: number, nowS: number, params: TimePeriodParams): string | undefined {
+  const a = rotationPhase(prevS, params);
+  const b = rotationPhase(nowS, params);
+  const out: string[] = [];
+  if (b.runStart !== a.runStart) out.push('every node\'s tor rotated its descriptors (SR-run start): the intro points of the old desc_current are closed');
+  if ([a.periodStart, a.periodStart + srRunSeconds(params), b.periodStart].some((p) => p > prevS && p <= nowS)) {
+    out.push('a new time period began: every visitor\'s cached descriptor expired and is fetched again');
+  }
+  return out.length === 0 ? undefined : `  — ${out.join('; ')}`;
 }
 
 /** "#12 200 in 140 ms — served by node-2 (…)". */

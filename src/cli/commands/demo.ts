@@ -43,6 +43,7 @@ import {
   newVisitor,
   nodeNames,
   readCachedDescriptor,
+  scheduleEvents,
   secs,
   summarisePublish,
   visitThroughTor,
@@ -320,7 +321,12 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     let watcher: Promise<void> | undefined;
     let times: FailoverTimes = {};
     let firstPageAt: number | undefined;
+    let lastVisitS = Date.now() / 1000;
     for (let i = 1; !aborted(); i++) {
+      const nowS = Date.now() / 1000;
+      const events = scheduleEvents(lastVisitS, nowS, desc.timePeriod);
+      if (events !== undefined) say(events);
+      lastVisitS = nowS;
       if (phase !== 'failover' && performance.now() >= deadline && (phase === 'recovered' || !failover)) break;
       try {
         const r = await visitThroughTor(client.socksPort, master, `demo-${process.pid}-${i}`, VISIT_TIMEOUT_MS, abort.signal);

@@ -50,6 +50,9 @@ export interface NextHarvestSchedulerOptions {
   readonly checkMs?: number;
 }
 
+/** Shortest pause between two checks. */
+const MIN_WAIT_MS = 500;
+
 interface Schedule {
   readonly params: TimePeriodParams;
   readonly validAfter: number;
@@ -159,9 +162,12 @@ export class NextHarvestScheduler {
         this.#o.onSeeded(r.uploadedAtMs);
       } catch (e) {
         this.#lastError = e instanceof TorbalanceError ? e.code : String(e);
-        this.#log.warn({ err: this.#lastError }, "seeding the next period's descriptor failed");
+        // The pulse may still have put tor's own desc_current over the merged one (only
+        // desc_next was refused, or some uploads were answered late): post ours again anyway.
+        this.#log.warn({ err: this.#lastError }, "seeding the next period's descriptor failed; re-posting the merged descriptors");
+        this.#o.onSeeded(this.#o.now());
       }
-      return 0;
+      return MIN_WAIT_MS;
     }
 
     const ph = rotationPhase(s.validAfter, s.params);
@@ -183,7 +189,8 @@ export class NextHarvestScheduler {
       marginMs: Math.min(30 * 60_000, Math.max(20_000, run / 8)),
       reharvestMs: run / 4,
     });
-    if (act.action === 'wait') return Math.min(check, act.untilMs - now);
+    // A time already past (the consensus lags the wall clock) means: look again soon.
+    if (act.action === 'wait') return Math.max(MIN_WAIT_MS, Math.min(check, act.untilMs - now));
     try {
       const set = await this.#o.harvester.harvest();
       this.#last = set;
@@ -199,6 +206,6 @@ export class NextHarvestScheduler {
       this.#notBeforeMs = this.#o.now() + retry;
       this.#log.info({ err: code, retryMs: retry }, 'desc_next harvest failed; will retry');
     }
-    return 0;
+    return MIN_WAIT_MS;
   }
 }

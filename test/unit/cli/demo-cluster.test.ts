@@ -4,7 +4,8 @@
  * whatever order the snapshots show it), and the operator's output lines.
  */
 import { describe, expect, it } from 'vitest';
-import {
+import { testingNetworkPeriodParams } from '../../../src/core/hs/time-period.js';
+import { scheduleEvents,
   attributeServed,
   cachedDescriptorAge,
   clusterConverged,
@@ -254,5 +255,18 @@ describe('FailoverWatch (node-2 killed; node-1 and node-3 survive)', () => {
       '  the survivors did not agree on a new publisher within 180.0 s of the kill',
       '  no survivor republished the descriptor without node-2 within 180.0 s of the kill',
     ]);
+  });
+});
+
+describe('scheduleEvents', () => {
+  const tp = testingNetworkPeriodParams(10); // runs of 240 s, period starts 120 s into a run
+  const S = 1_750_000_080 - (1_750_000_080 % 240);
+  it('names a rotation and a period start between two visits, and nothing otherwise', () => {
+    expect(scheduleEvents(S + 10, S + 12, tp)).toBeUndefined();
+    expect(scheduleEvents(S - 1, S + 1, tp)).toMatch(/rotated its descriptors/);
+    expect(scheduleEvents(S - 1, S + 1, tp)).not.toMatch(/time period/);
+    expect(scheduleEvents(S + 119, S + 121, tp)).toMatch(/new time period began/);
+    expect(scheduleEvents(S + 119, S + 121, tp)).not.toMatch(/rotated/);
+    expect(scheduleEvents(S + 100, S + 250, tp)).toMatch(/rotated.*; a new time period/);
   });
 });
