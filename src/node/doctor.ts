@@ -29,6 +29,7 @@ import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { KEY_DIR_MODE, KEY_FILE_MODE, keyDirectoryPaths } from '../adapters/fs/key-store.js';
 import { dialThroughTor } from '../adapters/net/socks-dialer.js';
+import { errnoCode, isErrno } from '../adapters/system/errno.js';
 import { TorbalanceError } from '../core/errors.js';
 import { nodePaths } from './daemon.js';
 
@@ -118,8 +119,9 @@ async function checkMode(id: string, path: string, want: number, uid: number | u
   let st;
   try {
     st = await stat(path);
-  } catch {
-    return absent;
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return absent;
+    return fail(id, `cannot stat ${path}: ${errText(e)}`, 'check the path and its parent directories');
   }
   if (kind === 'dir' ? !st.isDirectory() : !st.isFile()) return fail(id, `${path} is not a ${kind === 'dir' ? 'directory' : 'regular file'}`, `move it away and recreate it`);
   if (uid !== undefined && uid !== 0 && st.uid !== uid) return fail(id, `${path} is owned by uid ${st.uid}, not by this user (uid ${uid})`, `run doctor as the node's user, or \`chown ${uid} ${path}\``);
@@ -241,7 +243,8 @@ async function torrcSocksPort(config: Config): Promise<number | undefined> {
     const text = await readFile(join(nodePaths(config.node.data_dir).torDir, 'torrc'), 'utf8');
     const m = /^SocksPort "?127\.0\.0\.1:(\d{1,5})\b/m.exec(text);
     return m === null ? undefined : Number(m[1]);
-  } catch {
+  } catch (e) {
+    if (errnoCode(e) === undefined) throw e; // any file-system error: the port is unknown
     return undefined;
   }
 }

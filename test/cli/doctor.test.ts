@@ -4,7 +4,7 @@
  * a broken config, and a fake admin API answering /status like a running node.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -121,6 +121,15 @@ describe('runDoctor on a node directory', () => {
     expect(byId(cs, 'mode:data-dir')).toMatchObject({ status: 'fail', fix: `chmod 700 ${join(dir, 'data')}` });
     await chmod(configPath, 0o666);
     expect(byId(await runDoctor({ configPath, env }), 'config')).toMatchObject({ status: 'fail', message: expect.stringContaining(`chmod 600 '${configPath}'`) });
+  });
+
+  it('a path that exists but cannot be examined fails with the reason (it is not reported as "does not exist")', async () => {
+    // data_dir under a regular file: stat fails with ENOTDIR, which used to read as "absent"
+    const text = await readFile(configPath, 'utf8');
+    await writeFile(configPath, text.replace('data_dir = "data"', 'data_dir = "torbalance.toml/data"'), { mode: 0o600 });
+    const cs = await runDoctor({ configPath, env });
+    expect(byId(cs, 'config')?.status).toBe('ok');
+    expect(byId(cs, 'mode:data-dir')).toMatchObject({ status: 'fail', message: expect.stringContaining('ENOTDIR') });
   });
 
   it('files owned by another uid are reported with chown', async () => {

@@ -18,7 +18,7 @@ import { configFromObject, loadConfig } from '../../src/adapters/config/load.js'
 import { readKeyDirectory } from '../../src/adapters/fs/key-store.js';
 import { readNodeSecret } from '../../src/adapters/fs/node-secrets.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
-import { joinCluster, joinConfigText, parseTorExtraText } from '../../src/cli/commands/join.js';
+import { joinCluster, joinConfigText, parseTorExtraText } from '../../src/node/join/client.js';
 import { formatTokenTable, parseTtl } from '../../src/cli/commands/token.js';
 import { toHex } from '../../src/core/bytes.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';

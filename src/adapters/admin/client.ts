@@ -98,7 +98,8 @@ export async function adminRequest(
           if (/^application\/json\b/i.test(res.headers['content-type'] ?? '')) {
             try {
               json = JSON.parse(text) as unknown;
-            } catch {
+            } catch (e) {
+              if (!(e instanceof SyntaxError)) throw e;
               fail(new TorbalanceError('TB_ERR_ADMIN_RESPONSE', 'input', `admin API at ${where} sent invalid JSON`));
               return;
             }

@@ -43,6 +43,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { ListenAddress } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
+import { errnoCode, isErrno } from '../system/errno.js';
 import { utf8 } from '../../core/bytes.js';
 import { secretsEqual } from '../../core/crypto/index.js';
 import { TorbalanceError } from '../../core/errors.js';
@@ -285,8 +286,8 @@ export class AdminServer {
     if (listen.kind === 'unix') {
       try {
         if (lstatSync(listen.path).isSocket()) unlinkSync(listen.path);
-      } catch {
-        // already gone
+      } catch (_ignored) {
+        // best-effort cleanup on stop: already gone, or a stale socket the next start removes
       }
     }
   }
@@ -295,7 +296,8 @@ export class AdminServer {
     let st;
     try {
       st = lstatSync(path);
-    } catch {
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw adminError('TB_ERR_ADMIN_LISTEN', 'config', `cannot inspect ${path}: ${errnoCode(e) ?? String(e)}`, e);
       return;
     }
     if (!st.isSocket()) throw adminError('TB_ERR_ADMIN_LISTEN', 'config', `${path} exists and is not a socket; not removing it`);
@@ -361,7 +363,8 @@ export class AdminServer {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://admin.invalid');
-    } catch {
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
       req.resume();
       this.#send(res, 400, errorJson('TB_ERR_ADMIN_BAD_REQUEST', 'bad request target'), true);
       return;
@@ -483,8 +486,10 @@ export class AdminServer {
         }
         try {
           resolve(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))) as unknown);
-        } catch {
-          reject(new HttpProblem(400, 'TB_ERR_ADMIN_BAD_REQUEST', 'request body is not valid UTF-8 JSON'));
+        } catch (e) {
+          // the fatal decoder throws TypeError on bad UTF-8, JSON.parse SyntaxError on bad JSON;
+          // anything else is a bug, rejected as it is (a 500) rather than thrown out of the event
+          reject(e instanceof TypeError || e instanceof SyntaxError ? new HttpProblem(400, 'TB_ERR_ADMIN_BAD_REQUEST', 'request body is not valid UTF-8 JSON') : (e as Error));
         }
       });
     });

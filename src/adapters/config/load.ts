@@ -24,6 +24,9 @@ import { configSchema, resolveConfigPaths, schemaKeys, type Config } from './sch
 /** Largest config file read. */
 export const MAX_CONFIG_SIZE = 1024 * 1024;
 
+/** Name of a node directory's config file (`torbalance init` and `torbalance join` write it). */
+export const CONFIG_FILE_NAME = 'torbalance.toml';
+
 /** One problem in a config file. */
 export interface ConfigIssue {
   /** Dotted key path (`proxy.limits.max_connections`, `tor.extra_config[2]`), '' for the document. */

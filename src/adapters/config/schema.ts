@@ -18,6 +18,7 @@
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as z from 'zod';
+import { DecodeError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { checkExtraTorrcKeyword, INT32_MAX } from '../../core/node-torrc.js';
 
@@ -386,7 +387,8 @@ export function parseClusterAddress(s: string): { readonly kind: 'tcp'; readonly
   if (port < 1 || port > 65535) return undefined;
   try {
     decodeOnionAddress(m[1]!);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     return undefined;
   }
   return { kind: 'tor', onion: m[1]!, port };

@@ -18,6 +18,7 @@ import { constants, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorbalanceError } from '../../core/errors.js';
+import { errnoCode } from '../system/errno.js';
 import {
   HOSTNAME_FILE_NAME,
   PUBLIC_KEY_FILE_NAME,
@@ -52,12 +53,8 @@ export function keyDirectoryPaths(dir: string): KeyDirectoryPaths {
   };
 }
 
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-
 function ioError(what: string, path: string, cause: unknown): TorbalanceError {
-  return new TorbalanceError('TB_ERR_KEYSTORE_IO', 'config', `cannot ${what} ${path}: ${errnoOf(cause) ?? String(cause)}`, { cause });
+  return new TorbalanceError('TB_ERR_KEYSTORE_IO', 'config', `cannot ${what} ${path}: ${errnoCode(cause) ?? String(cause)}`, { cause });
 }
 
 function mode(st: Stats): string {
@@ -74,7 +71,7 @@ export async function checkDirectoryForRead(dir: string): Promise<void> {
   try {
     st = await stat(dir);
   } catch (e) {
-    if (errnoOf(e) === 'ENOENT') throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_FOUND', 'config', `key directory ${dir} does not exist`);
+    if (errnoCode(e) === 'ENOENT') throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_FOUND', 'config', `key directory ${dir} does not exist`);
     throw ioError('stat', dir, e);
   }
   if (!st.isDirectory()) throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_DIRECTORY', 'config', `${dir} is not a directory`);
@@ -119,7 +116,7 @@ export async function readKeyFile(path: string, opts: { secret: boolean; optiona
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
-    const code = errnoOf(e);
+    const code = errnoCode(e);
     if (code === 'ENOENT') {
       if (opts.optional) return undefined;
       throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_FOUND', 'config', `key file ${path} does not exist`);
@@ -187,7 +184,7 @@ export async function exists(path: string): Promise<boolean> {
     await lstat(path);
     return true;
   } catch (e) {
-    if (errnoOf(e) === 'ENOENT') return false;
+    if (errnoCode(e) === 'ENOENT') return false;
     throw ioError('stat', path, e);
   }
 }
@@ -218,7 +215,7 @@ export async function ensurePrivateDirectory(dir: string, options: EnsurePrivate
   try {
     created = await mkdir(dir, { recursive: true, mode: KEY_DIR_MODE });
   } catch (e) {
-    if (errnoOf(e) === 'EEXIST' || errnoOf(e) === 'ENOTDIR') throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_DIRECTORY', 'config', `${dir} exists and is not a directory`);
+    if (errnoCode(e) === 'EEXIST' || errnoCode(e) === 'ENOTDIR') throw new TorbalanceError('TB_ERR_KEYSTORE_NOT_DIRECTORY', 'config', `${dir} exists and is not a directory`);
     throw ioError('create directory', dir, e);
   }
   let st: Stats;
@@ -285,8 +282,8 @@ export async function syncDirectory(dir: string): Promise<void> {
   try {
     fh = await open(dir, constants.O_RDONLY);
     await fh.sync();
-  } catch {
-    // fsync of a directory is not supported everywhere; the files themselves were synced.
+  } catch (_ignored) {
+    // fsync of a directory is not supported everywhere (and fails differently on each); the files themselves were synced.
   } finally {
     await fh?.close().catch(() => undefined);
   }

@@ -63,7 +63,8 @@ export function decodeNodeSecretFile(kind: NodeSecretKind, data: Uint8Array, pat
   let text: string;
   try {
     text = fromUtf8(data);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     throw bad('not UTF-8 text');
   }
   const m = /^([a-z0-9-]+) ([A-Za-z0-9+/]{43}=)\n?$/.exec(text);
@@ -72,7 +73,8 @@ export function decodeNodeSecretFile(kind: NodeSecretKind, data: Uint8Array, pat
   let secret: Uint8Array;
   try {
     secret = fromBase64(m[2]!);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     throw bad('invalid base64');
   }
   if (secret.length !== NODE_SECRET_BYTES || toBase64(secret) !== m[2]) throw bad('not a canonical 32-byte value');

@@ -94,7 +94,8 @@ export function formatPrettyLine(jsonLine: string): string {
     const parsed: unknown = JSON.parse(jsonLine);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return jsonLine;
     rec = parsed as Record<string, unknown>;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
     return jsonLine;
   }
   const { time, level, msg, pid: _pid, hostname: _hostname, ...rest } = rec;

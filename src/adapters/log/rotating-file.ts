@@ -33,7 +33,8 @@ export class RotatingLogFile {
       this.#fd = fd;
       this.#size = fstatSync(fd).size;
       return fd;
-    } catch {
+    } catch (_ignored) {
+      // any open failure (missing directory, permissions, fd limit) must not take the node down: the next write retries
       return undefined;
     }
   }
@@ -42,8 +43,8 @@ export class RotatingLogFile {
     this.close();
     try {
       renameSync(this.path, `${this.path}.1`);
-    } catch {
-      // nothing to rotate (or not ours to move): keep appending after reopening
+    } catch (_ignored) {
+      // whatever the reason (nothing to rotate, not ours to move): keep appending after reopening
     }
   }
 
@@ -61,8 +62,8 @@ export class RotatingLogFile {
     try {
       writeSync(fd, data);
       this.#size += data.length;
-    } catch {
-      // a full disk must not take the node down
+    } catch (_ignored) {
+      // any write failure (a full disk, an I/O error) must not take the node down
     }
   }
 
@@ -73,8 +74,8 @@ export class RotatingLogFile {
     if (fd !== undefined) {
       try {
         closeSync(fd);
-      } catch {
-        // already closed
+      } catch (_ignored) {
+        // the fd is released whatever close reports; nothing more can be done for a log file
       }
     }
   }

@@ -503,8 +503,8 @@ export class TorControl {
         } catch (err) {
           try {
             this.onListenerError?.(err, event);
-          } catch {
-            // A failing error hook must not break the connection either.
+          } catch (_ignored) {
+            // Whatever a failing error hook throws must not break the connection either.
           }
         }
       }

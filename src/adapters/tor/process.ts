@@ -36,6 +36,7 @@ import {
 import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { RotatingLogFile } from '../log/rotating-file.js';
+import { errnoCode } from '../system/errno.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { managedGetconfKeys, managedOptionMismatches } from '../../core/node-torrc.js';
 import { renderTorrc, type TorrcEntry } from '../../core/torrc.js';
@@ -244,7 +245,8 @@ export function tailFile(path: string, maxBytes = 8192): string {
     const buf = Buffer.alloc(len);
     readSync(fd, buf, 0, len, size - len);
     return buf.toString('utf8');
-  } catch {
+  } catch (e) {
+    if (errnoCode(e) === undefined) throw e; // any file-system error: the file is unreadable
     return '';
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -346,8 +348,8 @@ export class TorProcess {
     for (const l of this.#listeners.get(event) ?? []) {
       try {
         (l as Listener<K>)(payload);
-      } catch {
-        // listeners must not break supervision
+      } catch (_ignored) {
+        // whatever a listener throws is its own bug and must not break supervision
       }
     }
   }
@@ -536,11 +538,7 @@ export class TorProcess {
       if (this.#control !== control || run.hasExited) return;
       const timer = this.#timers.setTimeout(() => {
         if (run.hasExited || this.#run !== run) return;
-        try {
-          run.child.kill('SIGKILL');
-        } catch {
-          // already gone
-        }
+        run.child.kill('SIGKILL'); // returns false (never throws) if tor is already gone
       }, this.#opts.ownerExitGraceMs ?? 3000);
       void run.exited.then(() => {
         this.#timers.clearTimeout(timer);
@@ -691,11 +689,7 @@ export class TorProcess {
 
   async #terminate(run: Run): Promise<void> {
     if (run.hasExited) return;
-    try {
-      run.child.kill('SIGTERM');
-    } catch {
-      // already gone
-    }
+    run.child.kill('SIGTERM'); // returns false (never throws) if tor is already gone
     let timer: TimerHandle | undefined;
     const killed = await Promise.race([
       run.exited.then(() => false),
@@ -707,11 +701,7 @@ export class TorProcess {
     ]);
     if (timer !== undefined) this.#timers.clearTimeout(timer);
     if (killed) {
-      try {
-        run.child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
+      run.child.kill('SIGKILL');
       await run.exited;
     }
   }

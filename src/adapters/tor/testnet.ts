@@ -26,6 +26,7 @@ import { isAbsolute, join } from 'node:path';
 import { TorbalanceError } from '../../core/errors.js';
 import { testingNetworkPeriodParams, type TimePeriodParams } from '../../core/hs/time-period.js';
 import type { TorrcEntry } from '../../core/torrc.js';
+import { isErrno } from '../system/errno.js';
 import { TorControl, type ControlEndpoint } from './control.js';
 import { parseBootstrapProgress, TorProcess } from './process.js';
 
@@ -401,7 +402,8 @@ async function readHostname(hsDir: string): Promise<string | undefined> {
     const t = (await readFile(join(hsDir, 'hostname'), 'utf8')).trim();
     const m = /^([a-z2-7]{56})\.onion$/.exec(t);
     return m === null ? undefined : m[1];
-  } catch {
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT')) throw e; // not written yet
     return undefined;
   }
 }
@@ -553,8 +555,8 @@ function killSync(pids: Iterable<number>): void {
     if (pid <= 0) continue;
     try {
       process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone
+    } catch (_ignored) {
+      // in an exit handler: a pid that is gone (or reused) must not keep the others from being signalled
     }
   }
 }
@@ -978,16 +980,16 @@ export function livePid(node: AnyNode): number | undefined {
   const candidates = [node.pid];
   try {
     candidates.push(Number(readFileSync(join(node.dataDir, 'pid'), 'utf8').trim()));
-  } catch {
-    // no pid file
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT')) throw e; // no pid file
   }
   for (const pid of candidates) {
     if (!Number.isSafeInteger(pid) || pid <= 0) continue;
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       if (cmdline.includes(join(node.dataDir, 'torrc'))) return pid;
-    } catch {
-      // not running
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'ESRCH')) throw e; // not running
     }
   }
   return undefined;
@@ -1017,7 +1019,8 @@ export async function stopTestnetFromState(
     try {
       process.kill(pid, 'SIGTERM');
       stopped.push({ nickname: n.nickname, pid });
-    } catch {
+    } catch (e) {
+      if (!isErrno(e, 'ESRCH')) throw e; // exited since livePid looked
       notRunning.push(n.nickname);
     }
   }
@@ -1031,8 +1034,8 @@ export async function stopTestnetFromState(
       try {
         process.kill(s.pid, 'SIGKILL');
         killed.push(s.pid);
-      } catch {
-        // gone meanwhile
+      } catch (e) {
+        if (!isErrno(e, 'ESRCH')) throw e; // gone meanwhile
       }
     }
   }
@@ -1055,7 +1058,8 @@ export function isProcessAlive(pid: number): boolean {
 function safeRead(path: string): string {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT', 'ESRCH')) throw e; // the process went away
     return '';
   }
 }
@@ -1096,7 +1100,9 @@ export async function testnetStatus(baseDir: string): Promise<TestnetStatus> {
         consensusRouters = c;
         break;
       }
-    } catch {
+    } catch (e) {
+      // fetch fails with TypeError (refused, reset) or a TimeoutError from its signal
+      if (!(e instanceof TypeError || (e instanceof Error && e.name === 'TimeoutError'))) throw e;
       // try the next authority
     }
   }
@@ -1113,7 +1119,8 @@ export async function testnetStatus(baseDir: string): Promise<TestnetStatus> {
         } finally {
           await ctl.close();
         }
-      } catch {
+      } catch (e) {
+        if (!(e instanceof TorbalanceError)) throw e; // not reachable or not answering
         p = null;
       }
       return { nickname: c.nickname, socksPort: c.socksPort, bootstrapProgress: p };

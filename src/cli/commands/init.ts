@@ -18,16 +18,13 @@ import { constants } from 'node:fs';
 import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseConfigText } from '../../adapters/config/load.js';
+import { CONFIG_FILE_NAME, parseConfigText } from '../../adapters/config/load.js';
 import { exists, importTorHiddenServiceDir, writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { NODE_SECRET_BYTES, readNodeSecret, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
 import { systemRandomBytes } from '../../adapters/system/random.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { HsIdentityKeypair } from '../../core/hs/keys.js';
-
-/** Name of the config file `init` writes. */
-export const CONFIG_FILE_NAME = 'torbalance.toml';
 
 /** Options of {@link initNode}. */
 export interface InitOptions {

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { TorbalanceError } from '../../core/errors.js';
+import { hasCode, TorbalanceError } from '../../core/errors.js';
 import {
   livePid,
   readTestnetState,
@@ -93,7 +93,8 @@ export function register(program: Command): void {
       let existing: TestnetDescription | undefined;
       try {
         existing = readTestnetState(baseDir);
-      } catch {
+      } catch (e) {
+        if (!hasCode(e, 'TB_ERR_TESTNET_STATE')) throw e; // no network (or an unreadable state file) there yet
         existing = undefined;
       }
       if (existing !== undefined) {

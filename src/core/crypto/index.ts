@@ -133,8 +133,8 @@ export function ed25519PointMul(point: Uint8Array, scalarLe: Uint8Array): Uint8A
   let P;
   try {
     P = Point.fromBytes(point);
-  } catch {
-    throw new RangeError('invalid ed25519 point');
+  } catch (cause) {
+    throw new RangeError('invalid ed25519 point', { cause });
   }
   return P.multiply(s).toBytes();
 }
@@ -145,7 +145,8 @@ export function ed25519IsValidPoint(point: Uint8Array): boolean {
   try {
     Point.fromBytes(point);
     return true;
-  } catch {
+  } catch (_ignored) {
+    // @noble reports a bad encoding only by throwing a plain Error: any throw means "not a point"
     return false;
   }
 }
@@ -216,7 +217,8 @@ export function ed25519Verify(signature: Uint8Array, message: Uint8Array, public
   try {
     const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(publicKey) }, format: 'jwk' });
     return nodeVerify(null, message, key, signature);
-  } catch {
+  } catch (_ignored) {
+    // OpenSSL rejects a key it cannot load by throwing; for a verifier that is a failed check
     return false;
   }
 }
@@ -299,7 +301,8 @@ export function ed25519IsValidPublicKey(point: Uint8Array): boolean {
   try {
     const P = ed25519.Point.fromBytes(point);
     return !P.is0() && P.isTorsionFree();
-  } catch {
+  } catch (_ignored) {
+    // @noble reports a bad encoding only by throwing a plain Error: any throw means "not a point"
     return false;
   }
 }
@@ -318,7 +321,8 @@ export function rsaPublicRecover(publicKeyDer: Uint8Array, signature: Uint8Array
   try {
     const key = createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'pkcs1' });
     return new Uint8Array(publicDecrypt({ key, padding: cryptoConstants.RSA_PKCS1_PADDING }, signature));
-  } catch {
+  } catch (_ignored) {
+    // OpenSSL reports a key that does not load and bad padding alike by throwing: both mean "no"
     return undefined;
   }
 }

@@ -98,7 +98,8 @@ export function isValidOnionAddress(input: string): boolean {
   try {
     decodeOnionAddress(input);
     return true;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     return false;
   }
 }

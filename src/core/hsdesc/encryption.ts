@@ -157,7 +157,8 @@ export function descriptorCookieKeys(
   let secretSeed: Uint8Array;
   try {
     secretSeed = x25519SharedSecret(secretKey, publicKey);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
     return undefined;
   }
   const keys = shake256(CLIENT_ID_LEN + 32, subcredential, secretSeed);

@@ -102,7 +102,8 @@ export function isValidIntroPointWire(w: IntroPointWire): boolean {
   try {
     introPointFromWire(w);
     return true;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     return false;
   }
 }

@@ -191,7 +191,8 @@ function b64(v: unknown, path: string, minBytes: number, maxBytes: number): Uint
   let bytes: Uint8Array;
   try {
     bytes = fromBase64(v);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     ferr(path, 'bad base64');
   }
   if (bytes.length < minBytes || bytes.length > maxBytes) ferr(path, 'bad length');
@@ -204,13 +205,15 @@ function parseJson(body: Uint8Array, maxBytes: number, maxDepth: number): unknow
   let text: string;
   try {
     text = fromUtf8(body);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     ferr('body', 'not UTF-8');
   }
   if (jsonDepthExceeds(text, maxDepth)) ferr('body', 'nested too deeply');
   try {
     return JSON.parse(text) as unknown;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
     ferr('body', 'not JSON');
   }
 }
@@ -257,7 +260,8 @@ function isUsableX25519(pub: Uint8Array): boolean {
   try {
     x25519SharedSecret(PROBE_SCALAR, pub);
     return true;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
     return false;
   }
 }
@@ -592,7 +596,8 @@ export function openJoinResponse(state: JoinClientState, frameBody: Uint8Array):
   let shared: Uint8Array;
   try {
     shared = x25519SharedSecret(st.esk, epk);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
     throw badResponse('unusable ephemeral key');
   }
   const { key, iv } = bundleKey(shared, st.secret, h);
@@ -600,7 +605,8 @@ export function openJoinResponse(state: JoinClientState, frameBody: Uint8Array):
   let plain: Uint8Array;
   try {
     plain = chacha20Poly1305Open(key, iv, sealed, h);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     throw badResponse('bundle does not decrypt');
   } finally {
     key.fill(0);
@@ -617,7 +623,8 @@ export function openJoinResponse(state: JoinClientState, frameBody: Uint8Array):
   let pub: Uint8Array | undefined;
   try {
     pub = ed25519PublicFromExpanded(bundle.masterSecretKey);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
     pub = undefined;
   }
   if (pub === undefined || !constantTimeEqual(pub, st.masterKey)) {

@@ -186,7 +186,8 @@ function addressOfKey(key: Uint8Array): string | undefined {
   let address: string;
   try {
     address = decodeOnionAddress(encodeOnionAddress(key)).address;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     return undefined;
   }
   lastKey = { hex, address };
@@ -219,7 +220,8 @@ export function decodeJoinToken(s: string): JoinToken {
   let bin: Uint8Array;
   try {
     bin = fromBase64(body.replace(/-/g, '+').replace(/_/g, '/'));
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     throw bad('not canonical base64url');
   }
   if (bin.length !== JOIN_TOKEN_BYTES) throw bad('wrong length');

@@ -12,6 +12,7 @@
 import { AdminServer, type AdminLimits, type AdminRoute, type AdminTcpAccess } from '../../adapters/admin/server.js';
 import type { ListenAddress } from '../../adapters/config/schema.js';
 import type { Logger } from '../../adapters/log/logger.js';
+import { TorbalanceError } from '../../core/errors.js';
 import type { NodeStatus } from '../daemon.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import { DEFAULT_HISTORY_SAMPLES, History } from './history.js';
@@ -59,8 +60,9 @@ export class AdminRoutes {
     if (this.#src.period === undefined) return undefined;
     try {
       this.#lastPeriod = (await this.#src.period()) ?? this.#lastPeriod;
-    } catch {
-      // keep the last reading
+    } catch (e) {
+      if (!(e instanceof TorbalanceError)) throw e;
+      // tor could not be asked: keep the last reading
     }
     return this.#lastPeriod;
   }

@@ -10,6 +10,7 @@
  * "YYYY-MM-DD HH:MM:SS", UTC; new in tor 0.2.6.3-alpha) and cached for a minute.
  */
 import type { ControlLike } from '../node-health.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { parseIsoTimeNoSpace } from '../../core/hsdesc/util.js';
 import { livePeriodParams, nextTimePeriodStart, testingNetworkPeriodParams, timePeriodNum, type TimePeriodParams } from '../../core/hs/time-period.js';
 import type { PeriodInfo } from './snapshot.js';
@@ -24,7 +25,8 @@ export function parseControlIsoTime(s: string): number | undefined {
   if (m === null) return undefined;
   try {
     return parseIsoTimeNoSpace(`${m[1]!}T${m[2]!}`, 'TB_ERR_TOR_CONTROL_REPLY', 'consensus time');
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     return undefined;
   }
 }
@@ -78,7 +80,9 @@ export class PeriodClock {
     if (this.#params === undefined) return undefined;
     try {
       return periodInfoAt(Math.floor(nowMs / 1000), this.#params);
-    } catch {
+    } catch (e) {
+      // a clock before the first period, or a schedule from a degenerate voting interval
+      if (!(e instanceof RangeError)) throw e;
       return undefined;
     }
   }
@@ -92,7 +96,8 @@ export class PeriodClock {
       if (va === undefined || fu === undefined || fu <= va) return;
       this.#params = periodParamsFor(fu - va, this.#o.testingTorNetwork);
       this.#readAt = now;
-    } catch {
+    } catch (e) {
+      if (!(e instanceof TorbalanceError)) throw e;
       // no consensus yet or control down: try again on the next call
     }
   }

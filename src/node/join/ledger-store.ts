@@ -13,6 +13,7 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { readAtMost, syncDirectory, writeFileAtomic } from '../../adapters/fs/key-store.js';
+import { errnoCode } from '../../adapters/system/errno.js';
 import { fromUtf8, utf8 } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../../core/join/ledger.js';
@@ -45,10 +46,6 @@ export function encodeLedgerDocument(entries: readonly LedgerEntry[]): Uint8Arra
   return utf8(`${JSON.stringify({ version: 1, entries })}\n`);
 }
 
-function errno(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-
 /** Reads and writes one ledger file. Writes are serialised (the last one wins). */
 export class LedgerStore {
   readonly path: string;
@@ -64,8 +61,8 @@ export class LedgerStore {
     try {
       fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
-      if (errno(e) === 'ENOENT') return [];
-      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot open ${this.path}: ${errno(e) ?? String(e)}`, { cause: e });
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot open ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
     }
     let data: Uint8Array;
     try {
@@ -74,7 +71,7 @@ export class LedgerStore {
       data = await readAtMost(fh, MAX_LEDGER_FILE_BYTES + 1);
     } catch (e) {
       if (e instanceof TorbalanceError) throw e;
-      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot read ${this.path}: ${errno(e) ?? String(e)}`, { cause: e });
+      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot read ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
     } finally {
       await fh.close();
     }
@@ -82,7 +79,8 @@ export class LedgerStore {
     let doc: unknown;
     try {
       doc = JSON.parse(fromUtf8(data));
-    } catch {
+    } catch (e) {
+      if (!(e instanceof DecodeError || e instanceof SyntaxError)) throw e;
       throw bad(this.path, 'not JSON');
     }
     return parseLedgerDocument(doc, this.path);

@@ -32,7 +32,7 @@
  */
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { TorbalanceError } from '../../core/errors.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { JoinFrameDecoder, type JoinRefusal } from '../../core/join/handshake.js';
 import { readProxyHeader } from '../proxy/index.js';
 
@@ -188,8 +188,8 @@ export class JoinListener {
   #report(a: JoinAttempt): void {
     try {
       this.#o.onAttempt?.(a);
-    } catch {
-      // reporting must not break the listener
+    } catch (_ignored) {
+      // whatever the reporting hook throws is its own bug and must not break the listener
     }
   }
 
@@ -252,8 +252,9 @@ export class JoinListener {
       let frames: Uint8Array[];
       try {
         frames = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      } catch {
-        finish({ result: 'malformed' });
+      } catch (e) {
+        // a bad frame is the joiner's fault; anything else a bug here, reported without crashing the node
+        finish({ result: e instanceof DecodeError ? 'malformed' : 'error' });
         return;
       }
       const body = frames[0];

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../../adapters/log/logger.js';
+import { errnoCode, isErrno } from '../../adapters/system/errno.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { parseProxyV1, type ProxyHeaderV1 } from '../../core/proxy-protocol.js';
 import { createRewriteContext, type RewriteContext } from '../../core/rewrite/index.js';
@@ -356,7 +357,8 @@ function describeListen(l: ListenAddress): string {
 function removeStaleSocket(path: string): void {
   try {
     if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
-  } catch {
-    // absent: nothing to remove
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return; // absent: nothing to remove
+    throw new TorbalanceError('TB_ERR_PROXY_LISTEN', 'config', `cannot listen on unix:${path}: cannot remove the stale socket (${errnoCode(e) ?? String(e)})`, { cause: e });
   }
 }
