@@ -4,6 +4,7 @@
  * 0 ok, 1 a TorbalanceError (its code and message on stderr), 2 usage, 70 a bug.
  */
 import { Command, CommanderError } from 'commander';
+import { torbalanceVersion } from '../adapters/system/version.js';
 import { TorbalanceError } from '../core/errors.js';
 import { registerCommands } from './commands/index.js';
 
@@ -12,7 +13,7 @@ export function buildProgram(): Command {
   program
     .name('torbalance')
     .description('Load balancer for Tor v3 onion services')
-    .version('0.1.0')
+    .version(torbalanceVersion())
     .showHelpAfterError()
     .exitOverride();
   registerCommands(program);

@@ -399,6 +399,12 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
         period: () => periodClock.info(),
       })
     : undefined;
+  // Every probe (not just changes of health) into the probe-duration histogram.
+  if (admin !== undefined) {
+    health.onProbe((p) => {
+      admin.routes.metrics.observeProbe(p.durationMs / 1000, p.ok);
+    });
+  }
 
   try {
     await proxy.start();

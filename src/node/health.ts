@@ -64,6 +64,13 @@ export interface HealthState {
   readonly consecutiveFailures: number;
 }
 
+/** One finished probe ({@link TargetHealth.onProbe}). */
+export interface ProbeResult {
+  readonly ok: boolean;
+  /** From the start of the dial to success or failure (timeouts included), ms. */
+  readonly durationMs: number;
+}
+
 /** Longest status line / header block read from the target before giving up. */
 export const MAX_STATUS_LINE_BYTES = 8192;
 
@@ -129,6 +136,7 @@ export class TargetHealth {
   readonly #wall: () => number;
   readonly #dial: DialFunction;
   readonly #listeners = new Set<(s: HealthState) => void>();
+  readonly #probeListeners = new Set<(p: ProbeResult) => void>();
   #state: HealthState = INITIAL;
   readonly #poller: SingleFlightPoller<HealthState>;
   #abort: AbortController | undefined;
@@ -186,6 +194,18 @@ export class TargetHealth {
     };
   }
 
+  /**
+   * Listen for every finished probe (success or failure, with its duration on the injected
+   * clock; a probe aborted by {@link stop} does not count). Feeds the probe-duration
+   * histogram. Returns the unsubscribe function.
+   */
+  onProbe(listener: (p: ProbeResult) => void): () => void {
+    this.#probeListeners.add(listener);
+    return () => {
+      this.#probeListeners.delete(listener);
+    };
+  }
+
   /** Run one probe now (joins a probe already in flight) and return the new state. */
   probeOnce(): Promise<HealthState> {
     return this.#poller.now();
@@ -206,9 +226,10 @@ export class TargetHealth {
     if (abort.signal.aborted && error !== undefined) return this.#state; // stopped mid-probe: keep the previous state
     const prev = this.#state;
     const now = this.#wall();
+    const durationMs = Math.max(0, this.#timers.now() - started);
     let next: HealthState;
     if (error === undefined) {
-      next = Object.freeze({ healthy: true, lastCheckAt: now, latencyMs: Math.max(0, Math.round(this.#timers.now() - started)), consecutiveFailures: 0 });
+      next = Object.freeze({ healthy: true, lastCheckAt: now, latencyMs: Math.round(durationMs), consecutiveFailures: 0 });
     } else {
       const failures = prev.consecutiveFailures + 1;
       const threshold = this.#o.unhealthyAfter ?? 1;
@@ -222,6 +243,13 @@ export class TargetHealth {
       });
     }
     this.#state = next;
+    for (const l of [...this.#probeListeners]) {
+      try {
+        l({ ok: error === undefined, durationMs });
+      } catch (e) {
+        this.#o.logger.error({ err: describeError(e) }, 'probe listener threw');
+      }
+    }
     const first = prev.lastCheckAt === undefined;
     if (first || prev.healthy !== next.healthy || prev.lastError !== next.lastError) {
       if (prev.healthy !== next.healthy || first) {

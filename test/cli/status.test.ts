@@ -1,7 +1,8 @@
 /**
  * `torbalance status`: the table from a /status document, and the spawned binary against a
  * loopback admin server serving a canned document (unix socket from the config's
- * `admin.listen`), `--json`, and the unreachable error when no node runs.
+ * `admin.listen`), `--json`, the unreachable error when no node runs, and the exit code:
+ * 0 for a healthy cluster, 1 (after printing) for an unhealthy one.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../src/adapters/admin/server.js';
-import { asStatusDocument, fetchStatus, formatDuration, formatStatus } from '../../src/cli/commands/status.js';
+import { asStatusDocument, fetchStatus, formatDuration, formatStatus, statusProblems } from '../../src/cli/commands/status.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import type { StatusDocument } from '../../src/node/admin/status.js';
 import { requireBuilt } from '../helpers/built.js';
@@ -70,6 +71,16 @@ function doc(): StatusDocument {
   };
 }
 
+/** {@link doc} with every node alive and healthy. */
+function healthyDoc(): StatusDocument {
+  const d = doc();
+  return { ...d, cluster: { ...d.cluster!, nodes: d.cluster!.nodes.map((n) => ({ ...n, healthy: true, reasons: [], introPoints: 3 })) } };
+}
+
+function withNode(d: StatusDocument, name: string, patch: Partial<NonNullable<StatusDocument['cluster']>['nodes'][number]>): StatusDocument {
+  return { ...d, cluster: { ...d.cluster!, nodes: d.cluster!.nodes.map((n) => (n.name === name ? { ...n, ...patch } : n)) } };
+}
+
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -108,6 +119,8 @@ describe('formatStatus', () => {
     expect(text).toContain('descriptor revision: first 123456 (period 10), second 123457 (period 11)');
     expect(text).toContain('HSDirs accepted:    first 6/8, second 8/8');
     expect(text).toContain('next time period:   in 1h 02m 05s');
+    expect(text).toContain('health:             UNHEALTHY: node2?[31m unhealthy (no intro points)\n');
+    expect(formatStatus(healthyDoc())).toContain('health:             healthy\n');
   });
 
   it('on a member: points at the publisher for the descriptor facts', () => {
@@ -138,6 +151,37 @@ describe('formatStatus', () => {
   });
 });
 
+describe('statusProblems (the exit code of status)', () => {
+  it('is empty for a running, healthy node whose cluster nodes are all alive and healthy, and for a single node', () => {
+    expect(statusProblems(healthyDoc())).toEqual([]);
+    expect(statusProblems({ ...healthyDoc(), cluster: null, publish: null })).toEqual([]);
+  });
+
+  it('names the answering node when it is not running or not healthy (once, not again as the self row)', () => {
+    const d = healthyDoc();
+    expect(statusProblems({ ...d, node: { ...d.node, state: 'starting' } })).toEqual(['node0 is starting, not running']);
+    const sick = withNode({ ...d, health: { ...d.health, healthy: false, reasons: ['target down', 'tor bootstrap 40%'] } }, 'node0', { healthy: false, reasons: ['target down'] });
+    expect(statusProblems(sick)).toEqual(['node0 unhealthy (target down; tor bootstrap 40%)']);
+    // the cluster's view of this node can be unhealthy on its own (e.g. no intro points in the cluster)
+    expect(statusProblems(withNode(d, 'node0', { healthy: false, reasons: ['no intro points'] }))).toEqual(['node0 unhealthy (no intro points)']);
+  });
+
+  it('names peers that are unhealthy, never heard from, suspect or dead; ignores peers that left', () => {
+    const d = healthyDoc();
+    expect(statusProblems(withNode(d, 'node1', { healthy: false, reasons: ['target down'] }))).toEqual(['node1 unhealthy (target down)']);
+    expect(statusProblems(withNode(d, 'node1', { state: 'dead' }))).toEqual(['node1 dead']);
+    expect(statusProblems(withNode(d, 'node1', { state: 'suspect' }))).toEqual(['node1 suspect']);
+    expect(statusProblems(withNode(d, 'node1', { state: 'known', lastSeenAgoMs: null }))).toEqual(['node1 never heard from']);
+    expect(statusProblems(withNode(d, 'node1', { state: 'left', healthy: false }))).toEqual([]);
+  });
+
+  it('is unhealthy when peers are live and no publisher is elected (not when the node is alone)', () => {
+    const d = healthyDoc();
+    expect(statusProblems({ ...d, cluster: { ...d.cluster!, publisher: null } })).toEqual(['no publisher elected']);
+    expect(statusProblems({ ...d, cluster: { ...d.cluster!, publisher: null, clustered: false, nodes: d.cluster!.nodes.slice(0, 1) } })).toEqual([]);
+  });
+});
+
 describe('torbalance status (spawned)', () => {
   it('reads admin.listen from the config, prints the table and --json; unreachable when no node runs', async () => {
     requireBuilt('dist/src/cli/main.js', 'dist/src/cli/commands/status.js');
@@ -146,7 +190,8 @@ describe('torbalance status (spawned)', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toContain('TB_ERR_ADMIN_UNREACHABLE');
     expect(down.stderr).toContain('is the node running?');
-    const server = new AdminServer({ listen: { kind: 'unix', path: sock }, routes: [{ method: 'GET', path: '/status', handler: () => ({ status: 200, json: doc() }) }] });
+    let served = healthyDoc();
+    const server = new AdminServer({ listen: { kind: 'unix', path: sock }, routes: [{ method: 'GET', path: '/status', handler: () => ({ status: 200, json: served }) }] });
     await server.start();
     try {
       expect((await fetchStatus(file)).cluster?.nodes).toHaveLength(3);
@@ -154,10 +199,22 @@ describe('torbalance status (spawned)', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('HSDirs accepted:    first 6/8, second 8/8');
+      expect(r.stdout).toContain('health:             healthy');
       expect(r.stdout.match(/ publisher /g)).toHaveLength(1);
       const j = await run(['status', '--config', file, '--json']);
       expect(j.code).toBe(0);
-      expect(JSON.parse(j.stdout)).toEqual(JSON.parse(JSON.stringify(doc())));
+      expect(JSON.parse(j.stdout)).toEqual(JSON.parse(JSON.stringify(healthyDoc())));
+
+      // one peer unhealthy: the table is still printed, then exit 1 with the reasons
+      served = doc();
+      const u = await run(['status', '--config', file]);
+      expect(u.code).toBe(1);
+      expect(u.stdout).toMatch(/^node2\?\[31m\s+cccccccccccc\s+member\s+alive\s+UNHEALTHY/m);
+      expect(u.stderr).toBe('torbalance: error TB_ERR_STATUS_UNHEALTHY: unhealthy: node2?[31m unhealthy (no intro points)\n');
+      const uj = await run(['status', '--config', file, '--json']);
+      expect(uj.code).toBe(1);
+      expect(JSON.parse(uj.stdout)).toEqual(JSON.parse(JSON.stringify(doc())));
+      expect(uj.stderr).toContain('TB_ERR_STATUS_UNHEALTHY');
     } finally {
       await server.stop();
     }

@@ -52,7 +52,7 @@ export function nodeStatusFixture(over: Partial<NodeStatus> = {}): NodeStatus {
       intro: { descriptor: 'present', introPoints: 3 },
       reasons: [],
     },
-    proxy: { open: 1, accepted: 10, rejected: 2, bytesIn: 1000, bytesOut: 5000, requests: 9, byStatus: { '200': 7, '404': 1, '502': 1 } },
+    proxy: { open: 1, accepted: 10, rejected: 2, rejectedBy: { limit: 1, 'proxy-header': 1 }, bytesIn: 1000, bytesOut: 5000, requests: 9, byStatus: { '200': 7, '404': 1, '502': 1 } },
     cluster: clusterStatusFixture(),
     ...over,
   };

@@ -14,7 +14,9 @@ export interface PromText {
   readonly samples: readonly PromSample[];
 }
 
-const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?(?:[0-9.eE+-]+|NaN|\+Inf|-Inf))(?: -?\d+)?$/;
+// Values as Prometheus parses them (Go's ParseFloat: `NaN` in any case — prom-client writes
+// `Nan` —, `+Inf`, `-Inf`).
+const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?(?:[0-9.eE+-]+|[Nn][Aa][Nn]|\+Inf|-Inf))(?: -?\d+)?$/;
 const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/y;
 
 export function parsePromText(text: string): PromText {
@@ -40,8 +42,9 @@ export function parsePromText(text: string): PromText {
       if (l === null || l.index !== at) throw new Error(`bad labels: ${line}`);
       labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
     }
-    const value = Number(m[4]!.replace('+Inf', 'Infinity').replace('-Inf', '-Infinity'));
-    if (Number.isNaN(value) && m[4] !== 'NaN') throw new Error(`bad value: ${line}`);
+    const nan = /^nan$/i.test(m[4]!);
+    const value = nan ? Number.NaN : Number(m[4]!.replace('+Inf', 'Infinity').replace('-Inf', '-Infinity'));
+    if (Number.isNaN(value) && !nan) throw new Error(`bad value: ${line}`);
     samples.push({ name: m[1]!, labels, value });
   }
   return { types, samples };

@@ -7,12 +7,13 @@
  *   accepted them; `/healthz` answers 200 once healthy;
  * - visitor requests through a client tor; `/metrics` parses (strict parser) on every node,
  *   with non-zero 2xx request counters over the cluster and non-zero publish/upload counters
- *   on the publisher;
+ *   on the publisher, the real target probes in the probe-duration histogram, the build info,
+ *   and names that pass the promtool-style lint (test/helpers/prom-lint.ts);
  * - over the mesh: a member's `/status` lists non-zero requests for another node (from that
  *   node's heartbeats) and the publisher's acceptance (HSDirs n/m per descriptor), and its
  *   `torbalance status` prints them;
  * - the spawned `torbalance status --config …` (built binary) prints the table with three node
- *   rows and exactly one publisher row;
+ *   rows and exactly one publisher row, and exits 0 (healthy);
  * - headless Chromium: `--dump-dom` shows all three node names (map and table) and the
  *   publisher's name; `--screenshot` PNG (decoded with test/helpers/png.ts) is not blank and
  *   shows the publisher and member colours of the cluster map.
@@ -24,11 +25,13 @@ import { join, resolve } from 'node:path';
 import { httpGetThroughTor } from '../../src/adapters/net/onion-http.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRequest } from '../../src/adapters/admin/client.js';
+import { torbalanceVersion } from '../../src/adapters/system/version.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import { DASHBOARD_COLORS, type StatusDocument } from '../../src/node/admin/index.js';
 import { TestCluster } from '../helpers/cluster-harness.js';
 import { startTargetBehindOnion, type TargetBehindOnion } from '../helpers/node-harness.js';
 import { countColor, decodePng } from '../helpers/png.js';
+import { lintExposition } from '../helpers/prom-lint.js';
 import { parsePromText, promValue } from '../helpers/prom-text.js';
 import { sharedTestnet } from '../helpers/testnet.js';
 import { cleanupTors, secs, waitUntil } from '../helpers/tor-integration.js';
@@ -180,6 +183,12 @@ describe('admin API on a live cluster', () => {
       const r = await adminRequest(admin(i), 'GET', '/metrics');
       expect(r.status).toBe(200);
       const p = parsePromText(r.text);
+      expect(lintExposition(r.text, (n) => n.startsWith('torbalance_'))).toEqual([]);
+      expect(p.types.get('torbalance_target_probe_duration_seconds')).toBe('histogram');
+      expect(promValue(p, 'torbalance_target_probe_duration_seconds_count', { result: 'success' })).toBeGreaterThan(0);
+      expect(promValue(p, 'torbalance_build_info', { version: torbalanceVersion() })).toBe(1);
+      expect(promValue(p, 'torbalance_tor_bootstrap_ratio')).toBe(1);
+      expect(p.types.get('process_resident_memory_bytes')).toBe('gauge');
       requests2xx += promValue(p, 'torbalance_http_requests_total', { status_class: '2xx' });
       expect(promValue(p, 'torbalance_cluster_node_healthy')).toBe(3);
       expect(p.types.get('torbalance_mesh_messages_accepted_total')).toBe('counter');

@@ -14,6 +14,7 @@ import type { PublishRecord } from '../../src/node/publisher/index.js';
 import { testingNetworkPeriodParams, timePeriodStart } from '../../src/core/hs/time-period.js';
 import { parsePromText, promValue } from '../helpers/prom-text.js';
 import { clusterStatusFixture, nodeStatusFixture } from '../helpers/admin-fixtures.js';
+import { torbalanceVersion } from '../../src/adapters/system/version.js';
 
 const FP = (i: number): string => i.toString(16).toUpperCase().padStart(40, '0');
 
@@ -116,11 +117,23 @@ describe('NodeMetrics', () => {
     expect(promValue(p, 'torbalance_proxy_connections_open')).toBe(1);
     expect(promValue(p, 'torbalance_proxy_connections_total')).toBe(10);
     expect(promValue(p, 'torbalance_proxy_connections_rejected_total')).toBe(2);
+    // every reason the proxy counts has a series (0 until it happens); no catch-all reason
+    expect(p.samples.filter((s) => s.name === 'torbalance_proxy_connections_rejected_total').map((s) => [s.labels['reason'], s.value])).toEqual([
+      ['limit', 1],
+      ['per-circuit', 0],
+      ['proxy-header', 1],
+      ['stopping', 0],
+    ]);
+    expect(promValue(p, 'torbalance_tor_bootstrap_ratio')).toBe(1);
+    expect(p.samples.filter((s) => s.name === 'torbalance_build_info')).toEqual([{ name: 'torbalance_build_info', labels: { version: torbalanceVersion() }, value: 1 }]);
+    // prom-client's default process and runtime metrics, in this node's registry
+    expect(p.types.get('process_cpu_seconds_total')).toBe('counter');
+    expect(p.types.get('process_start_time_seconds')).toBe('gauge');
+    expect(p.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
     expect(promValue(p, 'torbalance_proxy_visitor_sent_bytes_total')).toBe(5000);
     expect(promValue(p, 'torbalance_proxy_visitor_received_bytes_total')).toBe(1000);
     expect(promValue(p, 'torbalance_http_requests_total', { status_class: '2xx' })).toBe(7);
     expect(promValue(p, 'torbalance_http_requests_total', { status_class: '5xx' })).toBe(1);
-    expect(promValue(p, 'torbalance_target_probe_latency_seconds')).toBeCloseTo(0.012);
     expect(promValue(p, 'torbalance_cluster_node_intro_points', { node: 'node1' })).toBe(3);
     expect(promValue(p, 'torbalance_is_publisher')).toBe(1);
     expect(promValue(p, 'torbalance_publish_uploads_total', { descriptor: 'first', result: 'uploaded' })).toBe(1);
@@ -128,13 +141,32 @@ describe('NodeMetrics', () => {
     expect(promValue(p, 'torbalance_descriptor_revision', { descriptor: 'first' })).toBe(77);
     expect(promValue(p, 'torbalance_mesh_messages_accepted_total', { type: 'heartbeat' })).toBe(3);
     expect(promValue(p, 'torbalance_mesh_messages_rejected_total', { reason: 'mac' })).toBe(1);
-    expect(promValue(p, 'torbalance_time_period_seconds_remaining')).toBe(123);
+    expect(promValue(p, 'torbalance_time_period_remaining_seconds')).toBe(123);
     expect(p.types.get('torbalance_proxy_connections_total')).toBe('counter');
     expect(p.types.get('torbalance_proxy_connections_open')).toBe('gauge');
     expect(promValue(parsePromText(await b.text()), 'torbalance_proxy_connections_total')).toBe(10);
   });
 
-  it('adds the increase of cumulative values, counts publisher changes, drops nodes that left', async () => {
+  it('tor bootstrap progress as a 0-1 ratio; every target probe in the duration histogram, by result', async () => {
+    const m = new NodeMetrics();
+    const base = node();
+    m.update({ atMs: 0, node: { ...base, health: { ...base.health, tor: { ...base.health.tor, progress: 45 } } } }, new PublishView());
+    m.observeProbe(0.3, true);
+    m.observeProbe(0.7, true);
+    m.observeProbe(10, false);
+    m.observeProbe(Number.NaN, true); // ignored
+    const p = parsePromText(await m.text());
+    expect(promValue(p, 'torbalance_tor_bootstrap_ratio')).toBeCloseTo(0.45);
+    expect(p.types.get('torbalance_target_probe_duration_seconds')).toBe('histogram');
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_count', { result: 'success' })).toBe(2);
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_sum', { result: 'success' })).toBeCloseTo(1);
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_bucket', { result: 'success', le: '0.5' })).toBe(1);
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_bucket', { result: 'success', le: '1' })).toBe(2);
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_bucket', { result: 'failure', le: '5' })).toBe(0);
+    expect(promValue(p, 'torbalance_target_probe_duration_seconds_bucket', { result: 'failure', le: '10' })).toBe(1);
+  });
+
+  it('copies cumulative values, counts publisher changes, drops nodes that left', async () => {
     const m = new NodeMetrics();
     const v = new PublishView();
     m.update({ atMs: 0, node: node() }, v);

@@ -102,23 +102,34 @@ describe('/history: traffic per node', () => {
   });
 });
 
-describe('metrics: per-node traffic gauges', () => {
+describe('metrics: per-node traffic counters', () => {
   it('labelled by node name and id: self and peers with traffic; none for a peer without', async () => {
     const m = new NodeMetrics();
     const v = new PublishView();
     m.update({ atMs: 0, node: node() }, v);
     const p = parsePromText(await m.text());
-    expect(p.types.get('torbalance_cluster_node_requests')).toBe('gauge');
-    expect(promValue(p, 'torbalance_cluster_node_requests', { node: 'node0', node_id: 'aaaa1111' })).toBe(9);
-    expect(promValue(p, 'torbalance_cluster_node_requests', { node: 'node1', node_id: 'bbbb2222' })).toBe(40);
-    expect(promValue(p, 'torbalance_cluster_node_sent_bytes', { node: 'node1' })).toBe(4000);
-    expect(promValue(p, 'torbalance_cluster_node_received_bytes', { node: 'node0' })).toBe(1000);
+    expect(p.types.get('torbalance_cluster_node_requests_total')).toBe('counter');
+    expect(promValue(p, 'torbalance_cluster_node_requests_total', { node: 'node0', node_id: 'aaaa1111' })).toBe(9);
+    expect(promValue(p, 'torbalance_cluster_node_requests_total', { node: 'node1', node_id: 'bbbb2222' })).toBe(40);
+    expect(promValue(p, 'torbalance_cluster_node_sent_bytes_total', { node: 'node1' })).toBe(4000);
+    expect(promValue(p, 'torbalance_cluster_node_received_bytes_total', { node: 'node0' })).toBe(1000);
     expect(promValue(p, 'torbalance_cluster_node_connections_open', { node: 'node1' })).toBe(1);
-    expect(p.samples.filter((x) => x.name === 'torbalance_cluster_node_requests').map((x) => x.labels['node'])).toEqual(['node0', 'node1']);
+    expect(p.samples.filter((x) => x.name === 'torbalance_cluster_node_requests_total').map((x) => x.labels['node'])).toEqual(['node0', 'node1']);
     // a node that left the view loses its series
     m.update({ atMs: 1, node: node({ cluster: cluster({ peers: [] }) }) }, v);
     const q = parsePromText(await m.text());
-    expect(q.samples.filter((x) => x.name === 'torbalance_cluster_node_requests').map((x) => x.labels['node'])).toEqual(['node0']);
+    expect(q.samples.filter((x) => x.name === 'torbalance_cluster_node_requests_total').map((x) => x.labels['node'])).toEqual(['node0']);
+  });
+
+  it("copies a peer's counters as its heartbeats report them: a restarted peer shows a counter reset", async () => {
+    const m = new NodeMetrics();
+    const v = new PublishView();
+    const at = (requests: number): NodeStatus => node({ cluster: cluster({ peers: [peer('bbbb2222', 'node1', { traffic: { ...T(4), requests } })] }) });
+    m.update({ atMs: 0, node: at(40) }, v);
+    m.update({ atMs: 1, node: at(55) }, v);
+    expect(promValue(parsePromText(await m.text()), 'torbalance_cluster_node_requests_total', { node: 'node1' })).toBe(55);
+    m.update({ atMs: 2, node: at(3) }, v); // node1 restarted: its counter starts again from 0
+    expect(promValue(parsePromText(await m.text()), 'torbalance_cluster_node_requests_total', { node: 'node1' })).toBe(3);
   });
 
   it(`at most ${MAX_NODE_SERIES} nodes get per-node series`, async () => {
@@ -126,7 +137,7 @@ describe('metrics: per-node traffic gauges', () => {
     const peers = Array.from({ length: 100 }, (_, i) => peer(`p${String(i).padStart(3, '0')}`, `n${i}`, { traffic: T(i) }));
     m.update({ atMs: 0, node: node({ cluster: cluster({ peers }) }) }, new PublishView());
     const p = parsePromText(await m.text());
-    for (const name of ['torbalance_cluster_node_requests', 'torbalance_cluster_node_intro_points', 'torbalance_cluster_node_healthy']) {
+    for (const name of ['torbalance_cluster_node_requests_total', 'torbalance_cluster_node_intro_points', 'torbalance_cluster_node_healthy']) {
       expect(p.samples.filter((x) => x.name === name)).toHaveLength(MAX_NODE_SERIES);
     }
     expect(promValue(p, 'torbalance_cluster_nodes', { state: 'alive' })).toBe(101);

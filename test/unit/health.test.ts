@@ -11,7 +11,7 @@ import type { TimerHandle, Timers } from '../../src/adapters/tor/process.js';
 import { ControlReplyError } from '../../src/adapters/tor/control.js';
 import { TorbalanceError } from '../../src/core/errors.js';
 import { encodeOnionAddress } from '../../src/core/hs/address.js';
-import { parseStatusLine, TargetHealth, type HealthOptions, type HealthState } from '../../src/node/health.js';
+import { parseStatusLine, TargetHealth, type HealthOptions, type HealthState, type ProbeResult } from '../../src/node/health.js';
 import { countIntroPoints, NodeHealth, type ControlLike, type NodeHealthState } from '../../src/node/node-health.js';
 import { FakeSocksServer } from '../helpers/fake-socks-server.js';
 import { assembleDescriptor, identityFrom, introBlocks, NOW, randomIntroPoint, seededRandom } from '../helpers/hsdesc-fixtures.js';
@@ -189,6 +189,8 @@ describe('TargetHealth probes through the SOCKS port', () => {
   it('times out on the injected clock when tor never answers (TB_ERR_HEALTH_TIMEOUT)', async () => {
     socks.hang = true;
     const { h, timers } = make({ timeoutMs: 7_000 });
+    const probes: ProbeResult[] = [];
+    h.onProbe((r) => probes.push(r));
     const p = h.probeOnce();
     expect(timers.delays()).toEqual([7_000]);
     await until('the CONNECT request', () => (socks.requests.length > 0 ? true : undefined));
@@ -198,12 +200,34 @@ describe('TargetHealth probes through the SOCKS port', () => {
     const s = await p;
     expect(s.healthy).toBe(false);
     expect(s.lastError).toMatch(/^TB_ERR_HEALTH_TIMEOUT: .*7000 ms/);
+    expect(probes).toEqual([{ ok: false, durationMs: 7_000 }]); // the duration on the injected clock
   });
 
   it('the SOCKS port being down is TB_ERR_SOCKS_CONNECT', async () => {
     await socks.stop();
     const { h } = make();
     expect((await h.probeOnce()).lastError).toMatch(/^TB_ERR_SOCKS_CONNECT/);
+  });
+
+  it('onProbe: every finished probe, also when the result does not change (unlike onChange)', async () => {
+    const { h } = make();
+    const probes: ProbeResult[] = [];
+    const changes: HealthState[] = [];
+    const off = h.onProbe((r) => probes.push(r));
+    h.onChange((c) => changes.push(c));
+    h.onProbe(() => {
+      throw new Error('a broken listener does not stop the others');
+    });
+    await h.probeOnce();
+    await h.probeOnce();
+    httpStatus = 500;
+    await h.probeOnce();
+    expect(probes.map((r) => r.ok)).toEqual([true, true, false]);
+    expect(changes).toHaveLength(2);
+    for (const r of probes) expect(r.durationMs).toBeGreaterThanOrEqual(0);
+    off();
+    await h.probeOnce();
+    expect(probes).toHaveLength(3);
   });
 
   it('concurrent probeOnce calls share one probe', async () => {

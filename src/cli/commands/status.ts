@@ -8,6 +8,15 @@
  * the publisher, the descriptor revision, the HSDirs that accepted each descriptor (n/m: the
  * publisher's own record, or on a member the publisher's report from the mesh) and the time
  * to the next time period. `--json` prints the `/status` document as it came.
+ *
+ * Exit code (for scripts and monitoring): 0 when healthy, 1 when unhealthy — after printing,
+ * with `TB_ERR_STATUS_UNHEALTHY` and the reasons on stderr ({@link statusProblems}). Unhealthy
+ * means any of: the answering node is not `running`; it is not healthy (what `/healthz`
+ * answers 503 for: target down, tor not bootstrapped, no intro points); in a cluster, a node of
+ * the cluster view that has not `left` is not `alive` (`known`: never heard from, `suspect`,
+ * `dead`) or reports itself unhealthy; or the cluster has live peers and no elected publisher.
+ * A node that left the cluster on purpose does not count. Errors reaching the node also exit 1
+ * (with their own codes).
  */
 import type { Command } from 'commander';
 import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
@@ -96,7 +105,44 @@ export function formatStatus(s: StatusDocument): string {
     out.push(`HSDirs accepted:    -`);
   }
   out.push(`next time period:   ${s.timePeriod === null ? 'unknown (tor has no consensus yet)' : `in ${formatDuration(s.timePeriod.secondsToNext)}`}`);
+  const problems = statusProblems(s);
+  out.push(`health:             ${problems.length === 0 ? 'healthy' : `UNHEALTHY: ${problems.join(', ')}`}`);
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * Why the cluster, as the answering node sees it, is unhealthy (empty: healthy); see the
+ * module doc for the rules. Names are cleaned of control characters.
+ */
+export function statusProblems(s: StatusDocument): string[] {
+  const out: string[] = [];
+  const why = (reasons: readonly string[]): string => (reasons.length > 0 ? ` (${clean(reasons.join('; '), 80)})` : '');
+  if (s.node.state !== 'running') out.push(`${clean(s.node.name)} is ${clean(s.node.state, 20)}, not running`);
+  if (!s.health.healthy) out.push(`${clean(s.node.name)} unhealthy${why(s.health.reasons)}`);
+  const c = s.cluster;
+  if (c !== null) {
+    for (const n of c.nodes) {
+      if (n.self) {
+        if (n.healthy || !s.health.healthy) continue; // the node's own health is reported above
+        out.push(`${clean(n.name)} unhealthy${why(n.reasons)}`);
+      } else if (n.state === 'left') {
+        continue;
+      } else if (n.state !== 'alive') {
+        out.push(`${clean(n.name)} ${n.state === 'known' ? 'never heard from' : clean(n.state, 12)}`);
+      } else if (!n.healthy) {
+        out.push(`${clean(n.name)} unhealthy${why(n.reasons)}`);
+      }
+    }
+    if (c.clustered && c.publisher === null) out.push('no publisher elected');
+  }
+  return out;
+}
+
+/** The error `status` ends with when {@link statusProblems} found any (exit code 1). */
+export function unhealthyError(s: StatusDocument, problems: readonly string[]): TorbalanceError {
+  // Who is at fault: this node's target or tor, else another node (or the election).
+  const kind = s.node.state === 'running' && s.health.healthy ? 'peer' : s.health.target.healthy ? 'tor' : 'target';
+  return new TorbalanceError('TB_ERR_STATUS_UNHEALTHY', kind, `unhealthy: ${problems.join(', ')}`);
 }
 
 /** Fetch `/status` from the node configured in `configFile`. */
@@ -118,10 +164,21 @@ export function register(program: Command): void {
   program
     .command('status')
     .description("show the cluster (nodes, roles, health, publisher, HSDirs) from a running node's admin API")
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 healthy; 1 unhealthy (after printing; TB_ERR_STATUS_UNHEALTHY and the reasons on
+stderr) or the node could not be asked. Unhealthy: the answering node is not running or not
+healthy (target down, tor not bootstrapped, no intro points); a cluster node that has not left
+is not alive (never heard from, suspect, dead) or is unhealthy; or peers are live and no
+publisher is elected.`,
+    )
     .requiredOption('--config <file>', 'the node config file (for the admin API address)')
     .option('--json', 'print the /status JSON document')
     .action(async (opts: { config: string; json?: boolean }) => {
       const s = await fetchStatus(opts.config);
       process.stdout.write(opts.json === true ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
+      const problems = statusProblems(s);
+      if (problems.length > 0) throw unhealthyError(s, problems);
     });
 }

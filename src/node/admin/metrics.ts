@@ -1,23 +1,36 @@
 /**
  * Prometheus metrics of one node (connections, bytes, requests by status, target
- * probe latency, publish results per HSDir, mesh messages accepted/rejected by reason,
- * election changes), exposed by the admin API at `/metrics`.
+ * probe durations, publish results per HSDir, mesh messages accepted/rejected by reason,
+ * election changes, the build and prom-client's default process/runtime metrics), exposed by
+ * the admin API at `/metrics`. docs/admin-api.md lists them; names follow Prometheus'
+ * conventions (base units as the suffix — `_seconds`, `_bytes`, `_ratio` —, counters end in
+ * `_total`, no `_percent`), which test/unit/metrics-lint.test.ts checks on the exposition.
  *
  * Every {@link NodeMetrics} has its own prom-client `Registry` (never the global default
  * registry: tests run several nodes in one process). The numbers come from the node's own
  * counters ({@link AdminSnapshot}: ProxyStats, NodeHealthState, ClusterStatus, MeshStats,
- * PublisherStatus); cumulative counters are turned into prom-client Counters by adding the
- * difference since the last update (a counter that went backwards — a restarted component —
- * adds its new value). Cardinality is bounded: per-node series only for the cluster's
- * current nodes (at most {@link MAX_NODE_SERIES}), per-HSDir series only for the current
- * responsible set ({@link PublishView}), both cleared and rebuilt on every update.
+ * PublisherStatus), except the probe histogram, which the health checker feeds one probe at a
+ * time ({@link NodeMetrics.observeProbe}). Cardinality is bounded: per-node series only for the
+ * cluster's current nodes (at most {@link MAX_NODE_SERIES}), per-HSDir series only for the
+ * current responsible set ({@link PublishView}), both cleared and rebuilt on every update.
  *
- * Per-node traffic (`torbalance_cluster_node_requests`, `…_received_bytes`, `…_sent_bytes`,
- * `…_connections_open`) are gauges: this node's own counters and the peers' as their latest
- * mesh heartbeat reported them (cumulative values a remote node may reset, so not Counters).
+ * Cumulative values are exported as counters whose value is *copied* from their source at
+ * each scrape ({@link CopiedCounter}), not incremented by this module. That is what
+ * Prometheus' guide to writing exporters asks for values that are already counted elsewhere
+ * (a collector creates the metric fresh on every scrape — Go's `MustNewConstMetric` — with
+ * the source's type), and it holds for the per-node traffic too
+ * (`torbalance_cluster_node_requests_total`, `…_received_bytes_total`, `…_sent_bytes_total`):
+ * a peer's numbers are its own proxy counters as its latest mesh heartbeat reported them. They
+ * only go up, except when that peer restarts and starts again from 0 — exactly a counter reset,
+ * which `rate()`/`increase()` detect and handle. A gauge would be wrong for them: `rate()` on
+ * a gauge is meaningless and Prometheus documents that `rate` is only for counters. The same
+ * goes for a component of this node that restarts its counters (a new publisher): the series
+ * shows a reset rather than being kept monotonic by hand.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { torbalanceVersion } from '../../adapters/system/version.js';
 import type { TrafficSummary } from '../../core/mesh/index.js';
+import { REJECT_REASONS } from '../proxy/index.js';
 import type { AdminSnapshot, PublishView } from './snapshot.js';
 
 type Labels = Record<string, string>;
@@ -25,23 +38,45 @@ type Labels = Record<string, string>;
 /** Most nodes with per-node series (self included). */
 export const MAX_NODE_SERIES = 64;
 
-/** A prom-client Counter fed from cumulative values. */
-class CumulativeCounter {
-  readonly #c: Counter;
-  readonly #last = new Map<string, number>();
+/**
+ * Upper bounds (seconds) of the target-probe histogram: a probe dials the target through tor
+ * (an onion target: a rendezvous, typically 0.3–5 s; a clearnet target: an exit circuit, well
+ * under a second) and ends at `health.timeout_ms` (default 10 s).
+ */
+export const PROBE_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * A prom-client Counter whose values are copied from cumulative sources at each scrape (see
+ * the module doc): {@link set} records the latest value per label set, {@link clear} forgets
+ * series that no longer exist (a node that left), and the counter's `collect` hook exposes
+ * exactly the recorded values.
+ */
+class CopiedCounter {
+  readonly #values = new Map<string, { readonly labels: Labels; readonly value: number }>();
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[] = []) {
-    this.#c = new Counter({ name, help, labelNames: [...labelNames], registers: [registry] });
+    const values = this.#values;
+    new Counter({
+      name,
+      help,
+      labelNames: [...labelNames],
+      registers: [registry],
+      collect(this: Counter) {
+        this.reset();
+        for (const { labels, value } of values.values()) this.inc(labels, value);
+      },
+    });
   }
 
-  /** Record the cumulative value `total` for `labels`. */
+  /** Record the cumulative value `total` for `labels` (ignored unless a finite number ≥ 0). */
   set(total: number, labels: Labels = {}): void {
     if (!Number.isFinite(total) || total < 0) return;
-    const key = JSON.stringify(Object.entries(labels).sort());
-    const prev = this.#last.get(key);
-    const delta = prev === undefined ? total : total >= prev ? total - prev : total;
-    this.#last.set(key, total);
-    if (prev === undefined || delta > 0) this.#c.inc(labels, delta);
+    this.#values.set(JSON.stringify(Object.entries(labels).sort()), { labels, value: total });
+  }
+
+  /** Forget every series. */
+  clear(): void {
+    this.#values.clear();
   }
 }
 
@@ -56,15 +91,11 @@ function makeGauges(r: Registry) {
     info: gauge(r, 'torbalance_node_info', 'Static node facts (value 1)', ['name', 'node_id', 'master']),
     open: gauge(r, 'torbalance_proxy_connections_open', 'Visitor connections open now'),
     targetHealthy: gauge(r, 'torbalance_target_healthy', 'Target health-check result (1 healthy)'),
-    probeLatency: gauge(r, 'torbalance_target_probe_latency_seconds', 'Duration of the last successful target probe'),
     probeFailures: gauge(r, 'torbalance_target_probe_consecutive_failures', 'Consecutive failed target probes'),
-    bootstrap: gauge(r, 'torbalance_tor_bootstrap_percent', 'tor bootstrap progress (100 = done)'),
+    bootstrap: gauge(r, 'torbalance_tor_bootstrap_ratio', 'tor bootstrap progress (0 to 1, 1 = done)'),
     intro: gauge(r, 'torbalance_intro_points', "Intro points of this node's own descriptor"),
     clusterIntro: gauge(r, 'torbalance_cluster_node_intro_points', 'Intro points per cluster node as this node sees them', ['node', 'node_id']),
     clusterHealthy: gauge(r, 'torbalance_cluster_node_healthy', 'Health per cluster node as this node sees it', ['node', 'node_id']),
-    nodeRequests: gauge(r, 'torbalance_cluster_node_requests', 'HTTP requests answered per cluster node (cumulative, self and peers from heartbeats)', ['node', 'node_id']),
-    nodeBytesIn: gauge(r, 'torbalance_cluster_node_received_bytes', 'Bytes received from visitors per cluster node (cumulative, from heartbeats)', ['node', 'node_id']),
-    nodeBytesOut: gauge(r, 'torbalance_cluster_node_sent_bytes', 'Bytes sent to visitors per cluster node (cumulative, from heartbeats)', ['node', 'node_id']),
     nodeOpen: gauge(r, 'torbalance_cluster_node_connections_open', 'Visitor connections open per cluster node (from heartbeats)', ['node', 'node_id']),
     clusterNodes: gauge(r, 'torbalance_cluster_nodes', 'Cluster nodes by mesh state (self counted as alive)', ['state']),
     isPublisher: gauge(r, 'torbalance_is_publisher', 'This node is the elected publisher (1) or not (0)'),
@@ -74,26 +105,30 @@ function makeGauges(r: Registry) {
     hsdirAccepted: gauge(r, 'torbalance_publish_hsdirs_accepted', 'HSDirs of the responsible set whose last upload was accepted', ['descriptor']),
     hsdirTotal: gauge(r, 'torbalance_publish_hsdirs_responsible', 'HSDirs responsible for the descriptor', ['descriptor']),
     meshConnections: gauge(r, 'torbalance_mesh_connections', 'Open mesh connections'),
-    periodSeconds: gauge(r, 'torbalance_time_period_seconds_remaining', 'Seconds to the next hidden-service time period'),
+    periodSeconds: gauge(r, 'torbalance_time_period_remaining_seconds', 'Seconds to the next hidden-service time period'),
+    buildInfo: gauge(r, 'torbalance_build_info', 'The torbalance version of this node (value 1)', ['version']),
     failClosed: gauge(r, 'torbalance_fail_closed_active', 'Intro circuits are being closed because the target is down (1)'),
   };
 }
 
 function makeCounters(r: Registry) {
   return {
-    accepted: new CumulativeCounter(r, 'torbalance_proxy_connections_total', 'Visitor connections accepted'),
-    rejected: new CumulativeCounter(r, 'torbalance_proxy_connections_rejected_total', 'Visitor connections rejected, by reason', ['reason']),
-    bytesIn: new CumulativeCounter(r, 'torbalance_proxy_visitor_received_bytes_total', 'Bytes received from visitors'),
-    bytesOut: new CumulativeCounter(r, 'torbalance_proxy_visitor_sent_bytes_total', 'Bytes sent to visitors'),
-    requests: new CumulativeCounter(r, 'torbalance_http_requests_total', 'HTTP requests answered, by status class', ['status_class']),
-    torRestarts: new CumulativeCounter(r, 'torbalance_tor_restarts_total', 'tor restarts by the supervisor'),
-    publishes: new CumulativeCounter(r, 'torbalance_publishes_total', 'Publish rounds run by this node'),
-    uploads: new CumulativeCounter(r, 'torbalance_publish_uploads_total', 'Descriptor uploads to HSDirs, by descriptor and result', ['descriptor', 'result']),
-    meshAccepted: new CumulativeCounter(r, 'torbalance_mesh_messages_accepted_total', 'Mesh messages accepted, by type', ['type']),
-    meshRejected: new CumulativeCounter(r, 'torbalance_mesh_messages_rejected_total', 'Mesh messages rejected, by reason', ['reason']),
-    meshSent: new CumulativeCounter(r, 'torbalance_mesh_messages_sent_total', 'Mesh messages sent'),
-    elections: new CumulativeCounter(r, 'torbalance_election_changes_total', 'Changes of the elected publisher seen by this node'),
-    failClosedCircuits: new CumulativeCounter(r, 'torbalance_fail_closed_circuits_total', 'Intro circuits closed by fail-closed'),
+    accepted: new CopiedCounter(r, 'torbalance_proxy_connections_total', 'Visitor connections accepted'),
+    rejected: new CopiedCounter(r, 'torbalance_proxy_connections_rejected_total', 'Visitor connections rejected, by reason', ['reason']),
+    bytesIn: new CopiedCounter(r, 'torbalance_proxy_visitor_received_bytes_total', 'Bytes received from visitors'),
+    bytesOut: new CopiedCounter(r, 'torbalance_proxy_visitor_sent_bytes_total', 'Bytes sent to visitors'),
+    requests: new CopiedCounter(r, 'torbalance_http_requests_total', 'HTTP requests answered, by status class', ['status_class']),
+    torRestarts: new CopiedCounter(r, 'torbalance_tor_restarts_total', 'tor restarts by the supervisor'),
+    publishes: new CopiedCounter(r, 'torbalance_publishes_total', 'Publish rounds run by this node'),
+    uploads: new CopiedCounter(r, 'torbalance_publish_uploads_total', 'Descriptor uploads to HSDirs, by descriptor and result', ['descriptor', 'result']),
+    meshAccepted: new CopiedCounter(r, 'torbalance_mesh_messages_accepted_total', 'Mesh messages accepted, by type', ['type']),
+    meshRejected: new CopiedCounter(r, 'torbalance_mesh_messages_rejected_total', 'Mesh messages rejected, by reason', ['reason']),
+    meshSent: new CopiedCounter(r, 'torbalance_mesh_messages_sent_total', 'Mesh messages sent'),
+    elections: new CopiedCounter(r, 'torbalance_election_changes_total', 'Changes of the elected publisher seen by this node'),
+    failClosedCircuits: new CopiedCounter(r, 'torbalance_fail_closed_circuits_total', 'Intro circuits closed by fail-closed'),
+    nodeRequests: new CopiedCounter(r, 'torbalance_cluster_node_requests_total', 'HTTP requests answered per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
+    nodeBytesIn: new CopiedCounter(r, 'torbalance_cluster_node_received_bytes_total', 'Bytes received from visitors per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
+    nodeBytesOut: new CopiedCounter(r, 'torbalance_cluster_node_sent_bytes_total', 'Bytes sent to visitors per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
   };
 }
 
@@ -108,6 +143,7 @@ export class NodeMetrics {
   readonly registry = new Registry();
   readonly #g: ReturnType<typeof makeGauges>;
   readonly #c: ReturnType<typeof makeCounters>;
+  readonly #probe: Histogram;
   #lastPublisher: string | undefined;
   #publisherSeen = false;
   #electionChanges = 0;
@@ -116,6 +152,21 @@ export class NodeMetrics {
     const r = this.registry;
     this.#g = makeGauges(r);
     this.#c = makeCounters(r);
+    this.#probe = new Histogram({
+      name: 'torbalance_target_probe_duration_seconds',
+      help: 'Duration of target health probes through tor, by result (success, failure)',
+      labelNames: ['result'],
+      buckets: [...PROBE_BUCKETS_SECONDS],
+      registers: [r],
+    });
+    this.#g.buildInfo.set({ version: torbalanceVersion() }, 1);
+    collectDefaultMetrics({ register: r });
+  }
+
+  /** Record one finished target probe (the health checker calls this for every probe). */
+  observeProbe(durationSeconds: number, ok: boolean): void {
+    if (!Number.isFinite(durationSeconds) || durationSeconds < 0) return;
+    this.#probe.observe({ result: ok ? 'success' : 'failure' }, durationSeconds);
   }
 
   /** Prometheus text exposition content type of the registry. */
@@ -139,12 +190,8 @@ export class NodeMetrics {
     g.info.set({ name: n.name, node_id: n.cluster?.nodeId ?? '', master: n.masterAddress }, 1);
     g.open.set(n.proxy.open);
     c.accepted.set(n.proxy.accepted);
-    const byReason = n.proxy.rejectedBy;
-    if (byReason !== undefined && Object.keys(byReason).length > 0) {
-      for (const [reason, v] of Object.entries(byReason)) c.rejected.set(v, { reason });
-    } else {
-      c.rejected.set(n.proxy.rejected, { reason: 'any' });
-    }
+    // Every reason has a series from the start (0 until it happens), so alerts on rate() see it.
+    for (const reason of REJECT_REASONS) c.rejected.set(n.proxy.rejectedBy?.[reason] ?? 0, { reason });
     c.bytesIn.set(n.proxy.bytesIn);
     c.bytesOut.set(n.proxy.bytesOut);
     const classes = new Map<string, number>();
@@ -153,9 +200,8 @@ export class NodeMetrics {
 
     const t = n.health.target;
     g.targetHealthy.set(t.healthy ? 1 : 0);
-    if (t.latencyMs !== undefined) g.probeLatency.set(t.latencyMs / 1000);
     g.probeFailures.set(t.consecutiveFailures);
-    g.bootstrap.set(n.health.tor.progress);
+    g.bootstrap.set(Math.min(100, Math.max(0, n.health.tor.progress)) / 100);
     c.torRestarts.set(n.tor.restarts);
     g.intro.set(n.cluster?.introPoints ?? n.health.intro.introPoints);
 
@@ -163,12 +209,13 @@ export class NodeMetrics {
     g.clusterIntro.reset();
     g.clusterHealthy.reset();
     g.clusterNodes.reset();
-    for (const m of [g.nodeRequests, g.nodeBytesIn, g.nodeBytesOut, g.nodeOpen]) m.reset();
+    g.nodeOpen.reset();
+    for (const m of [c.nodeRequests, c.nodeBytesIn, c.nodeBytesOut]) m.clear();
     if (cl !== undefined) {
       const traffic = (labels: Labels, t: TrafficSummary): void => {
-        g.nodeRequests.set(labels, t.requests);
-        g.nodeBytesIn.set(labels, t.bytesIn);
-        g.nodeBytesOut.set(labels, t.bytesOut);
+        c.nodeRequests.set(t.requests, labels);
+        c.nodeBytesIn.set(t.bytesIn, labels);
+        c.nodeBytesOut.set(t.bytesOut, labels);
         g.nodeOpen.set(labels, t.open);
       };
       const self = { node: cl.name, node_id: cl.nodeId };

@@ -25,7 +25,7 @@ import { countRejected, newStats, type MutableStats, type ProxyStats } from './s
 import { handleTcpConnection } from './tcp-proxy.js';
 import { TorAgent, type TorAgentOptions } from './upstream.js';
 
-export type { ProxyStats } from './stats.js';
+export { REJECT_REASONS, type ProxyStats, type RejectReason } from './stats.js';
 
 /** Where the proxy listens. */
 export type ListenAddress = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };

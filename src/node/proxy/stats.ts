@@ -1,3 +1,7 @@
+/** Why a visitor connection was refused: over a connection limit, per-circuit limit, bad PROXY header, or the proxy is stopping. */
+export const REJECT_REASONS = ['limit', 'per-circuit', 'proxy-header', 'stopping'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
 /** Counters of one ReverseProxy (see {@link ReverseProxy.stats}). */
 export interface ProxyStats {
   readonly open: number;
@@ -7,7 +11,7 @@ export interface ProxyStats {
   readonly bytesOut: number;
   readonly requests: number;
   readonly byStatus: Readonly<Record<string, number>>;
-  /** Rejections by reason (limit, per-circuit, proxy-header, stopping), when counted with {@link countRejected}. */
+  /** Rejections by reason ({@link REJECT_REASONS}), when counted with {@link countRejected}. */
   readonly rejectedBy?: Readonly<Record<string, number>>;
 }
 
@@ -33,7 +37,7 @@ export function countStatus(s: MutableStats, status: number): void {
 }
 
 /** Count a rejected visitor connection (`rejected` and `rejectedBy[reason]`). */
-export function countRejected(s: MutableStats, reason: 'limit' | 'per-circuit' | 'proxy-header' | 'stopping'): void {
+export function countRejected(s: MutableStats, reason: RejectReason): void {
   s.rejected++;
   s.rejectedBy[reason] = (s.rejectedBy[reason] ?? 0) + 1;
 }
