@@ -4,6 +4,7 @@
  * `src/` (tsx, vitest) and when it runs compiled from `dist/src/` (an installed package keeps
  * package.json beside `dist/`), so there is one place to bump the version.
  */
+import { isErrno } from './errno.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,15 +22,17 @@ export function readPackageVersion(from: string): string {
     let text: string | undefined;
     try {
       text = readFileSync(join(dir, 'package.json'), 'utf8');
-    } catch {
-      text = undefined;
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'ENOTDIR', 'EACCES')) throw e;
+      text = undefined; // none here: look further up
     }
     if (text !== undefined) {
       let pkg: unknown;
       try {
         pkg = JSON.parse(text);
-      } catch {
-        pkg = undefined;
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e;
+        pkg = undefined; // not ours
       }
       if (typeof pkg === 'object' && pkg !== null && (pkg as { name?: unknown }).name === 'torbalance') {
         const version = (pkg as { version?: unknown }).version;

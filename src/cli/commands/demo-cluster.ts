@@ -25,6 +25,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminRequest } from '../../adapters/admin/client.js';
+import { errnoCode, isErrno } from '../../adapters/system/errno.js';
 import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
 import { keyDirectoryPaths } from '../../adapters/fs/key-store.js';
 import { httpGetThroughTor } from '../../adapters/net/onion-http.js';
@@ -403,8 +404,8 @@ function killQuietly(pid: number | undefined, sig: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(pid, sig);
-  } catch {
-    // gone
+  } catch (e) {
+    if (!isErrno(e, 'ESRCH')) throw e; // already gone
   }
 }
 
@@ -601,8 +602,11 @@ export class DemoCluster {
       if (s.pid !== node.proc.pid) return undefined;
       if (s.tor.pid !== undefined) node.torPid = s.tor.pid;
       return s;
-    } catch {
-      return undefined;
+    } catch (e) {
+      // not written yet, or caught mid-write (the node replaces it atomically, but a reader
+      // may still see an older process's file vanish)
+      if (isErrno(e, 'ENOENT') || e instanceof SyntaxError) return undefined;
+      throw e;
     }
   }
 
@@ -629,8 +633,9 @@ export class DemoCluster {
               node.admin = 'yes';
               return n;
             }
-          } catch {
-            // not (yet) answering
+          } catch (e) {
+            // not (yet) answering: no socket yet, refused, timed out
+            if (!(e instanceof TorbalanceError) && errnoCode(e) === undefined) throw e;
           }
           if (node.admin === 'yes') return undefined;
           node.admin = 'no';
@@ -646,8 +651,8 @@ export class DemoCluster {
     try {
       const n = Number(readFileSync(join(node.dir, 'data', 'tor', 'pid'), 'utf8').trim());
       if (Number.isInteger(n) && n > 0) node.torPid = n;
-    } catch {
-      // not written yet
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e; // not written yet
     }
     return node.torPid;
   }

@@ -32,6 +32,7 @@
  * Rejection details are short and name only the failed check (field paths, sizes) — never
  * payload values, keys or the cluster secret.
  */
+import { DecodeError } from '../errors.js';
 import { fromBase64, fromUtf8 } from '../bytes.js';
 import { constantTimeEqual, ed25519Verify, hmacSha256 } from '../crypto/index.js';
 import { meshMacKey, splitFrame } from './codec.js';
@@ -131,8 +132,8 @@ export class MessageVerifier {
   verify(frame: Uint8Array, nowMs: number, macKey?: Uint8Array): VerifyResult {
     try {
       return this.verifyUnsafe(frame, nowMs, macKey ?? this.macKey);
-    } catch {
-      // Unreachable by design (every step is guarded); a fault here must not escape the transport.
+    } catch (_ignored) {
+      // Unreachable by design (every step is guarded); any fault here must not escape the transport.
       return reject('schema', 'internal verification fault');
     }
   }
@@ -148,14 +149,16 @@ export class MessageVerifier {
     let text: string;
     try {
       text = fromUtf8(parts.payload);
-    } catch {
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
       return reject('schema', 'payload is not UTF-8');
     }
     if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return reject('schema', `JSON nested deeper than ${MAX_JSON_DEPTH}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
-    } catch {
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
       return reject('schema', 'payload is not JSON');
     }
     // 4-6. envelope, version, body

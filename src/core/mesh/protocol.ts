@@ -306,7 +306,8 @@ function b64Exact(v: unknown, path: string, n: number): string {
   let bytes: Uint8Array;
   try {
     bytes = fromBase64(v);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     fail(path, 'bad base64');
   }
   if (bytes.length !== n) fail(path, 'bad length');
@@ -320,7 +321,8 @@ function b64Bounded(v: unknown, path: string, minBytes: number, maxBytes: number
   let bytes: Uint8Array;
   try {
     bytes = fromBase64(v);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
     fail(path, 'bad base64');
   }
   if (bytes.length < minBytes || bytes.length > maxBytes) fail(path, 'bad length');

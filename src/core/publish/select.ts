@@ -29,7 +29,7 @@
  * churn the whole descriptor (a new point on a relay already in use can displace one more).
  */
 import { fromBase64, toHex } from '../bytes.js';
-import { TorbalanceError } from '../errors.js';
+import { DecodeError, TorbalanceError } from '../errors.js';
 import { MAX_INTRO_POINTS } from '../hsdesc/inner.js';
 import { decodeLinkSpecifiers, LS_LEGACY_ID } from '../hsdesc/link-specifiers.js';
 import { introPointLine, type IntroPointWire } from '../intro/wire.js';
@@ -56,8 +56,8 @@ export function introPointRelay(p: IntroPointWire): string {
   try {
     const id = decodeLinkSpecifiers(fromBase64(p.ls)).find((l) => l.type === LS_LEGACY_ID);
     if (id !== undefined) return `rsa:${toHex(id.data)}`;
-  } catch {
-    // not decodable: see above
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e; // not decodable: see above
   }
   return `auth:${p.authKey}`;
 }

@@ -16,6 +16,7 @@
  * healthy (inferred from tor's source, not measured). Only circuits whose REND_QUERY is the
  * master address are touched (the node's mesh onion service keeps its own).
  */
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
@@ -40,7 +41,8 @@ export function serviceIntroCircuits(circuitStatus: string, label: string): Circ
     let c: CircEvent;
     try {
       c = parseCirc(`CIRC ${line}`);
-    } catch {
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
       continue;
     }
     if (c.purpose === 'HS_SERVICE_INTRO' && c.rendQuery === label && c.status !== 'CLOSED' && c.status !== 'FAILED') out.push(c);
@@ -96,7 +98,8 @@ export class FailClosed {
         let c: CircEvent;
         try {
           c = parseCirc(e);
-        } catch {
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err;
           return;
         }
         if (this.#closing && c.purpose === 'HS_SERVICE_INTRO' && c.rendQuery === this.#label && c.status === 'BUILT') void this.#close(c.id);
@@ -134,8 +137,9 @@ export class FailClosed {
     try {
       await this.#o.control.closeCircuit(id);
       this.#closed++;
-    } catch {
+    } catch (e) {
       // already gone (552 Unknown circuit) or connection trouble: the next sweep retries
+      if (!(e instanceof TorbalanceError)) throw e;
     }
   }
 

@@ -18,7 +18,7 @@
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
 import { toBase64NoPad } from '../../core/bytes.js';
-import { TorbalanceError } from '../../core/errors.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import { parseCirc, parseHsDesc } from '../../core/torctl/events.js';
@@ -100,8 +100,8 @@ export class IntroCollector {
         try {
           const ev = parseHsDesc(e);
           if (ev.action === 'CREATED' && ev.address === this.#label) this.#onEvent();
-        } catch {
-          // malformed event: ignore
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err; // malformed event: ignore
         }
       }),
       this.#o.control.onEvent('CIRC', (e) => {
@@ -110,8 +110,8 @@ export class IntroCollector {
           if (c.purpose === 'HS_SERVICE_INTRO' && c.rendQuery === this.#label && (c.status === 'BUILT' || c.status === 'CLOSED' || c.status === 'FAILED')) {
             this.#onEvent();
           }
-        } catch {
-          // ignore
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err; // malformed event: ignore
         }
       }),
     );
@@ -229,8 +229,9 @@ export class IntroCollector {
     for (const l of this.#listeners) {
       try {
         l(next);
-      } catch {
-        // listener errors must not stop polling
+      } catch (e) {
+        // A listener's bug must not stop polling: logged, not rethrown.
+        this.#log.error({ err: e instanceof Error ? e.message : String(e) }, 'an intro-point listener threw');
       }
     }
   }

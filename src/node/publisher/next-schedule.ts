@@ -199,7 +199,7 @@ export class NextHarvestScheduler {
       this.#lastError = undefined;
       this.#o.onHarvest(set);
     } catch (e) {
-      const code = e instanceof TorbalanceError ? e.code : 'TB_ERR_HARVEST';
+      const code = e instanceof TorbalanceError ? e.code : e instanceof Error ? e.message : String(e);
       this.#lastError = code;
       this.#failures++;
       const retry = code === 'TB_ERR_HARVEST_NOT_OURS' ? 1000 + Math.floor(this.#o.random() * 3000) : Math.min(60_000, 5000 * 2 ** (this.#failures - 1));

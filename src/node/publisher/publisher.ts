@@ -41,7 +41,7 @@
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
 import { toBase64NoPad } from '../../core/bytes.js';
-import { TorbalanceError } from '../../core/errors.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { blindKeypair } from '../../core/hs/blinding.js';
 import {
@@ -319,7 +319,8 @@ export class Publisher {
       let ev;
       try {
         ev = parseHsDesc(e);
-      } catch {
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
         return;
       }
       this.#tracker.handleEvent(ev);
@@ -329,7 +330,8 @@ export class Publisher {
       let ev;
       try {
         ev = parseHsDescContent(e);
-      } catch {
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
         return;
       }
       this.#verifier.handleContent(ev);
