@@ -51,11 +51,14 @@ export async function main(args: readonly string[]): Promise<void> {
     const plain = desc.services[0]!.onion;
     cluster = await TestCluster.start({ net: desc, target: plain });
     const c = cluster;
+    const alive = new Set([0, 1, 2]);
+    /** The publisher all live nodes agree on, once it published for all of them. */
     const publisher = async (): Promise<number> => {
       for (;;) {
-        const st = c.nodes.map((_, i) => c.status(i)?.cluster);
-        const p = st[0] === undefined ? -1 : c.indexOf(st[0].publisher);
-        if (p >= 0 && st.every((x) => x?.publisher === st[0]!.publisher) && Object.keys(st[p]?.publish?.lastPublish?.perNode ?? {}).length === 3) return p;
+        const st = [...alive].map((i) => c.status(i)?.cluster);
+        const first = st[0];
+        const p = first === undefined ? -1 : c.indexOf(first.publisher);
+        if (p >= 0 && alive.has(p) && st.every((x) => x?.publisher === first!.publisher) && Object.keys(c.status(p)?.cluster?.publish?.lastPublish?.perNode ?? {}).length === alive.size) return p;
         await sleep(500);
       }
     };
@@ -86,9 +89,10 @@ export async function main(args: readonly string[]): Promise<void> {
     const member = (pub + 1) % 3;
     const tMember = Date.now();
     await c.kill9(member);
+    alive.delete(member);
     console.log(`[availability] phase 2: SIGKILL member node${member}`);
     await sleep(60_000);
-    pub = await Promise.race([publisher(), sleep(30_000).then(() => -1)]);
+    pub = await Promise.race([publisher(), sleep(60_000).then(() => -1)]);
     const tPub = Date.now();
     if (pub >= 0) {
       await c.kill9(pub);
