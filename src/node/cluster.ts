@@ -66,7 +66,7 @@ import { readNodeSecret } from '../adapters/fs/node-secrets.js';
 import type { Logger } from '../adapters/log/logger.js';
 import { systemRandomBytes } from '../adapters/system/random.js';
 import { ReconnectingTorControl, type ControlEndpoint } from '../adapters/tor/control.js';
-import type { Timers } from '../adapters/tor/process.js';
+import type { Timers } from '../adapters/system/timers.js';
 import { TorbalanceError } from '../core/errors.js';
 import { HsIdentityKeypair, SECRET_KEY_FILE_NAME } from '../core/hs/keys.js';
 import type { RandomBytes } from '../core/random.js';

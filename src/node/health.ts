@@ -21,7 +21,7 @@
 import type net from 'node:net';
 import type { Logger } from '../adapters/log/logger.js';
 import { dialThroughTor, type DialDestination, type SocksEndpoint } from '../adapters/net/socks-dialer.js';
-import { realTimers, type Timers } from '../adapters/tor/process.js';
+import { realTimers, type Timers } from '../adapters/system/timers.js';
 import { SingleFlightPoller } from './poller.js';
 import { TorbalanceError } from '../core/errors.js';
 

@@ -20,7 +20,7 @@
  * `reasons` lists what is missing, for status output and logs.
  */
 import type { Logger } from '../adapters/log/logger.js';
-import { realTimers, type Timers } from '../adapters/tor/process.js';
+import { realTimers, type Timers } from '../adapters/system/timers.js';
 import { SingleFlightPoller } from './poller.js';
 import { DecodeError, TorbalanceError } from '../core/errors.js';
 import { decodeOnionAddress } from '../core/hs/address.js';

@@ -3,7 +3,7 @@
  * started, the next run is scheduled `intervalMs` after the previous one finished (never
  * overlapping, never drifting into a burst after a slow run). Timers are injected.
  */
-import { realTimers, type TimerHandle, type Timers } from '../adapters/tor/process.js';
+import { realTimers, type TimerHandle, type Timers } from '../adapters/system/timers.js';
 
 export class SingleFlightPoller<T> {
   readonly #run: () => Promise<T>;

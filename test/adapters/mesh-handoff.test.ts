@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { electPublisher } from '../../src/core/mesh/index.js';
-import type { TimerHandle, Timers } from '../../src/adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../src/adapters/system/timers.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import type { MeshNode } from '../../src/node/mesh/index.js';
 import { makeNode, type TestNode } from '../helpers/mesh-fixtures.js';

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { u32be, concatBytes } from '../../src/core/bytes.js';
 import { FrameDecoder } from '../../src/core/mesh/index.js';
 import { encodeOnionAddress } from '../../src/core/hs/address.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import {
   StreamMeshTransport,
   createTcpTransport,

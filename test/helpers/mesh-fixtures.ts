@@ -20,7 +20,7 @@ import {
   type NodeKey,
 } from '../../src/core/mesh/index.js';
 import { createLogger, type Logger } from '../../src/adapters/log/logger.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import { MeshNode, type ClusterView, type LocalMeshState, type MeshOptions } from '../../src/node/mesh/index.js';
 

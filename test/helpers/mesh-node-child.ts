@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fromHex } from '../../src/core/bytes.js';
 import { nodeKeyFromSeed } from '../../src/core/mesh/index.js';
 import { createLogger } from '../../src/adapters/log/logger.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import { MeshNode, type MeshOptions } from '../../src/node/mesh/index.js';
 import { MutableLocalState } from './mesh-fixtures.js';

@@ -12,7 +12,7 @@
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import { toBase64NoPad } from '../../src/core/bytes.js';
 import { TorbalanceError } from '../../src/core/errors.js';
 import { blindPublicKey } from '../../src/core/hs/blinding.js';

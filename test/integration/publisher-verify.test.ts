@@ -10,7 +10,7 @@
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import { encodeTorKeyFiles, HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { IntroCollector } from '../../src/node/publisher/intro-collector.js';
 import { ControlNetworkSource, Publisher, type NetworkSnapshot, type PublishRecord, type VerificationRecord } from '../../src/node/publisher/publisher.js';

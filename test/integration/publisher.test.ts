@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { SocksClient } from 'socks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
-import { realTimers } from '../../src/adapters/tor/process.js';
+import { realTimers } from '../../src/adapters/system/timers.js';
 import { encodeTorKeyFiles, HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { decodeDescriptor } from '../../src/core/hsdesc/descriptor.js';
 import { parseHsDescContent } from '../../src/core/torctl/events.js';

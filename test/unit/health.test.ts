@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../src/adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../src/adapters/system/timers.js';
 import { ControlReplyError } from '../../src/adapters/tor/control.js';
 import { TorbalanceError } from '../../src/core/errors.js';
 import { encodeOnionAddress } from '../../src/core/hs/address.js';

@@ -4,12 +4,8 @@
  * Also the bootstrap-progress parser used for readiness.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  parseBootstrapProgress,
-  RestartBackoff,
-  type TimerHandle,
-  type Timers,
-} from '../../src/adapters/tor/process.js';
+import { parseBootstrapProgress, RestartBackoff } from '../../src/adapters/tor/process.js';
+import { type TimerHandle, type Timers } from '../../src/adapters/system/timers.js';
 import { hasCode } from '../../src/core/errors.js';
 
 /** A fake clock: timers fire only when the test advances time. */

@@ -32,7 +32,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { TorbalanceError } from '../../core/errors.js';
 import { parseMeshAddress, type MeshAddress } from '../../core/mesh/protocol.js';
 import type { Logger } from '../log/logger.js';
-import type { TimerHandle, Timers } from '../tor/process.js';
+import type { TimerHandle, Timers } from '../system/timers.js';
 
 /** Largest frame accepted by default (contract: frame ≤ 256 KiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024;

@@ -41,26 +41,7 @@ import { TorbalanceError } from '../../core/errors.js';
 import { managedGetconfKeys, managedOptionMismatches } from '../../core/node-torrc.js';
 import { renderTorrc, type TorrcEntry } from '../../core/torrc.js';
 import { TorControl, type ControlEndpoint } from './control.js';
-
-/** Opaque timer handle returned by {@link Timers.setTimeout} (any object). */
-export type TimerHandle = object;
-
-/** Clock and timers, injectable for tests. */
-export interface Timers {
-  /** Milliseconds on a monotonic-enough clock. */
-  now(): number;
-  setTimeout(fn: () => void, ms: number): TimerHandle;
-  clearTimeout(handle: TimerHandle): void;
-}
-
-/** The real clock and timers. */
-export const realTimers: Timers = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => {
-    clearTimeout(h as NodeJS.Timeout);
-  },
-};
+import { realTimers, type TimerHandle, type Timers } from '../system/timers.js';
 
 /** Restart policy: delay = min(maxDelayMs, initialDelayMs · factor^(n−1)) for the n-th consecutive restart. */
 export interface BackoffOptions {

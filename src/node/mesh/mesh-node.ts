@@ -85,7 +85,7 @@ import {
   validateTrafficSummary,
 } from '../../core/mesh/index.js';
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import {
   StreamMeshTransport,
   type MeshConnection,

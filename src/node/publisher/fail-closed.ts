@@ -18,7 +18,7 @@
  */
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';
 import { parseCirc, type CircEvent } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';

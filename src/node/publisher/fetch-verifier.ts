@@ -22,7 +22,7 @@
  * accepted (retries give single HSDirs higher counters, so this is per HSDir): lower →
  * `stale`, equal or higher (another publisher's, later) → `verified`.
  */
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { BugError, DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeDescriptor } from '../../core/hsdesc/descriptor.js';
 import type { HsDescContentEvent, HsDescEvent } from '../../core/torctl/events.js';

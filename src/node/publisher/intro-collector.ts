@@ -16,7 +16,7 @@
  * Listeners get the new state whenever the intro digest changes (or the descriptor goes away).
  */
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { toBase64NoPad } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';

@@ -31,7 +31,7 @@
  * are void.
  */
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { bytesEqual, toBase64NoPad } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';

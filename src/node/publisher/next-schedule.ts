@@ -16,7 +16,7 @@
  * gossips it); {@link NextHarvestScheduler.current} is the newest.
  */
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { descriptorTargets } from '../../core/hs/hashring.js';

@@ -39,7 +39,7 @@
  * `consensus/valid-after` changes). Under `TestingTorNetwork` periods are 24 voting intervals.
  */
 import type { Logger } from '../../adapters/log/logger.js';
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { toBase64NoPad } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { decodeOnionAddress } from '../../core/hs/address.js';

@@ -16,7 +16,7 @@
  * the previous round and is also in the current round's set is credited to the current one
  * (harmless: the next refresh re-posts anyway).
  */
-import type { TimerHandle, Timers } from '../../adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
 import { BugError } from '../../core/errors.js';
 import type { HsDescEvent } from '../../core/torctl/events.js';
 

@@ -4,7 +4,7 @@
  * synthetic network (ring members + SRVs) for the hash ring.
  */
 import { pino } from 'pino';
-import type { TimerHandle, Timers } from '../../../src/adapters/tor/process.js';
+import type { TimerHandle, Timers } from '../../../src/adapters/system/timers.js';
 import { toHex } from '../../../src/core/bytes.js';
 import { x25519PublicKey } from '../../../src/core/crypto/index.js';
 import type { HsdirRelay, RingConsensus } from '../../../src/core/hs/hashring.js';

@@ -5,7 +5,7 @@
  * flow against real tor is test/integration/next-harvest.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { realTimers } from '../../../src/adapters/tor/process.js';
+import { realTimers } from '../../../src/adapters/system/timers.js';
 import { toBase64NoPad } from '../../../src/core/bytes.js';
 import { blindPublicKey } from '../../../src/core/hs/blinding.js';
 import { buildDescriptor } from '../../../src/core/hsdesc/descriptor.js';
