@@ -52,7 +52,11 @@ function log(msg: string): void {
 beforeAll(async () => {
   target = await startTargetBehindOnion(net);
   spawnedAt = Date.now();
-  cluster = await TestCluster.start({ net, target: target.onion, nodes: 2, transport: 'tor' });
+  // Rotation-safe harvesting pulses PublishHidServDescriptors, a global option, so tor then
+  // also uploads the coordination onion's own descriptors once (valid ones of the same service
+  // with the same intro points). This file checks the coordination onion's own publishing, which
+  // needs tor silent; the pulses themselves are covered by next-harvest.test.ts and cluster.test.ts.
+  cluster = await TestCluster.start({ net, target: target.onion, nodes: 2, transport: 'tor', extraToml: () => '[cluster.publish]\nrotation_safe = false' });
   client = await openRecorder(net.clients[0]!.control, ['HS_DESC', 'HS_DESC_CONTENT']);
 }, 180_000);
 
