@@ -86,7 +86,7 @@ import {
 } from './publisher/index.js';
 import { NextPeriodHarvester } from './publisher/next-harvest.js';
 import { NextHarvestScheduler } from './publisher/next-schedule.js';
-import type { NodeIntroSets } from '../core/publish/rotation.js';
+import { introSetsKey, type NodeIntroSets } from '../core/publish/rotation.js';
 import { introDigest, type IntroPointWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
@@ -796,10 +796,7 @@ export class ClusterService {
       for (const p of live) if (p.healthy && (p.introPoints.length > 0 || p.next !== undefined)) nodes.push(sets(p.id, p));
       if (nodes.length === 0) nodes = null;
     }
-    const key =
-      nodes === null
-        ? 'null'
-        : nodes.map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest([...n.introPoints])}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}`}`).join(',');
+    const key = nodes === null ? 'null' : introSetsKey(nodes);
     if (key === this.#publishKey) return;
     this.#publishKey = key;
     this.#publishing = nodes === null ? [] : nodes.map((n) => n.id);

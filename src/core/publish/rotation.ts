@@ -22,7 +22,7 @@
  * descriptors once after a rotation (so the next period's descriptor on the HSDirs is a
  * valid one-node descriptor at P, until the harvested sets are merged).
  */
-import type { IntroPointWire } from '../intro/wire.js';
+import { introDigest, type IntroPointWire } from '../intro/wire.js';
 import { nextTimePeriodStart, srRunSeconds, srRunStart, type TimePeriodParams } from '../hs/time-period.js';
 import type { NodeIntroPoints } from './select.js';
 
@@ -41,6 +41,13 @@ export interface NodeIntroSets {
    * older version) is listed with its `desc_current` points in every descriptor, as before.
    */
   readonly rotationSafe?: boolean | undefined;
+}
+
+/** A fingerprint of the nodes' sets: equal iff nothing the publisher uses changed. */
+export function introSetsKey(nodes: readonly NodeIntroSets[]): string {
+  return nodes
+    .map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest(n.introPoints)}:${n.rotationSafe === true ? 1 : 0}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}:${introDigest(n.next.points)}`}`)
+    .join(',');
 }
 
 /** Where a node's points for one descriptor came from. */

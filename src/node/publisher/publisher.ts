@@ -62,7 +62,7 @@ import { parseHsDesc, parseHsDescContent } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
 import { FetchVerifier, type HsdirVerification } from './fetch-verifier.js';
 import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS } from '../../core/publish/select.js';
-import { introPointsForPeriod, type IntroSetSource, type NodeIntroSets } from '../../core/publish/rotation.js';
+import { introPointsForPeriod, introSetsKey, type IntroSetSource, type NodeIntroSets } from '../../core/publish/rotation.js';
 import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
 import { introDigest, introPointFromWire, type IntroPointWire } from '../../core/intro/wire.js';
 
@@ -394,9 +394,7 @@ export class Publisher {
       rotationSafe: n.rotationSafe,
       next: n.next === undefined ? undefined : { blindedKey: n.next.blindedKey, harvestedAtMs: n.next.harvestedAtMs, points: valid(n.id, n.next.points) },
     }));
-    const key = nodes
-      .map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest(n.introPoints)}:${n.rotationSafe === true ? 1 : 0}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}:${introDigest(n.next.points)}`}`)
-      .join(',');
+    const key = introSetsKey(nodes);
     this.#desired = nodes;
     if (key === this.#desiredKey) return;
     this.#desiredKey = key;
