@@ -87,7 +87,7 @@ import {
 import { NextPeriodHarvester } from './publisher/next-harvest.js';
 import { NextHarvestScheduler } from './publisher/next-schedule.js';
 import { introSetsKey, type NodeIntroSets } from '../core/publish/rotation.js';
-import { introDigest, type IntroPointWire } from '../core/intro/wire.js';
+import { introDigest, type IntroPointWire, type PowParamsWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
 import { PublishView } from './admin/snapshot.js';
@@ -152,10 +152,15 @@ export function publishModeNotes(config: Config): { readonly warn: boolean; read
   const rotation = config.cluster.publish.rotation_safe
     ? "Rotation: safe — each node harvests its tor's desc_next, so published descriptors list intro points that outlive the next rotation; for this the node's tor runs PoW defences (their seeds identify its own descriptor)."
     : 'Rotation: NOT safe (cluster.publish.rotation_safe = false) — descriptors list desc_current only; the address goes dark for about a minute at each rotation (00:00 UTC live).';
-  const p = pow
-    ? "PoW: enabled in each node's tor, but while clustered the merged descriptors carry no pow-params (every node's tor has its own seed, and a puzzle verifies only at its node), so visitors solve no puzzles: an intro flood is met by tor's queue rate limit, not by PoW. A node alone publishes itself with pow-params."
-    : 'PoW: off for visitors (merged descriptors carry no pow-params).';
-  return { warn: pow || !config.cluster.publish.rotation_safe, text: `${rotation} ${p}` };
+  const placement = config.cluster.publish.placement;
+  const p = !pow
+    ? 'PoW: off for visitors (tor.pow.enabled = false: descriptors carry no pow-params).'
+    : placement === 'merged'
+      ? "PoW: enabled in each node's tor, but cluster.publish.placement = \"merged\" puts one descriptor with every node's intro points on all HSDirs, and it carries no pow-params (each node's tor has its own seed; a puzzle verifies only at its node): visitors solve no puzzles while clustered, an intro flood meets only tor's queue rate limit."
+      : placement === 'per-node'
+        ? "PoW: on. Each HSDir gets one node's intro points with that node's pow-params (cluster.publish.placement = \"per-node\"): visitors solve for the node they reach. A visitor whose node dies refetches the descriptor (no second node in it)."
+        : "PoW: on, switched automatically. While every node's suggested effort is 0 the HSDirs get one merged descriptor without pow-params; once a node's tor raises its effort (an intro flood), each HSDir gets one node's intro points with that node's pow-params, so visitors solve for the node they reach; back to merged when the effort falls to 0.";
+  return { warn: (pow && placement === 'merged') || !config.cluster.publish.rotation_safe, text: `${rotation} ${p}` };
 }
 
 /** {@link ClusterStatus.rotation}. */
@@ -277,6 +282,8 @@ export interface ClusterStatus {
   readonly join?: JoinStatus;
   /** Rotation-safe publishing (undefined: `cluster.publish.rotation_safe` is off): harvests of desc_next, seeds, the newest set. */
   readonly rotation?: RotationStatus | undefined;
+  /** This node tor's pow-params as the node advertises them (undefined: PoW defenses off, or none advertised now): suggested effort and expiry (unix s). */
+  readonly pow?: { readonly effort: number; readonly expires: number } | undefined;
 }
 
 /** The coordination onion service's publishing state (tor transport). */
@@ -438,6 +445,8 @@ export class ClusterService {
       refreshMs: cfg.publish.refresh_ms,
       uploadTimeoutMs: cfg.publish.upload_timeout_ms,
       testingTorNetwork: testing,
+      placement: cfg.publish.placement,
+      publishPow: o.config.tor.pow.enabled,
     });
     if (rotationSafe(o.config)) {
       const harvester = new NextPeriodHarvester({
@@ -462,10 +471,13 @@ export class ClusterService {
         isPublisher: () => this.#mesh?.view().selfIsPublisher === true,
         currentKey: () => this.#collector?.current()?.blindedKey,
         onHarvest: () => {
+          // The harvest's SETCONFs drew new PoW seeds: read them from desc_current at once.
+          void this.#collector?.poll();
           this.#mesh?.broadcastIntroPoints();
           this.#reconcile(false);
         },
         onSeeded: (uploadedAtMs) => {
+          void this.#collector?.poll();
           this.#publisher?.reassert(uploadedAtMs);
         },
       });
@@ -654,6 +666,7 @@ export class ClusterService {
             },
       join: this.#join.status(),
       rotation: this.#rotationStatus(),
+      pow: ((p) => (p === undefined ? undefined : { effort: p.effort, expires: p.expires }))(this.#advertisedPow(this.#collector?.current()?.pow)),
     };
   }
 
@@ -668,6 +681,21 @@ export class ClusterService {
       ...(st.lastError === undefined ? {} : { lastError: st.lastError }),
       ...(n === undefined ? {} : { next: { key: n.blindedKey, harvestedAtMs: n.harvestedAtMs, authKeys: n.points.map((p) => p.authKey) } }),
     };
+  }
+
+  /**
+   * The pow-params this node advertises: its tor's, expiring no later than the next planned
+   * reconfiguration of its tor (a harvest or seed draws new seeds; docs/DESIGN.md "Placement:
+   * PoW and more than 20 intro points"), so clients refetch rather than solve for a dropped seed.
+   */
+  #advertisedPow(pow: PowParamsWire | undefined): PowParamsWire | undefined {
+    if (pow === undefined) return undefined;
+    const until = this.#nextScheduler?.nextReconfigurationMs();
+    if (until === undefined) return pow;
+    // Due now (or unknown): advertise none until the new seeds are read, rather than a time
+    // that moves with the clock (every change would republish).
+    if (until <= this.#now() + 1000) return undefined;
+    return { ...pow, expires: Math.min(pow.expires, Math.floor(until / 1000)) };
   }
 
   /**
@@ -691,6 +719,7 @@ export class ClusterService {
       introKey: cur?.blindedKey,
       rotationSafe: this.#nextScheduler !== undefined,
       next: next === undefined ? undefined : { key: next.blindedKey, harvestedAt: next.harvestedAtMs, points: next.points },
+      pow: this.#advertisedPow(cur?.pow),
       get traffic() {
         return traffic();
       },
@@ -784,11 +813,15 @@ export class ClusterService {
     let nodes: NodeIntroSets[] | null = null;
     if (clustered && v.selfIsPublisher) {
       nodes = [];
-      const sets = (id: string, x: { introPoints: readonly IntroPointWire[]; introKey?: string | undefined; rotationSafe?: boolean | undefined; next?: { key: string; harvestedAt: number; points: readonly IntroPointWire[] } | undefined }): NodeIntroSets => ({
+      const sets = (
+        id: string,
+        x: { introPoints: readonly IntroPointWire[]; introKey?: string | undefined; rotationSafe?: boolean | undefined; next?: { key: string; harvestedAt: number; points: readonly IntroPointWire[] } | undefined; pow?: PowParamsWire | undefined },
+      ): NodeIntroSets => ({
         id,
         introPoints: x.introPoints,
         currentKey: x.introKey,
         rotationSafe: x.rotationSafe,
+        pow: x.pow,
         next: x.next === undefined ? undefined : { blindedKey: x.next.key, harvestedAtMs: x.next.harvestedAt, points: x.next.points },
       });
       const self = this.#localState();

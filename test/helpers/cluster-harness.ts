@@ -72,6 +72,8 @@ export interface StartClusterOptions {
   readonly transport?: 'tcp' | 'tor';
   /** Extra TOML appended to node i's config (e.g. an `[admin]` table). Default: nothing. */
   readonly extraToml?: (index: number) => string;
+  /** More of node i's `[tor]` table (key lines, `extra_config` lines); `dir` is the node's directory. */
+  readonly tor?: (index: number, dir: string) => { readonly keys?: string; readonly extraConfig?: readonly string[] };
 }
 
 async function sleep(ms: number): Promise<void> {
@@ -123,6 +125,7 @@ export class TestCluster {
         timings: t,
         logLevel: o.logLevel,
         extraToml: o.extraToml?.(i),
+        tor: o.tor?.(i, dir),
       });
       if (i === 0) {
         master = init.masterAddress;

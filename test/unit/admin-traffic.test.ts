@@ -251,7 +251,7 @@ describe('cluster summary helpers', () => {
 
   it('meshPublishReport: the elected publisher, else the newest live peer; dead peers and self-publishers never', () => {
     const pv = (id: string, state: PeerView['state'], publish: PublishSummary | undefined): PeerView => ({
-      id, name: `n-${id}`, addr: 'tcp:1.2.3.4:5', state, healthy: true, reasons: [], priority: 1, introDigest: '', introPoints: [], introKey: undefined, rotationSafe: false, next: undefined, lastSeenMs: 1, traffic: undefined, publish,
+      id, name: `n-${id}`, addr: 'tcp:1.2.3.4:5', state, healthy: true, reasons: [], priority: 1, introDigest: '', introPoints: [], introKey: undefined, rotationSafe: false, next: undefined, pow: undefined, lastSeenMs: 1, traffic: undefined, publish,
     });
     const view = (publisher: string | undefined, peers: PeerView[]): ClusterView => ({
       self: { id: 'self', name: 'self', addr: 'tcp:1.2.3.4:1', priority: 1, healthy: true, introDigest: '' }, peers, publisher, selfIsPublisher: false, leaseUntil: undefined, electionReason: '',

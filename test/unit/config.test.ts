@@ -312,6 +312,8 @@ describe('publishModeNotes (config check, doctor)', () => {
     const cl = '[cluster]\nenabled = true\nlisten = "127.0.0.1:7700"\n';
     expect(notes(cl)).toMatchObject({ warn: false, text: expect.stringMatching(/^Rotation: safe .*PoW: off for visitors/) as unknown });
     expect(notes(`${cl}[cluster.publish]\nrotation_safe = false\n`)).toMatchObject({ warn: true, text: expect.stringMatching(/^Rotation: NOT safe .*dark/) as unknown });
-    expect(notes(`${cl}[tor.pow]\nenabled = true\n`)).toMatchObject({ warn: true, text: expect.stringMatching(/no pow-params .*solve no puzzles/) as unknown });
+    expect(notes(`${cl}[tor.pow]\nenabled = true\n`)).toMatchObject({ warn: false, text: expect.stringMatching(/PoW: on, switched automatically\. .*effort is 0 .*without pow-params.*that node's pow-params/) as unknown });
+    expect(notes(`${cl}[cluster.publish]\nplacement = "per-node"\n[tor.pow]\nenabled = true\n`)).toMatchObject({ warn: false, text: expect.stringMatching(/PoW: on\. Each HSDir gets one node's intro points/) as unknown });
+    expect(notes(`${cl}[cluster.publish]\nplacement = "merged"\n[tor.pow]\nenabled = true\n`)).toMatchObject({ warn: true, text: expect.stringMatching(/no pow-params .*solve no puzzles/) as unknown });
   });
 });

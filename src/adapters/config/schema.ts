@@ -65,7 +65,7 @@ export const DEFAULTS = {
     dead_after_ms: 10_000,
     lease_ms: 15_000,
     max_skew_ms: 30_000,
-    publish: { refresh_ms: 3_600_000, upload_timeout_ms: 30_000, rotation_safe: true },
+    publish: { refresh_ms: 3_600_000, upload_timeout_ms: 30_000, rotation_safe: true, placement: 'auto' as 'auto' | 'merged' | 'per-node' },
     join: { enabled: true, onion_port: 7101, max_attempts_per_minute: 6 },
   },
   admin: {
@@ -281,6 +281,7 @@ export const configSchema = z
             refresh_ms: ms(60_000, 86_400_000).default(DEFAULTS.cluster.publish.refresh_ms),
             upload_timeout_ms: ms(1000, 600_000).default(DEFAULTS.cluster.publish.upload_timeout_ms),
             rotation_safe: bool().default(DEFAULTS.cluster.publish.rotation_safe),
+            placement: oneOf(['auto', 'merged', 'per-node'] as const).default(DEFAULTS.cluster.publish.placement),
           })
           .prefault({}),
         join: z

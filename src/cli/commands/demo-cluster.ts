@@ -436,6 +436,8 @@ export interface TestnetNodeOptions {
   readonly logLevel?: string | undefined;
   /** Appended to the config (e.g. an `[admin]` table). */
   readonly extraToml?: string | undefined;
+  /** More of the `[tor]` table: TOML key lines, and lines for `tor.extra_config` (e.g. a `Log` line). */
+  readonly tor?: { readonly keys?: string | undefined; readonly extraConfig?: readonly string[] | undefined } | undefined;
 }
 
 /**
@@ -463,7 +465,8 @@ export async function initTestnetNode(o: TestnetNodeOptions): Promise<InitResult
       `[cluster]\nheartbeat_ms = ${t.heartbeat_ms}\nsuspect_after_ms = ${t.suspect_after_ms}\ndead_after_ms = ${t.dead_after_ms}\nlease_ms = ${t.lease_ms}\n`,
     );
   }
-  text += `\n[tor]\nextra_config = [\n${torrc.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
+  const lines = [...torrc, ...(o.tor?.extraConfig ?? [])];
+  text += `\n[tor]\n${o.tor?.keys === undefined ? '' : `${o.tor.keys.trimEnd()}\n`}extra_config = [\n${lines.map((l) => `  ${JSON.stringify(l)},`).join('\n')}\n]\n`;
   text += `\n[health]\nkind = "tcp"\ninterval_ms = 2000\ntimeout_ms = 20000\n\n[drain]\ntimeout_ms = 1000\n\n[log]\nlevel = ${JSON.stringify(o.logLevel ?? 'info')}\nformat = "json"\n`;
   if (o.extraToml !== undefined) text += `\n${o.extraToml}\n`;
   await writeFile(init.configPath, text, { mode: 0o600 });

@@ -26,7 +26,7 @@ import { fromBase64, toBase64, toHex, utf8 } from '../bytes.js';
 import { sha3_256 } from '../crypto/index.js';
 import { DecodeError } from '../errors.js';
 import type { IntroPointInput } from '../hsdesc/descriptor.js';
-import type { IntroPoint } from '../hsdesc/inner.js';
+import type { IntroPoint, PowParamsV1 } from '../hsdesc/inner.js';
 import { decodeLinkSpecifiers, encodeLinkSpecifiers } from '../hsdesc/link-specifiers.js';
 
 /** One intro point as carried between nodes (all fields standard padded base64). */
@@ -119,4 +119,28 @@ const DIGEST_PREFIX = 'torbalance intro points v1\n';
 export function introDigest(points: readonly IntroPointWire[]): string {
   const lines = [...new Set(points.map(introPointLine))].sort();
   return toHex(sha3_256(utf8(DIGEST_PREFIX + lines.join('\n'))));
+}
+
+/**
+ * A node tor's `pow-params v1` as carried between nodes (mesh `intro-points.pow`,
+ * docs/mesh-protocol.md): `seed` standard padded base64 of 32 bytes, `effort` the suggested
+ * effort (0..2^32−1), `expires` unix seconds. Read from the node's own desc_current; tor writes
+ * the same seed into both of its descriptors (tor-facts §3.1).
+ */
+export interface PowParamsWire {
+  readonly seed: string;
+  readonly effort: number;
+  readonly expires: number;
+}
+
+/** Decoded pow-params → wire. */
+export function powParamsToWire(p: PowParamsV1): PowParamsWire {
+  return { seed: toBase64(p.seed), effort: p.suggestedEffort, expires: p.expirationSeconds };
+}
+
+/** Wire (validated by the mesh codec, or untrusted) → pow-params for `buildDescriptor`. Throws DecodeError `TB_ERR_PUBLISHER_WIRE`. */
+export function powParamsFromWire(w: PowParamsWire): PowParamsV1 {
+  if (!Number.isSafeInteger(w.effort) || w.effort < 0 || w.effort > 0xffffffff) throw wireError('pow effort must be an integer 0..2^32-1');
+  if (!Number.isSafeInteger(w.expires) || w.expires < 0) throw wireError('pow expiry must be unix seconds');
+  return { seed: key32(w.seed, 'pow seed'), suggestedEffort: w.effort, expirationSeconds: w.expires };
 }

@@ -37,7 +37,7 @@
  * node dial more than maxKnown unverified addresses. Messages claiming to be from us are
  * ignored (and counted in `ignoredSelf`).
  */
-import { MAX_GOSSIP_PEERS, type GossipPeer, type HealthInfo, type IntroPointWire, type MeshMessage } from './protocol.js';
+import { MAX_GOSSIP_PEERS, type GossipPeer, type HealthInfo, type IntroPointWire, type MeshMessage, type PowParamsWire } from './protocol.js';
 import { DEFAULT_LEASE_MS, type PeerCandidate } from './election.js';
 
 export type PeerState = 'known' | 'alive' | 'suspect' | 'dead' | 'left';
@@ -66,6 +66,8 @@ export interface PeerInfo {
         readonly rotationSafe?: boolean | undefined;
         /** Harvested desc_next points (docs/DESIGN.md "Rotation-safe intro points"). */
         readonly next?: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
+        /** The peer tor's pow-params (for per-node placement). */
+        readonly pow?: PowParamsWire | undefined;
       }
     | undefined;
   /** The peer's lease expiry in our clock, if it holds one. */
@@ -262,6 +264,7 @@ export class Membership {
           ...(b.key === undefined ? {} : { key: b.key }),
           ...(b.rotationSafe === undefined ? {} : { rotationSafe: b.rotationSafe }),
           ...(b.next === undefined ? {} : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.map((x) => ({ ...x })) } }),
+          ...(b.pow === undefined ? {} : { pow: { ...b.pow } }),
         };
         events.push({ type: 'changed', id: m.from });
         return events;

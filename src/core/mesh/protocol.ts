@@ -35,7 +35,7 @@
  */
 import { fromBase64 } from '../bytes.js';
 import { DecodeError } from '../errors.js';
-import { MAX_LINK_SPECIFIER_BYTES, type IntroPointWire } from '../intro/wire.js';
+import { MAX_LINK_SPECIFIER_BYTES, type IntroPointWire, type PowParamsWire } from '../intro/wire.js';
 import { UINT64_MAX } from '../hsdesc/util.js';
 import { isIPv4Literal, isIPv6Literal } from '../ip.js';
 import { LedgerViolation, MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../join/ledger.js';
@@ -165,7 +165,7 @@ export interface HeartbeatBody extends HelloBody {
 }
 
 /** An intro point as carried between nodes: defined in src/core/intro/wire.ts. */
-export type { IntroPointWire };
+export type { IntroPointWire, PowParamsWire };
 
 /**
  * `intro-points`: the sender's intro points (docs/mesh-protocol.md "intro-points").
@@ -184,6 +184,8 @@ export interface IntroPointsBody {
   readonly rotationSafe?: boolean | undefined;
   /** The sender's harvested desc_next intro points and their period's blinded key. */
   readonly next?: NextIntroPoints | undefined;
+  /** The sender tor's current pow-params (PoW defenses on), for per-node placement. */
+  readonly pow?: PowParamsWire | undefined;
 }
 
 /** `intro-points.next`. */
@@ -510,8 +512,18 @@ function introPointList(v: unknown, path: string): IntroPointWire[] {
 }
 
 export function validateIntroPoints(v: unknown, path = 'body'): IntroPointsBody {
-  const o = object(v, path, ['digest', 'fetchedAt', 'points'], ['key', 'rotationSafe', 'next']);
+  const o = object(v, path, ['digest', 'fetchedAt', 'points'], ['key', 'rotationSafe', 'next', 'pow']);
   const key = field(o, 'key');
+  const powRaw = field(o, 'pow');
+  let pow: PowParamsWire | undefined;
+  if (powRaw !== undefined) {
+    const p = object(powRaw, `${path}.pow`, ['seed', 'effort', 'expires']);
+    pow = {
+      seed: b64Exact(field(p, 'seed'), `${path}.pow.seed`, 32),
+      effort: int(field(p, 'effort'), `${path}.pow.effort`, 0, 0xffffffff),
+      expires: int(field(p, 'expires'), `${path}.pow.expires`, 0, Number.MAX_SAFE_INTEGER),
+    };
+  }
   const safe = field(o, 'rotationSafe');
   const nextRaw = field(o, 'next');
   let next: NextIntroPoints | undefined;
@@ -530,6 +542,7 @@ export function validateIntroPoints(v: unknown, path = 'body'): IntroPointsBody 
     ...(key === undefined ? {} : { key: blindedKey(key, `${path}.key`) }),
     ...(safe === undefined ? {} : { rotationSafe: bool(safe, `${path}.rotationSafe`) }),
     ...(next === undefined ? {} : { next }),
+    ...(pow === undefined ? {} : { pow }),
   };
 }
 

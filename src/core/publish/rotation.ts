@@ -22,9 +22,9 @@
  * descriptors once after a rotation (so the next period's descriptor on the HSDirs is a
  * valid one-node descriptor at P, until the harvested sets are merged).
  */
-import { introDigest, type IntroPointWire } from '../intro/wire.js';
+import { introDigest, type IntroPointWire, type PowParamsWire } from '../intro/wire.js';
 import { nextTimePeriodStart, srRunSeconds, srRunStart, type TimePeriodParams } from '../hs/time-period.js';
-import type { NodeIntroPoints } from './select.js';
+import type { PlacementNode } from './placement.js';
 
 /** A node's intro points as the publisher knows them (from its own tor, or a peer's gossip). */
 export interface NodeIntroSets {
@@ -41,12 +41,17 @@ export interface NodeIntroSets {
    * older version) is listed with its `desc_current` points in every descriptor, as before.
    */
   readonly rotationSafe?: boolean | undefined;
+  /** The node tor's current pow-params (one seed for both of its descriptors, tor-facts §3.1). */
+  readonly pow?: PowParamsWire | undefined;
 }
 
 /** A fingerprint of the nodes' sets: equal iff nothing the publisher uses changed. */
 export function introSetsKey(nodes: readonly NodeIntroSets[]): string {
   return nodes
-    .map((n) => `${n.id}:${n.currentKey ?? '?'}:${introDigest(n.introPoints)}:${n.rotationSafe === true ? 1 : 0}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}:${introDigest(n.next.points)}`}`)
+    .map(
+      (n) =>
+        `${n.id}:${n.currentKey ?? '?'}:${introDigest(n.introPoints)}:${n.rotationSafe === true ? 1 : 0}:${n.next === undefined ? '-' : `${n.next.blindedKey}:${n.next.harvestedAtMs}:${introDigest(n.next.points)}`}:${n.pow === undefined ? '-' : `${n.pow.seed}:${n.pow.effort}:${n.pow.expires}`}`,
+    )
     .join(',');
 }
 
@@ -55,8 +60,8 @@ export type IntroSetSource = 'current' | 'next' | 'fallback';
 
 /** Result of {@link introPointsForPeriod}. */
 export interface PeriodIntroPoints {
-  /** Nodes with a set for this descriptor (input order), for `selectIntroPointsByNode`. */
-  readonly nodes: readonly NodeIntroPoints[];
+  /** Nodes with a set for this descriptor (input order), with their pow-params, for the placement. */
+  readonly nodes: readonly PlacementNode[];
   readonly sources: Readonly<Record<string, IntroSetSource>>;
   /** Newest harvest among the `next` sets used (0 if none). */
   readonly newestHarvestMs: number;
@@ -64,7 +69,7 @@ export interface PeriodIntroPoints {
 
 /** Each node's intro points for the descriptor whose blinded key is `blindedKey`. */
 export function introPointsForPeriod(nodes: readonly NodeIntroSets[], blindedKey: string): PeriodIntroPoints {
-  const out: NodeIntroPoints[] = [];
+  const out: PlacementNode[] = [];
   const sources: Record<string, IntroSetSource> = {};
   let newest = 0;
   for (const n of nodes) {
@@ -84,7 +89,7 @@ export function introPointsForPeriod(nodes: readonly NodeIntroSets[], blindedKey
       continue;
     }
     if (points.length === 0) continue;
-    out.push({ id: n.id, introPoints: points });
+    out.push({ id: n.id, introPoints: points, ...(n.pow === undefined ? {} : { pow: n.pow }) });
     sources[n.id] = source;
   }
   return { nodes: out, sources, newestHarvestMs: newest };
@@ -160,4 +165,25 @@ export function nextHarvestAction(s: HarvestState): HarvestAction {
 export function seedDue(s: { readonly validAfterSeconds: number; readonly params: TimePeriodParams; readonly clientKey: string; readonly currentKey: string | undefined; readonly seededRun: number | undefined }): boolean {
   const ph = rotationPhase(s.validAfterSeconds, s.params);
   return ph.phase === 'current' && s.currentKey === s.clientKey && s.seededRun !== ph.runStart;
+}
+
+/**
+ * When will this node's tor next be reconfigured by the rotation-safe schedule (a harvest or a
+ * seed: each SETCONF draws new PoW seeds, docs/DESIGN.md "Placement: PoW and more than 20
+ * intro points")? Wall-clock ms; `nowMs` when one is due or under way. A node's published
+ * pow-params expire then, so clients refetch instead of solving for a seed its tor dropped.
+ * The candidates: the first harvest of a `next` phase (at its period start), a reharvest
+ * (`last` + `reharvestMs`, unless within `marginMs` of the rotation), and the seed at the
+ * rotation (the publisher's; any node may be publisher by then; `seedPending`: this node is
+ * the publisher and its seed for this run is still to come).
+ */
+export function nextReconfigurationMs(s: Omit<HarvestState, 'notBeforeMs'> & { readonly seedPending: boolean }): number {
+  if (s.seedPending) return s.nowMs;
+  const ph = rotationPhase(s.validAfterSeconds, s.params);
+  const rotationMs = ph.nextRotation * 1000;
+  if (ph.phase === 'current') return Math.max(s.nowMs, Math.min(ph.periodStart * 1000, rotationMs));
+  if (s.currentKey === s.clientKey) return Math.max(s.nowMs, rotationMs);
+  if (s.last === undefined || s.last.blindedKey !== s.clientKey) return s.nowMs;
+  const again = s.last.harvestedAtMs + s.reharvestMs;
+  return Math.max(s.nowMs, again < rotationMs - s.marginMs ? again : rotationMs);
 }

@@ -22,6 +22,11 @@
  *    each visit that picks it pays a wasted intro circuit (docs/DESIGN.md "Losing a node");
  * 4. the result lists the chosen points round by round (node order inside a round).
  *
+ * Per-HSDir placement (src/core/publish/placement.ts) gives each HSDir a different selection
+ * when the nodes have more points than fit, with two options: `offset` rotates the nodes' order
+ * after step 1 left by that many places, and `preference` orders each node's own points first
+ * by its value (lower first; ties in canonical order). Without them this is the plain selection.
+ *
  * Stability: a node's chosen points are the first k of its own sorted list (skipping points on
  * relays dealt before), where k depends only on the nodes' point counts. With the points on
  * distinct relays, replacing one point of a node (same count) changes at most one chosen
@@ -69,10 +74,14 @@ export function introPointRelay(p: IntroPointWire): string {
 export function selectIntroPointsByNode(
   nodes: readonly NodeIntroPoints[],
   max: number = DEFAULT_MAX_INTRO_POINTS,
+  options: { readonly offset?: number; readonly preference?: (p: IntroPointWire) => number } = {},
 ): { readonly nodeId: string; readonly point: IntroPointWire }[] {
+  const offset = options.offset ?? 0;
+  const pref = options.preference;
   if (!Number.isSafeInteger(max) || max < 1 || max > MAX_INTRO_POINTS) {
     throw new TorbalanceError('TB_ERR_PUBLISHER_ARG', 'input', `max intro points must be 1..${MAX_INTRO_POINTS}`);
   }
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new TorbalanceError('TB_ERR_PUBLISHER_ARG', 'input', 'offset must be a non-negative integer');
   const sortedNodes = [...nodes].sort((a, b) => cmp(a.id, b.id));
   const seen = new Set<string>();
   const lists: { id: string; points: IntroPointWire[] }[] = [];
@@ -84,8 +93,10 @@ export function selectIntroPointsByNode(
       seen.add(p.authKey);
       mine.push(p);
     }
+    if (pref !== undefined) mine.sort((a, b) => pref(a) - pref(b)); // stable: ties keep canonical order
     if (mine.length > 0) lists.push({ id: n.id, points: mine });
   }
+  if (offset > 0) lists.push(...lists.splice(0, offset % Math.max(1, lists.length)));
   const out: { nodeId: string; point: IntroPointWire }[] = [];
   const relays = new Set<string>();
   const cursor = lists.map(() => 0);

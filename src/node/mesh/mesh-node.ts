@@ -72,6 +72,7 @@ import {
   type ElectionResult,
   type HandshakeStep,
   type IntroPointWire,
+  type PowParamsWire,
   type MembershipEvent,
   type MeshLink,
   type MeshMessage,
@@ -107,6 +108,8 @@ export interface LocalMeshState {
   readonly rotationSafe?: boolean | undefined;
   /** Its harvested desc_next intro points. */
   readonly next?: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
+  /** Its tor's current pow-params (PoW defenses on). */
+  readonly pow?: PowParamsWire | undefined;
   /**
    * The node's visitor traffic (cumulative proxy counters), sent in heartbeats. Read only when
    * a heartbeat is built (the cluster computes it lazily in a getter).
@@ -174,6 +177,8 @@ export interface PeerView {
   readonly rotationSafe: boolean;
   /** Its harvested desc_next intro points, if it sent any. */
   readonly next: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
+  /** Its tor's pow-params, if it sent them. */
+  readonly pow: PowParamsWire | undefined;
   /** Our clock (unix ms) when we last accepted a frame from it; undefined if only gossiped. */
   readonly lastSeenMs: number | undefined;
   /** Its traffic counters from its latest heartbeat (undefined: none carried them). */
@@ -420,6 +425,7 @@ export class MeshNode {
         introKey: p.introPoints?.key,
         rotationSafe: p.introPoints?.rotationSafe === true,
         next: p.introPoints?.next,
+        pow: p.introPoints?.pow,
         lastSeenMs: p.lastHeardMs,
         traffic: this.#summaries.get(p.id)?.traffic,
         publish: this.#summaries.get(p.id)?.publish,
@@ -552,6 +558,7 @@ export class MeshNode {
         ...(local.introKey === undefined ? {} : { key: local.introKey }),
         ...(local.rotationSafe === true ? { rotationSafe: true } : {}),
         ...(local.next === undefined ? {} : { next: { key: local.next.key, harvestedAt: local.next.harvestedAt, points: local.next.points.slice(0, MAX_INTRO_POINTS) } }),
+        ...(local.pow === undefined ? {} : { pow: local.pow }),
       },
     };
   }

@@ -13,7 +13,8 @@
  * Re-poll triggers: every `pollMs`; `HS_DESC CREATED` for the master address (tor's 00:00
  * UTC rotation closes desc_current's intro circuits, §4); `CIRC` events of purpose
  * `HS_SERVICE_INTRO` for the master address (an intro circuit established or closed).
- * Listeners get the new state whenever the intro digest changes (or the descriptor goes away).
+ * Listeners get the new state whenever the intro digest, the period or the pow-params (seed,
+ * suggested effort, expiry: per-node placement publishes them) change, or the descriptor goes away.
  */
 import type { Logger } from '../../adapters/log/logger.js';
 import type { TimerHandle, Timers } from '../../adapters/system/timers.js';
@@ -23,7 +24,7 @@ import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import { parseCirc, parseHsDesc } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
-import { introDigest, introPointToWire, type IntroPointWire } from '../../core/intro/wire.js';
+import { introDigest, introPointToWire, powParamsToWire, type IntroPointWire, type PowParamsWire } from '../../core/intro/wire.js';
 
 /** The node's harvested intro points. */
 export interface CollectedIntroPoints {
@@ -35,6 +36,8 @@ export interface CollectedIntroPoints {
   readonly revisionCounter: string;
   /** Blinded key (base64, no padding) of the desc_current they came from: names its period. */
   readonly blindedKey: string;
+  /** The descriptor's pow-params (tor's PoW defenses on): the seed clients must solve for. */
+  readonly pow?: PowParamsWire | undefined;
 }
 
 /** Options of {@link IntroCollector}. */
@@ -62,10 +65,16 @@ export function introPointsFromServiceDescriptor(
   text: string,
   identityPublicKey: Uint8Array,
   nowSeconds: number,
-): { points: IntroPointWire[]; revisionCounter: bigint; blindedKey: string } | undefined {
+): { points: IntroPointWire[]; revisionCounter: bigint; blindedKey: string; pow?: PowParamsWire } | undefined {
   const d = decodeOwnServiceDescriptor(text, identityPublicKey, nowSeconds);
   if (d.revisionCounter === 0n) return undefined;
-  return { points: d.introPoints.map(introPointToWire), revisionCounter: d.revisionCounter, blindedKey: toBase64NoPad(d.blindedPublicKey) };
+  const pow = d.inner.powParams;
+  return {
+    points: d.introPoints.map(introPointToWire),
+    revisionCounter: d.revisionCounter,
+    blindedKey: toBase64NoPad(d.blindedPublicKey),
+    ...(pow === undefined ? {} : { pow: powParamsToWire(pow) }),
+  };
 }
 
 /** Polls the node tor's descriptor for its intro points; see the module doc. */
@@ -214,18 +223,23 @@ export class IntroCollector {
       return;
     }
     const digest = introDigest(got.points);
-    this.#set({ points: got.points, digest, fetchedAtMs: atMs, revisionCounter: got.revisionCounter.toString(), blindedKey: got.blindedKey });
+    this.#set({ points: got.points, digest, fetchedAtMs: atMs, revisionCounter: got.revisionCounter.toString(), blindedKey: got.blindedKey, ...(got.pow === undefined ? {} : { pow: got.pow }) });
   }
 
   #set(next: CollectedIntroPoints | undefined): void {
     const prev = this.#current;
-    if (next !== undefined && prev !== undefined && next.digest === prev.digest && next.blindedKey === prev.blindedKey) {
-      this.#current = next; // same points and period, newer fetch time
+    const samePow = (a: PowParamsWire | undefined, b: PowParamsWire | undefined): boolean =>
+      a === undefined ? b === undefined : b !== undefined && a.seed === b.seed && a.effort === b.effort && a.expires === b.expires;
+    if (next !== undefined && prev !== undefined && next.digest === prev.digest && next.blindedKey === prev.blindedKey && samePow(next.pow, prev.pow)) {
+      this.#current = next; // same points, period and pow-params, newer fetch time
       return;
     }
     if (next === undefined && prev === undefined) return;
     this.#current = next;
-    this.#log.info({ introPoints: next?.points.length ?? 0, rotated: next !== undefined && prev !== undefined && next.blindedKey !== prev.blindedKey }, 'node intro points changed');
+    this.#log.info(
+      { introPoints: next?.points.length ?? 0, rotated: next !== undefined && prev !== undefined && next.blindedKey !== prev.blindedKey, powEffort: next?.pow?.effort },
+      'node intro points or pow-params changed',
+    );
     for (const l of this.#listeners) {
       try {
         l(next);

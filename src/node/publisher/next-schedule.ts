@@ -21,7 +21,7 @@ import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { descriptorTargets } from '../../core/hs/hashring.js';
 import { srRunSeconds, type TimePeriodParams } from '../../core/hs/time-period.js';
-import { nextHarvestAction, rotationPhase, seedDue } from '../../core/publish/rotation.js';
+import { nextHarvestAction, nextReconfigurationMs, rotationPhase, seedDue } from '../../core/publish/rotation.js';
 import type { HarvestedNextSet, NextPeriodHarvester } from './next-harvest.js';
 import type { NetworkSource } from './publisher.js';
 
@@ -53,6 +53,16 @@ export interface NextHarvestSchedulerOptions {
 /** Shortest pause between two checks. */
 const MIN_WAIT_MS = 500;
 
+/** No harvest starts this close to the rotation (an SR run `run` ms long). */
+function marginMs(run: number): number {
+  return Math.min(30 * 60_000, Math.max(20_000, run / 8));
+}
+
+/** Harvest again after this long (tor replaces intro points that fail or expire). */
+function reharvestMs(run: number): number {
+  return run / 4;
+}
+
 interface Schedule {
   readonly params: TimePeriodParams;
   readonly validAfter: number;
@@ -75,6 +85,8 @@ export class NextHarvestScheduler {
   #harvests = 0;
   #seeds = 0;
   #lastError: string | undefined;
+  /** The schedule read by the last check (for {@link NextHarvestScheduler.nextReconfigurationMs}). */
+  #schedule_: Schedule | undefined;
 
   constructor(o: NextHarvestSchedulerOptions) {
     this.#o = o;
@@ -101,6 +113,29 @@ export class NextHarvestScheduler {
   /** The newest harvest. */
   current(): HarvestedNextSet | undefined {
     return this.#last;
+  }
+
+  /**
+   * When this scheduler will next reconfigure the node's tor (and so redraw its PoW seeds):
+   * wall-clock ms, `now` if due or unknown (src/core/publish/rotation.ts nextReconfigurationMs).
+   */
+  nextReconfigurationMs(): number {
+    const s = this.#schedule_;
+    const now = this.#o.now();
+    if (s === undefined || !this.#o.active()) return now;
+    const run = srRunSeconds(s.params) * 1000;
+    const currentKey = this.#o.currentKey();
+    return nextReconfigurationMs({
+      validAfterSeconds: s.validAfter,
+      nowMs: now,
+      params: s.params,
+      clientKey: s.clientKey,
+      currentKey,
+      last: this.#last === undefined ? undefined : { blindedKey: this.#last.blindedKey, harvestedAtMs: this.#last.harvestedAtMs },
+      marginMs: marginMs(run),
+      reharvestMs: reharvestMs(run),
+      seedPending: this.#o.isPublisher() && seedDue({ validAfterSeconds: s.validAfter, params: s.params, clientKey: s.clientKey, currentKey, seededRun: this.#seededRun }),
+    });
   }
 
   status(): { readonly harvests: number; readonly seeds: number; readonly lastHarvestAtMs?: number; readonly lastError?: string } {
@@ -149,6 +184,7 @@ export class NextHarvestScheduler {
     const defaultCheck = 5000;
     if (!this.#o.active()) return this.#o.checkMs ?? defaultCheck;
     const s = await this.#schedule();
+    this.#schedule_ = s;
     const check = this.#o.checkMs ?? Math.min(30_000, Math.max(1000, (s.params.votingIntervalSeconds * 1000) / 5));
     const run = srRunSeconds(s.params) * 1000;
     const currentKey = this.#o.currentKey();
@@ -186,8 +222,8 @@ export class NextHarvestScheduler {
       currentKey,
       last: this.#last === undefined ? undefined : { blindedKey: this.#last.blindedKey, harvestedAtMs: this.#last.harvestedAtMs },
       notBeforeMs: this.#notBeforeMs,
-      marginMs: Math.min(30 * 60_000, Math.max(20_000, run / 8)),
-      reharvestMs: run / 4,
+      marginMs: marginMs(run),
+      reharvestMs: reharvestMs(run),
     });
     // A time already past (the consensus lags the wall clock) means: look again soon.
     if (act.action === 'wait') return Math.max(MIN_WAIT_MS, Math.min(check, act.untilMs - now));

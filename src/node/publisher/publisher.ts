@@ -21,7 +21,15 @@
  * counter). `update(null)` stops publishing (not the publisher, or a lone node whose tor
  * publishes for itself). Counters: a publish never reuses a wall-clock second already used
  * for the same blinded key (it waits for the next second), so successive counters strictly
- * increase. No `pow-params` (tor-facts §3.7 A); `flow-control 1-2 31` by default.
+ * increase. `flow-control 1-2 31` by default.
+ *
+ * Placement (src/core/publish/placement.ts, docs/DESIGN.md "Placement: PoW and more than 20
+ * intro points"): each descriptor is either one merged descriptor for all its HSDirs (no
+ * `pow-params`), or per-HSDir variants — `spread` when the nodes have more intro points than
+ * one descriptor holds, `per-node` (one node's points with that node's `pow-params`) when PoW
+ * is published and a node's suggested effort is above 0, or always by config. All variants of
+ * a descriptor share one revision counter; each goes to its own HSDirs with `HSPOST SERVER=`.
+ * A published pow-params leaves its descriptor shortly before it expires (a timer re-plans).
  *
  * Verification (optional, on by default): after a round that posted the client-current
  * descriptor (the one HSFETCH fetches: period of the consensus valid-after, tor-facts §1.3),
@@ -61,10 +69,11 @@ import type { RandomBytes } from '../../core/random.js';
 import { parseHsDesc, parseHsDescContent } from '../../core/torctl/events.js';
 import type { PublisherControl } from './control.js';
 import { FetchVerifier, type HsdirVerification } from './fetch-verifier.js';
-import { selectIntroPointsByNode, DEFAULT_MAX_INTRO_POINTS } from '../../core/publish/select.js';
+import { DEFAULT_MAX_INTRO_POINTS } from '../../core/publish/select.js';
 import { introPointsForPeriod, introSetsKey, type IntroSetSource, type NodeIntroSets } from '../../core/publish/rotation.js';
 import { UploadTracker, type HsdirOutcome } from './upload-tracker.js';
-import { introDigest, introPointFromWire, type IntroPointWire } from '../../core/intro/wire.js';
+import { introDigest, introPointFromWire, powParamsFromWire, type IntroPointWire, type PowParamsWire } from '../../core/intro/wire.js';
+import { planPlacement, POW_EXPIRY_MARGIN_SECONDS, type Placement, type PlacementMode, type PlacementSetting } from '../../core/publish/placement.js';
 
 /** The network as the publisher needs it. */
 export interface NetworkSnapshot {
@@ -134,7 +143,11 @@ export interface PublishRecord {
     readonly introPoints?: number;
     readonly perNode?: Readonly<Record<string, number>>;
     readonly sources?: Readonly<Record<string, IntroSetSource>>;
-    /** HSPOST sent → tor's 250 (ms). */
+    /** How the descriptor's variants were placed on its HSDirs (src/core/publish/placement.ts). */
+    readonly placement?: PlacementMode;
+    /** Per variant (more than one only for `spread` and `per-node`): its HSDirs, points, and the node whose pow-params it carries. */
+    readonly groups?: readonly { readonly servers: readonly string[]; readonly introPoints: number; readonly perNode: Readonly<Record<string, number>>; readonly powNode?: string; readonly powEffort?: number }[];
+    /** HSPOST sent → tor's 250 (ms; all variants). */
     readonly postMs: number;
     readonly error?: string;
   }[];
@@ -217,6 +230,10 @@ export interface PublisherOptions {
   readonly hsPostTimeoutMs?: number;
   /** HSFETCH verification of what the HSDirs serve; `false` disables it. Default: enabled. */
   readonly verify?: VerifyOptions | false;
+  /** Which HSDir gets which descriptor (`cluster.publish.placement`). Default `auto`. */
+  readonly placement?: PlacementSetting;
+  /** Publish the nodes' pow-params (`tor.pow.enabled`), in per-node placement only. Default false. */
+  readonly publishPow?: boolean;
 }
 
 interface Published {
@@ -226,13 +243,15 @@ interface Published {
   readonly atMs: number;
 }
 
-/** The intro points chosen for one descriptor. */
+/** The intro points chosen for one descriptor, and which HSDir gets which of its variants. */
 interface Selection {
+  readonly placement: Placement;
+  /** Every point the descriptor's variants list, for status. */
   readonly points: IntroPointWire[];
   readonly perNode: Record<string, number>;
   readonly sources: Readonly<Record<string, IntroSetSource>>;
   readonly digest: string;
-  /** digest + the newest harvest used: a fresh harvest re-posts even with the same points (tor's own upload replaced ours). */
+  /** placement key + the newest harvest used: a fresh harvest re-posts even with the same points (tor's own upload replaced ours). */
   readonly key: string;
   /** Newest harvest used (wall-clock ms, 0 if none): tor's own upload preceded it. */
   readonly harvestMs: number;
@@ -242,6 +261,11 @@ type Slot = 'first' | 'second';
 
 function planKeyOf(t: DescriptorTargets): string {
   return t.descriptors.map((d) => `${d.periodNum}:${toBase64NoPad(d.blindedPublicKey)}:${d.hsdirs.map((h) => h.rsaFingerprint).join(',')}`).join('|');
+}
+
+/** pow-params this close to expiry are not published: 2 minutes, less in a test network's short periods. */
+function powMarginSeconds(periodLengthMinutes: number): number {
+  return Math.min(POW_EXPIRY_MARGIN_SECONDS, Math.max(2, Math.floor((periodLengthMinutes * 60) / 32)));
 }
 
 function errInfo(e: unknown): { code: string; message: string } {
@@ -288,6 +312,9 @@ export class Publisher {
   #pollTimer: TimerHandle | undefined;
   #refreshTimer: TimerHandle | undefined;
   #retryTimer: TimerHandle | undefined;
+  /** Re-plan when a published pow-params is about to expire (it then leaves the descriptor). */
+  #powTimer: TimerHandle | undefined;
+  #powTimerAtSec: number | undefined;
   #publishes = 0;
   #lastPublish: PublishRecord | undefined;
   #lastError: { code: string; message: string; atMs: number } | undefined;
@@ -348,10 +375,11 @@ export class Publisher {
     this.#offEvent = undefined;
     this.#offContent?.();
     this.#offContent = undefined;
-    for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer, this.#verifyTimer, this.#verifyEveryTimer]) {
+    for (const t of [this.#pollTimer, this.#refreshTimer, this.#retryTimer, this.#verifyTimer, this.#verifyEveryTimer, this.#powTimer]) {
       if (t !== undefined) this.#o.timers.clearTimeout(t);
     }
-    this.#pollTimer = this.#refreshTimer = this.#retryTimer = this.#verifyTimer = this.#verifyEveryTimer = undefined;
+    this.#pollTimer = this.#refreshTimer = this.#retryTimer = this.#verifyTimer = this.#verifyEveryTimer = this.#powTimer = undefined;
+    this.#powTimerAtSec = undefined;
     this.#tracker.cancelOpen();
     this.#verifier.cancelOpen('stopped');
     for (const wake of [...this.#sleeps]) wake();
@@ -387,12 +415,24 @@ export class Publisher {
           return false;
         }
       });
+    const validPow = (id: string, p: PowParamsWire | undefined): PowParamsWire | undefined => {
+      if (p === undefined) return undefined;
+      try {
+        powParamsFromWire(p);
+        return p;
+      } catch (e) {
+        if (!(e instanceof TorbalanceError)) throw e;
+        this.#log.warn({ node: id, err: e.code }, 'dropping malformed pow-params from the cluster');
+        return undefined;
+      }
+    };
     const nodes: NodeIntroSets[] = input.nodes.map((n) => ({
       id: n.id,
       introPoints: valid(n.id, n.introPoints),
       currentKey: n.currentKey,
       rotationSafe: n.rotationSafe,
       next: n.next === undefined ? undefined : { blindedKey: n.next.blindedKey, harvestedAtMs: n.next.harvestedAtMs, points: valid(n.id, n.next.points) },
+      pow: validPow(n.id, n.pow),
     }));
     const key = introSetsKey(nodes);
     this.#desired = nodes;
@@ -486,22 +526,75 @@ export class Publisher {
     this.#scheduleRetry();
   }
 
-  /** The intro points for one descriptor (`undefined`: no node has a set for its period). */
-  #selectFor(t: DescriptorTarget): Selection | undefined {
+  /** The intro points for one descriptor and their placement (`undefined`: no node has a set for its period). */
+  #selectFor(t: DescriptorTarget, targets: DescriptorTargets, net: NetworkSnapshot): Selection | undefined {
     if (this.#desired === null) return undefined;
     const period = introPointsForPeriod(this.#desired, toBase64NoPad(t.blindedPublicKey));
-    const chosen = selectIntroPointsByNode(period.nodes, this.#o.maxIntroPoints ?? DEFAULT_MAX_INTRO_POINTS);
-    if (chosen.length === 0) return undefined;
+    const placement = planPlacement({
+      hsdirs: t.hsdirs.map((h) => h.rsaFingerprint),
+      fetchHsdirs: new Set(this.#fetchHsdirs(t, targets, net)),
+      // A fallback set (a node that does not harvest) lists desc_current's points under another
+      // period: a PoW solution for this descriptor's blinded key cannot verify there.
+      nodes: period.nodes.map((n) => (period.sources[n.id] === 'fallback' ? { id: n.id, introPoints: n.introPoints } : n)),
+      max: this.#o.maxIntroPoints ?? DEFAULT_MAX_INTRO_POINTS,
+      setting: this.#o.placement ?? 'auto',
+      powEnabled: this.#o.publishPow === true,
+      periodNum: t.periodNum,
+      nowSeconds: Math.floor(this.#o.now() / 1000),
+      powMarginSeconds: powMarginSeconds(targets.plan.periodParams.lengthMinutes),
+    });
+    const chosen = new Map<string, { nodeId: string; point: IntroPointWire }>();
+    for (const g of placement.groups) for (const c of g.chosen) chosen.set(c.point.authKey, c);
+    if (chosen.size === 0) return undefined;
     const perNode: Record<string, number> = {};
     const sources: Record<string, IntroSetSource> = {};
-    for (const c of chosen) {
+    for (const c of chosen.values()) {
       perNode[c.nodeId] = (perNode[c.nodeId] ?? 0) + 1;
       const src = period.sources[c.nodeId];
       if (src !== undefined) sources[c.nodeId] = src;
     }
-    const points = chosen.map((c) => c.point);
+    const points = [...chosen.values()].map((c) => c.point);
     const digest = introDigest(points);
-    return { points, perNode, sources, digest, key: `${digest}@${period.newestHarvestMs}`, harvestMs: period.newestHarvestMs };
+    return { placement, points, perNode, sources, digest, key: `${placement.key}@${period.newestHarvestMs}`, harvestMs: period.newestHarvestMs };
+  }
+
+  /** pow-params leave a descriptor {@link powMarginSeconds} before they expire: re-plan then. */
+  #armPowTimer(sels: ReadonlyMap<Slot, Selection | undefined>, targets: DescriptorTargets): void {
+    let first: number | undefined;
+    for (const sel of sels.values()) {
+      for (const g of sel?.placement.groups ?? []) {
+        if (g.pow !== undefined) first = Math.min(first ?? Infinity, g.pow.params.expires);
+      }
+    }
+    if (first === undefined || !this.#started) return;
+    const atSec = first - powMarginSeconds(targets.plan.periodParams.lengthMinutes);
+    if (this.#powTimer !== undefined && this.#powTimerAtSec === atSec) return;
+    if (this.#powTimer !== undefined) this.#o.timers.clearTimeout(this.#powTimer);
+    this.#powTimerAtSec = atSec;
+    this.#powTimer = this.#o.timers.setTimeout(
+      () => {
+        this.#powTimer = undefined;
+        this.#powTimerAtSec = undefined;
+        this.#kick('pow-expiry');
+      },
+      Math.max(0, atSec * 1000 - this.#o.now() + 50),
+    );
+  }
+
+  /** The HSDirs clients fetch this descriptor from (`hsdir_spread_fetch` per replica), among those it is stored on. */
+  #fetchHsdirs(t: DescriptorTarget, targets: DescriptorTargets, net: NetworkSnapshot): string[] {
+    const len = targets.plan.periodParams.lengthMinutes;
+    const stored = new Set(t.hsdirs.map((h) => h.rsaFingerprint));
+    return responsibleHsdirs({
+      blindedPublicKey: t.blindedPublicKey,
+      periodNum: t.periodNum,
+      periodLengthMinutes: len,
+      ring: buildRing(net.relays, t.srv, t.periodNum, len),
+      replicas: targets.hsdirParams.replicas,
+      spread: targets.hsdirParams.spreadFetch,
+    })
+      .hsdirs.map((h) => h.rsaFingerprint)
+      .filter((fp) => stored.has(fp));
   }
 
   async #reconcile(trigger: string): Promise<void> {
@@ -511,7 +604,8 @@ export class Publisher {
       relays: net.relays,
       testingTorNetwork: this.#o.testingTorNetwork,
     });
-    const sels = new Map<Slot, Selection | undefined>(targets.descriptors.map((d) => [d.descriptor, this.#selectFor(d)]));
+    const sels = new Map<Slot, Selection | undefined>(targets.descriptors.map((d) => [d.descriptor, this.#selectFor(d, targets, net)]));
+    this.#armPowTimer(sels, targets);
     const clientSlot = targets.descriptors.find((d) => d.periodNum === targets.plan.currentPeriodNum)?.descriptor;
     this.#selection = clientSlot === undefined ? undefined : sels.get(clientSlot);
     if (![...sels.values()].some((x) => x !== undefined)) return;
@@ -631,6 +725,10 @@ export class Publisher {
     }
   }
 
+  /**
+   * Post one descriptor to `servers`: each placement group's variant to the group's HSDirs
+   * among them, all with the same revision counter (one wall-clock second per blinded key).
+   */
   async #postOne(
     t: DescriptorTarget,
     len: number,
@@ -640,7 +738,6 @@ export class Publisher {
     reassertAfterSec: number | undefined,
   ): Promise<{ desc: PublishRecord['descriptors'][number]; outcomes: readonly HsdirOutcome[] }> {
     const blindedKey = toBase64NoPad(t.blindedPublicKey);
-    const intro = sel.points.map(introPointFromWire);
     // Never reuse a second for the same blinded key (ours, or tor's own upload we reassert
     // over): the counter would not be higher.
     // A harvest came after the harvesting node's own upload, so a later second than the
@@ -652,15 +749,34 @@ export class Publisher {
       await this.#sleep((last + 1) * 1000 - nowMs);
       nowMs = this.#o.now();
     }
+    const wanted = new Set(servers);
+    const groups = sel.placement.groups
+      .map((g) => ({ g, servers: g.servers.filter((fp) => wanted.has(fp)) }))
+      .filter((x) => x.servers.length > 0);
+    const groupInfo = groups.map(({ g, servers: sv }) => {
+      const perNode: Record<string, number> = {};
+      for (const c of g.chosen) perNode[c.nodeId] = (perNode[c.nodeId] ?? 0) + 1;
+      return { servers: sv, introPoints: g.chosen.length, perNode, ...(g.pow === undefined ? {} : { powNode: g.pow.nodeId, powEffort: g.pow.params.effort }) };
+    });
+    const base = {
+      descriptor: t.descriptor,
+      periodNum: t.periodNum,
+      blindedKey,
+      servers,
+      introPoints: sel.points.length,
+      perNode: { ...sel.perNode },
+      sources: { ...sel.sources },
+      placement: sel.placement.mode,
+      ...(groups.length > 1 || sel.placement.mode !== 'merged' ? { groups: groupInfo } : {}),
+    };
     if (!this.#started) {
       return {
-        desc: { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers, revisionCounter: '', postMs: 0, error: 'TB_ERR_PUBLISHER_STOPPED' },
+        desc: { ...base, revisionCounter: '', postMs: 0, error: 'TB_ERR_PUBLISHER_STOPPED' },
         outcomes: servers.map((fp) => ({ fp, result: 'timeout', reason: 'stopped', ms: 0 })),
       };
     }
     const nowSeconds = Math.floor(nowMs / 1000);
-    const base = { descriptor: t.descriptor, periodNum: t.periodNum, blindedKey, servers, introPoints: sel.points.length, perNode: { ...sel.perNode }, sources: { ...sel.sources } };
-    let text: string;
+    const texts: { servers: string[]; text: string }[] = [];
     let revisionCounter: bigint;
     try {
       const ope = this.#opeFor(t.periodNum, len, blindedKey);
@@ -675,16 +791,22 @@ export class Publisher {
       if (prev !== undefined && revisionCounter <= prev) {
         this.#log.warn({ descriptor: t.descriptor }, 'revision counter is not higher than the last one (clock went back?)');
       }
-      text = buildDescriptor({
-        identity: { expandedSecretKey: this.#expanded, publicKey: this.#o.identity.publicKey },
-        periodNum: t.periodNum,
-        periodLengthMinutes: len,
-        revisionCounter,
-        nowSeconds,
-        introPoints: intro,
-        flowControl: this.#o.flowControl === null ? undefined : (this.#o.flowControl ?? DEFAULT_FLOW_CONTROL),
-        randomBytes: this.#o.randomBytes,
-      }).text;
+      for (const { g, servers: sv } of groups) {
+        texts.push({
+          servers: sv,
+          text: buildDescriptor({
+            identity: { expandedSecretKey: this.#expanded, publicKey: this.#o.identity.publicKey },
+            periodNum: t.periodNum,
+            periodLengthMinutes: len,
+            revisionCounter,
+            nowSeconds,
+            introPoints: g.chosen.map((c) => introPointFromWire(c.point)),
+            flowControl: this.#o.flowControl === null ? undefined : (this.#o.flowControl ?? DEFAULT_FLOW_CONTROL),
+            ...(g.pow === undefined ? {} : { powParams: powParamsFromWire(g.pow.params) }),
+            randomBytes: this.#o.randomBytes,
+          }).text,
+        });
+      }
     } catch (e) {
       const info = errInfo(e);
       this.#lastError = { ...info, atMs: this.#o.now() };
@@ -692,28 +814,32 @@ export class Publisher {
     }
     this.#lastSecond.set(blindedKey, nowSeconds);
     this.#lastCounter.set(blindedKey, revisionCounter);
-    const round = this.#tracker.begin(servers, this.#o.uploadTimeoutMs, blindedKey);
-    const t0 = this.#o.timers.now();
+    const outcomes: HsdirOutcome[] = [];
     let postMs = 0;
-    try {
-      await this.#o.control.hsPost(text, { hsAddress: this.#label, servers, timeoutMs: this.#o.hsPostTimeoutMs ?? 30_000 });
-      postMs = this.#o.timers.now() - t0;
-    } catch (e) {
-      round.cancel();
-      await round.done;
-      const info = errInfo(e);
-      this.#lastError = { ...info, atMs: this.#o.now() };
-      this.#log.warn({ code: info.code, err: info.message, descriptor: t.descriptor }, 'HSPOST failed');
-      return {
-        desc: { ...base, revisionCounter: revisionCounter.toString(), postMs: this.#o.timers.now() - t0, error: info.code },
-        outcomes: servers.map((fp) => ({ fp, result: 'failed', reason: info.code, ms: 0 })),
-      };
+    let error: string | undefined;
+    for (const { servers: sv, text } of texts) {
+      const round = this.#tracker.begin(sv, this.#o.uploadTimeoutMs, blindedKey);
+      const t0 = this.#o.timers.now();
+      try {
+        await this.#o.control.hsPost(text, { hsAddress: this.#label, servers: sv, timeoutMs: this.#o.hsPostTimeoutMs ?? 30_000 });
+        postMs += this.#o.timers.now() - t0;
+      } catch (e) {
+        round.cancel();
+        await round.done;
+        const info = errInfo(e);
+        this.#lastError = { ...info, atMs: this.#o.now() };
+        this.#log.warn({ code: info.code, err: info.message, descriptor: t.descriptor }, 'HSPOST failed');
+        postMs += this.#o.timers.now() - t0;
+        error = info.code;
+        outcomes.push(...sv.map((fp): HsdirOutcome => ({ fp, result: 'failed', reason: info.code, ms: 0 })));
+        continue;
+      }
+      outcomes.push(...(await round.done));
     }
-    const outcomes = await round.done;
     let acc = this.#accepted.get(blindedKey);
     if (acc === undefined) this.#accepted.set(blindedKey, (acc = new Map<string, bigint>()));
     for (const o of outcomes) if (o.result === 'uploaded') acc.set(o.fp, revisionCounter);
-    return { desc: { ...base, revisionCounter: revisionCounter.toString(), postMs }, outcomes };
+    return { desc: { ...base, revisionCounter: revisionCounter.toString(), postMs, ...(error === undefined ? {} : { error }) }, outcomes };
   }
 
   #opeFor(periodNum: number, len: number, blindedKey: string): { ope: OpeCipher; blindedExpanded: Uint8Array } {
@@ -810,17 +936,8 @@ export class Publisher {
     const accepted = this.#accepted.get(blindedKey);
     if (accepted === undefined) return; // nothing of ours is on an HSDir yet
     const len = targets.plan.periodParams.lengthMinutes;
-    const stored = new Set(t.hsdirs.map((h) => h.rsaFingerprint));
-    const fetchSet = responsibleHsdirs({
-      blindedPublicKey: t.blindedPublicKey,
-      periodNum: t.periodNum,
-      periodLengthMinutes: len,
-      ring: buildRing(net.relays, t.srv, t.periodNum, len),
-      replicas: targets.hsdirParams.replicas,
-      spread: targets.hsdirParams.spreadFetch,
-    })
-      .hsdirs.map((h) => h.rsaFingerprint)
-      .filter((fp) => stored.has(fp) && accepted.has(fp))
+    const fetchSet = this.#fetchHsdirs(t, targets, net)
+      .filter((fp) => accepted.has(fp))
       .slice(0, v.maxHsdirs);
     const expected = new Map(fetchSet.map((fp) => [fp, accepted.get(fp)!]));
     if (fetchSet.length === 0) return;

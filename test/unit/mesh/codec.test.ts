@@ -177,6 +177,21 @@ describe('intro-points body (rotation-safe fields)', () => {
       next: { key: 'A'.repeat(43), harvestedAt: 5, points: [] },
     });
   });
+  it('accepts the optional pow (the sender tor\'s pow-params)', () => {
+    const pow = { seed: 'A'.repeat(43) + '=', effort: 4294967295, expires: 1_800_000_000 };
+    expect(validateIntroPoints({ ...body, pow })).toEqual({ ...body, pow });
+  });
+  it.each([
+    ['pow with a short seed', { pow: { seed: 'A'.repeat(42) + '==', effort: 0, expires: 1 } }, 'body.pow.seed'],
+    ['pow with a non-base64 seed', { pow: { seed: '*'.repeat(43) + '=', effort: 0, expires: 1 } }, 'body.pow.seed'],
+    ['pow with effort above 2^32-1', { pow: { seed: 'A'.repeat(43) + '=', effort: 2 ** 32, expires: 1 } }, 'body.pow.effort'],
+    ['pow with a fractional effort', { pow: { seed: 'A'.repeat(43) + '=', effort: 1.5, expires: 1 } }, 'body.pow.effort'],
+    ['pow without expires', { pow: { seed: 'A'.repeat(43) + '=', effort: 1 } }, 'body.pow.expires'],
+    ['pow with an unknown key', { pow: { seed: 'A'.repeat(43) + '=', effort: 1, expires: 1, x: 1 } }, 'body.pow'],
+    ['pow not an object', { pow: 'x' }, 'body.pow'],
+  ])('rejects %s', (_name, extra, path) => {
+    expect(() => validateIntroPoints({ ...body, ...extra })).toThrow(expect.objectContaining({ code: 'TB_ERR_MESH_SCHEMA', path }));
+  });
   it.each([
     ['a non-canonical key (stray low bits)', { key: 'A'.repeat(42) + 'B' }, 'body.key'],
     ['a padded key', { key: 'A'.repeat(42) + '=' }, 'body.key'],

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LIVE_PERIOD_PARAMS, srRunStart, testingNetworkPeriodParams } from '../../../src/core/hs/time-period.js';
-import { introPointsForPeriod, nextHarvestAction, rotationPhase, seedDue, type HarvestState } from '../../../src/core/publish/rotation.js';
+import { introPointsForPeriod, nextHarvestAction, nextReconfigurationMs, rotationPhase, seedDue, type HarvestState } from '../../../src/core/publish/rotation.js';
 import type { IntroPointWire } from '../../../src/core/intro/wire.js';
 
 const pt = (n: number): IntroPointWire => ({ ls: 'AA==', onionKey: `o${n}`, authKey: `a${n}`, encKey: `e${n}` });
@@ -89,5 +89,27 @@ describe('seedDue', () => {
     expect(seedDue({ ...s, seededRun: S - 240 })).toBe(true);
     expect(seedDue({ ...s, currentKey: 'K1' })).toBe(false);
     expect(seedDue({ ...s, validAfterSeconds: S + 130 })).toBe(false);
+  });
+});
+
+describe('nextReconfigurationMs (when a node\'s PoW seeds are next redrawn)', () => {
+  const run = 240_000;
+  const at = (s: number): number => s * 1000;
+  // A run start R in the test network, and its period start P (the `next` phase).
+  const R = srRunStart(1_800_000_000, TEST);
+  const P = rotationPhase(R, TEST).periodStart;
+  const base = { params: TEST, clientKey: 'K2', currentKey: 'K1', marginMs: run / 8, reharvestMs: run / 4, seedPending: false } as const;
+  it('current phase: at the period start (first harvest), unless a seed is pending (now)', () => {
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: R + 5, nowMs: at(R + 6), clientKey: 'K1', last: undefined })).toBe(at(P));
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: R + 5, nowMs: at(R + 6), clientKey: 'K1', last: undefined, seedPending: true })).toBe(at(R + 6));
+  });
+  it('next phase: now until harvested, then the reharvest, or the rotation when the reharvest would be too close to it', () => {
+    const rotation = at(rotationPhase(R, TEST).nextRotation);
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: P + 1, nowMs: at(P + 2), last: undefined })).toBe(at(P + 2));
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: P + 1, nowMs: at(P + 3), last: { blindedKey: 'K2', harvestedAtMs: at(P + 2) } })).toBe(at(P + 2) + run / 4);
+    const late = rotation - run / 4;
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: P + 1, nowMs: late + 1000, last: { blindedKey: 'K2', harvestedAtMs: late } })).toBe(rotation);
+    // tor rotated ahead of our consensus: nothing until the rotation.
+    expect(nextReconfigurationMs({ ...base, validAfterSeconds: P + 1, nowMs: at(P + 3), currentKey: 'K2', last: undefined })).toBe(rotation);
   });
 });

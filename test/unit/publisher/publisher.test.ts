@@ -5,8 +5,9 @@
  * selected intro points; republish triggers; retries; strictly increasing revision counters,
  * also across two Publisher instances (failover).
  */
+import type { PlacementSetting } from '../../../src/core/publish/placement.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { toBase64NoPad } from '../../../src/core/bytes.js';
+import { toBase64, toBase64NoPad } from '../../../src/core/bytes.js';
 import { ControlReplyError } from '../../../src/adapters/tor/control.js';
 import { descriptorTargets, type DescriptorTargets } from '../../../src/core/hs/hashring.js';
 import { HsIdentityKeypair } from '../../../src/core/hs/keys.js';
@@ -35,7 +36,7 @@ afterEach(async () => {
   for (const r of rigs.splice(0)) await r.publisher.stop();
 });
 
-function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; seed?: number; refreshMs?: number } = {}): Rig {
+function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; seed?: number; refreshMs?: number; placement?: PlacementSetting; publishPow?: boolean } = {}): Rig {
   const wallS = opts.wallS ?? T0 + 2;
   const clock = new FakeClock(wallS * 1000);
   const control = new FakeControl(clock);
@@ -55,6 +56,8 @@ function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; se
     testingTorNetwork: true,
     consensusPollMs: 5_000,
     retryMs: opts.retryMs ?? 5_000,
+    ...(opts.placement === undefined ? {} : { placement: opts.placement }),
+    ...(opts.publishPow === undefined ? {} : { publishPow: opts.publishPow }),
   });
   const records: PublishRecord[] = [];
   publisher.onPublish((r) => records.push(r));
@@ -133,14 +136,133 @@ describe('Publisher', () => {
     expect(authKeys(decode(control.posts[7]!.text, control.posts[7]!.wallMs))).toEqual(keysOf([...B.slice(1), C[0]!]));
   });
 
-  it('caps at 20 intro points with a fair share per node', async () => {
-    const { clock, control, publisher } = rig();
+  it('merged placement caps at 20 intro points with a fair share per node', async () => {
+    const { clock, control, publisher } = rig({ placement: 'merged' });
     publisher.start();
     const many = makeIntroPoints(seededRandom(9), 30, 500);
     publisher.update({ nodes: [{ id: 'a', introPoints: many.slice(0, 10) }, { id: 'b', introPoints: many.slice(10, 20) }, { id: 'c', introPoints: many.slice(20, 30) }] });
     await clock.advance(100);
+    expect(control.posts).toHaveLength(2);
     expect(decode(control.posts[0]!.text, control.posts[0]!.wallMs).introPoints).toHaveLength(20);
     expect(publisher.status().lastPublish!.perNode).toEqual({ a: 7, b: 7, c: 6 });
+  });
+
+  it('more than 20 intro points: every HSDir gets a variant of ≤ 20 from every node, together listing all of them', async () => {
+    const { clock, control, network, publisher } = rig();
+    publisher.start();
+    const many = makeIntroPoints(seededRandom(9), 30, 500);
+    const owner = new Map(many.map((p, i) => [p.authKey, ['a', 'b', 'c'][Math.floor(i / 10)]!]));
+    publisher.update({ nodes: [{ id: 'a', introPoints: many.slice(0, 10) }, { id: 'b', introPoints: many.slice(10, 20) }, { id: 'c', introPoints: many.slice(20, 30) }] });
+    await clock.advance(100);
+    const t = targets(network);
+    const rec = publisher.status().lastPublish!;
+    expect(rec.perNode).toEqual({ a: 10, b: 10, c: 10 });
+    for (const d of t.descriptors) {
+      const posts = control.posts.filter((p) => d.hsdirs.some((h) => h.rsaFingerprint === p.servers[0]) && decode(p.text, p.wallMs).blindedPublicKey.every((b, i) => b === d.blindedPublicKey[i]));
+      expect(posts.length).toBeGreaterThan(1);
+      // The variants partition the descriptor's HSDirs, each HSDir once.
+      expect(posts.flatMap((p) => p.servers).sort()).toEqual(d.hsdirs.map((h) => h.rsaFingerprint).sort());
+      const seen = new Set<string>();
+      const counters = new Set<bigint>();
+      for (const p of posts) {
+        const dec = decode(p.text, p.wallMs);
+        counters.add(dec.revisionCounter);
+        expect(dec.introPoints.length).toBeLessThanOrEqual(20);
+        const nodes = new Set(dec.introPoints.map((ip) => owner.get(toBase64(ip.authKey))));
+        expect([...nodes].sort()).toEqual(['a', 'b', 'c']);
+        expect(dec.inner.powParams).toBeUndefined();
+        for (const ip of dec.introPoints) seen.add(toBase64(ip.authKey));
+      }
+      expect(counters.size).toBe(1);
+      expect(seen.size).toBe(30);
+      expect(rec.descriptors.find((x) => x.descriptor === d.descriptor)!.placement).toBe('spread');
+    }
+  });
+
+  it('PoW: with a node under load, each HSDir gets ONE node\'s intro points with that node\'s pow-params; back to merged when effort is 0', async () => {
+    const { clock, control, network, publisher } = rig({ publishPow: true });
+    publisher.start();
+    const [cur, nxt] = [toBase64NoPad(targets(network).descriptors[0].blindedPublicKey), toBase64NoPad(targets(network).descriptors[1].blindedPublicKey)];
+    const harvestedAtMs = clock.wallMs - 5000;
+    const expires = T0 + 7200;
+    const seeds = { a: toBase64(new Uint8Array(32).fill(1)), b: toBase64(new Uint8Array(32).fill(2)), c: toBase64(new Uint8Array(32).fill(3)) };
+    const [A2, B2, C2] = [makeIntroPoints(rnd, 3, 300), makeIntroPoints(rnd, 3, 400), makeIntroPoints(rnd, 3, 500)];
+    const node = (id: 'a' | 'b' | 'c', current: IntroPointWire[], next: IntroPointWire[], effort: number): NonNullable<Parameters<Publisher['update']>[0]>['nodes'][number] => ({
+      id,
+      introPoints: current,
+      currentKey: cur,
+      rotationSafe: true,
+      next: { blindedKey: nxt, points: next, harvestedAtMs },
+      pow: { seed: seeds[id], effort, expires },
+    });
+    const sets = (effortB: number): NonNullable<Parameters<Publisher['update']>[0]>['nodes'] => [node('a', A, A2, 0), node('b', B, B2, effortB), node('c', C, C2, 0)];
+    const owner = new Map<string, 'a' | 'b' | 'c'>(
+      ([['a', [...A, ...A2]], ['b', [...B, ...B2]], ['c', [...C, ...C2]]] as const).flatMap(([id, pts]) => pts.map((p) => [p.authKey, id] as const)),
+    );
+    publisher.update({ nodes: sets(0) });
+    await clock.advance(100);
+    expect(control.posts).toHaveLength(2);
+    for (const p of control.posts) expect(decode(p.text, p.wallMs).inner.powParams).toBeUndefined();
+
+    publisher.update({ nodes: sets(40) });
+    await clock.advance(2000);
+    const posts = control.posts.slice(2);
+    expect(posts.length).toBeGreaterThanOrEqual(6);
+    const t = targets(network);
+    const fetchOwners = new Set<string>();
+    for (const p of posts) {
+      const dec = decode(p.text, p.wallMs);
+      const nodes = new Set(dec.introPoints.map((ip) => owner.get(toBase64(ip.authKey))));
+      expect(nodes.size).toBe(1); // never one node's pow-params over another node's intro points
+      const node = [...nodes][0]!;
+      expect(dec.inner.powParams).toBeDefined();
+      expect(toBase64(dec.inner.powParams!.seed)).toBe(seeds[node]);
+      expect(dec.inner.powParams!.suggestedEffort).toBe(node === 'b' ? 40 : 0);
+      expect(dec.inner.powParams!.expirationSeconds).toBe(expires);
+      fetchOwners.add(node);
+    }
+    expect([...fetchOwners].sort()).toEqual(['a', 'b', 'c']);
+    for (const d of t.descriptors) {
+      const mine = posts.filter((p) => p.servers.every((fp) => d.hsdirs.some((h) => h.rsaFingerprint === fp)) && decode(p.text, p.wallMs).blindedPublicKey.every((b, i) => b === d.blindedPublicKey[i]));
+      expect(mine.flatMap((p) => p.servers).sort()).toEqual(d.hsdirs.map((h) => h.rsaFingerprint).sort());
+    }
+    expect(publisher.status().lastPublish!.descriptors.every((d) => d.placement === 'per-node' && (d.groups?.length ?? 0) >= 3)).toBe(true);
+
+    publisher.update({ nodes: sets(0) });
+    await clock.advance(2000);
+    const back = control.posts.slice(2 + posts.length);
+    expect(back).toHaveLength(2);
+    for (const p of back) expect(decode(p.text, p.wallMs).inner.powParams).toBeUndefined();
+  });
+
+  it('PoW: pow-params leave the descriptor before they expire (a timer re-plans), and expired ones are never posted', async () => {
+    const { clock, control, network, publisher } = rig({ placement: 'per-node', publishPow: true });
+    publisher.start();
+    const now = Math.floor(clock.wallMs / 1000);
+    const seed = toBase64(new Uint8Array(32).fill(7));
+    const [cur, nxt] = [toBase64NoPad(targets(network).descriptors[0].blindedPublicKey), toBase64NoPad(targets(network).descriptors[1].blindedPublicKey)];
+    const next = (points: IntroPointWire[]): { blindedKey: string; points: IntroPointWire[]; harvestedAtMs: number } => ({ blindedKey: nxt, points, harvestedAtMs: clock.wallMs - 5000 });
+    publisher.update({
+      nodes: [
+        { id: 'a', introPoints: A, currentKey: cur, rotationSafe: true, next: next(C), pow: { seed, effort: 5, expires: now + 60 } },
+        { id: 'b', introPoints: B, currentKey: cur, rotationSafe: true, next: next(makeIntroPoints(rnd, 3, 600)), pow: { seed, effort: 5, expires: now + 1 } },
+      ],
+    });
+    await clock.advance(100);
+    const first = control.posts.map((p) => decode(p.text, p.wallMs));
+    expect(first.some((d) => d.inner.powParams !== undefined)).toBe(true);
+    // b's expire within the margin: b's variants carry none.
+    for (const d of first) if (d.inner.powParams !== undefined) expect(d.inner.powParams.expirationSeconds).toBe(now + 60);
+    const n = control.posts.length;
+    // Test-network periods are short: the margin is a thirty-second of a period (≥ 2 s).
+    await clock.advance(60_000);
+    const later = control.posts.slice(n).map((p) => decode(p.text, p.wallMs));
+    expect(later.length).toBeGreaterThan(0);
+    for (const d of later) expect(d.inner.powParams).toBeUndefined();
+    for (const p of control.posts) {
+      const d = decode(p.text, p.wallMs);
+      if (d.inner.powParams !== undefined) expect(d.inner.powParams.expirationSeconds).toBeGreaterThan(Math.floor(p.wallMs / 1000));
+    }
   });
 
   it('republishes on a new HSDir set (consensus change) but not on a new consensus with the same plan', async () => {
