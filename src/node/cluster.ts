@@ -90,7 +90,7 @@ import { introSetsKey, type NodeIntroSets } from '../core/publish/rotation.js';
 import { introDigest, type IntroPointWire, type PowParamsWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
-import { PublishView } from './admin/snapshot.js';
+import { PublishView } from './publisher/view.js';
 import type { ProxyStats } from './proxy/index.js';
 
 /** What {@link prepareCluster} read and computed (secrets inside: never log it). */

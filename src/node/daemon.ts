@@ -49,11 +49,12 @@ import { TorbalanceError } from '../core/errors.js';
 import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
 import { readAdminSecret } from '../adapters/admin/secret.js';
 import { AdminService, PeriodClock } from './admin/index.js';
-import { ClusterService, prepareCluster, rotationSafe, type ClusterStatus } from './cluster.js';
+import { ClusterService, prepareCluster, rotationSafe } from './cluster.js';
 import { joinSocketPath } from './join/paths.js';
 import { TargetHealth, type HealthProbe } from './health.js';
 import { NodeHealth, type NodeHealthState } from './node-health.js';
-import { ReverseProxy, type ProxyLimits, type ProxyStats } from './proxy/index.js';
+import type { NodeStatus } from './node-status.js';
+import { ReverseProxy, type ProxyLimits } from './proxy/index.js';
 import { planReload, type ReloadPlan } from './reload.js';
 
 /**
@@ -92,29 +93,6 @@ export interface StartNodeOptions {
   readonly torStartTimeoutMs?: number;
   /** Called once if the node fails for good (tor's restart budget is used up). */
   readonly onFatal?: (error: Error) => void;
-}
-
-/** What {@link NodeHandle.status} reports. */
-export interface NodeStatus {
-  readonly name: string;
-  readonly masterAddress: string;
-  readonly targetAddress: string;
-  readonly state: 'running' | 'stopping' | 'stopped' | 'failed';
-  /** The supervisor's view of tor. */
-  readonly tor: {
-    readonly state: string;
-    readonly pid: number | undefined;
-    readonly restarts: number;
-    readonly socksPort: number;
-  };
-  /**
-   * Target health, tor bootstrap (`health.tor.progress`, 100 = bootstrapped) and the intro
-   * points of tor's current descriptor for the master address (`health.intro`), freshly read.
-   */
-  readonly health: NodeHealthState;
-  readonly proxy: ProxyStats;
-  /** Cluster state (peers, roles, publisher, last publish), when `[cluster] enabled`. */
-  readonly cluster?: ClusterStatus;
 }
 
 /** A running node. */

@@ -8,7 +8,7 @@
  * Plus the pure rule behind it: a `left` holder's lease is ignored (election.ts rule 4).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { electPublisher } from '../../src/core/mesh/index.js';
+import { electPublisher, introDigest, Membership } from '../../src/core/mesh/index.js';
 import type { TimerHandle, Timers } from '../../src/adapters/system/timers.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import type { MeshNode } from '../../src/node/mesh/index.js';
@@ -158,6 +158,12 @@ describe('election rule: a left holder does not block', () => {
     expect(electPublisher({ self, peers: [{ ...holder, state: 'alive' }], nowMs: now })).toMatchObject({ selfShouldPublish: false, publisher: holder.id, reason: 'other-winner' });
     // suspect: not a winner, but its lease still blocks
     expect(electPublisher({ self, peers: [{ ...holder, state: 'suspect' }], nowMs: now })).toMatchObject({ selfShouldPublish: false, reason: 'waiting-for-lease' });
-    expect(electPublisher({ self, peers: [{ ...holder, state: 'left' }], nowMs: now })).toMatchObject({ selfShouldPublish: true, publisher: self.id, reason: 'elected' });
+    // left: the membership drops it from the election's peers at once, lease and all
+    const m = new Membership({ selfId: self.id, heartbeatMs: 1000 });
+    const body = { name: 'a', addr: 'tcp:10.0.0.2:7700', priority: 100, health: { healthy: true, reasons: [] }, introDigest: introDigest([]), peers: [], lease: { holder: holder.id, until: now + 14_000 } };
+    m.receive({ from: holder.id, ts: now, msg: { type: 'heartbeat', body } }, now);
+    expect(electPublisher({ self, peers: m.electionPeers(), nowMs: now })).toMatchObject({ selfShouldPublish: false, leaseHolder: holder.id, reason: 'waiting-for-lease' });
+    m.receive({ from: holder.id, ts: now + 1, msg: { type: 'leave', body: { reason: 'shutdown' } } }, now + 1);
+    expect(electPublisher({ self, peers: m.electionPeers(), nowMs: now + 1 })).toMatchObject({ selfShouldPublish: true, publisher: self.id, reason: 'elected' });
   });
 });

@@ -4,7 +4,8 @@
  * the master onion name goes to the proxy as a domain name, never resolved), the node
  * directory it writes (modes, tor key format, a config that loadConfig accepts), refusals,
  * checks done before the token is spent, option errors (there is no option taking the token),
- * and the TTL parser.
+ * and the TTL parser. The join client's retry loop runs on {@link StepTimers}: a wait between
+ * attempts ends when the test advances the clock, never by sleeping.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +19,9 @@ import { configFromObject, loadConfig } from '../../src/adapters/config/load.js'
 import { readKeyDirectory } from '../../src/adapters/fs/key-store.js';
 import { readNodeSecret } from '../../src/adapters/fs/node-secrets.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
-import { joinCluster, joinConfigText, parseTorExtraText } from '../../src/node/join/client.js';
+import type { Config } from '../../src/adapters/config/schema.js';
+import type { TimerHandle, Timers } from '../../src/adapters/system/timers.js';
+import { joinCluster, joinConfigText, parseTorExtraText, RETRY_LATER_MS, RETRY_UNREACHABLE_MS } from '../../src/node/join/client.js';
 import { formatTokenTable, parseTtl } from '../../src/cli/commands/token.js';
 import { toHex } from '../../src/core/bytes.js';
 import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
@@ -33,9 +36,94 @@ const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
 const SECRET = new Uint8Array(32).fill(0x24);
 const dirs: string[] = [];
 let svc: JoinService;
-let relay: net.Server;
+const relays: net.Server[] = [];
+/** Onion port → loopback port of the relay standing in for tor's stream to that node's join port. */
+const joinPorts = new Map<number, number>();
 let socks: FakeSocksServer;
 let root: string;
+let circuitId = 0;
+
+/**
+ * Virtual clock and timers: a timer runs only when {@link StepTimers.fire} advances the clock
+ * past it, and `fire(ms)` first waits (for the event, not for time) until a timer of `ms` is
+ * scheduled, i.e. until the client is waiting before its next attempt.
+ */
+class StepTimers implements Timers {
+  #now = 0;
+  readonly #pending = new Set<{ at: number; ms: number; fn: () => void }>();
+  #onSchedule: (() => void) | undefined;
+  /** Delays of every timer scheduled, in order. */
+  readonly delays: number[] = [];
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const t = { at: this.#now + ms, ms, fn };
+    this.#pending.add(t);
+    this.delays.push(ms);
+    this.#onSchedule?.();
+    return t;
+  }
+
+  clearTimeout(h: TimerHandle): void {
+    this.#pending.delete(h as { at: number; ms: number; fn: () => void });
+  }
+
+  async fire(ms: number): Promise<void> {
+    const waiting = (): boolean => [...this.#pending].some((t) => t.ms === ms);
+    while (!waiting()) await new Promise<void>((r) => (this.#onSchedule = r));
+    this.#onSchedule = undefined;
+    const target = this.#now + ms;
+    for (;;) {
+      const next = [...this.#pending].filter((t) => t.at <= target).sort((a, b) => a.at - b.at)[0];
+      if (next === undefined) break;
+      this.#pending.delete(next);
+      this.#now = next.at;
+      next.fn();
+    }
+    this.#now = target;
+  }
+}
+
+/**
+ * tor's role: the onion stream to the join port ends on the node's unix socket. Each stream
+ * gets its own circuit id in the PROXY header (the client isolates every attempt, so tor builds
+ * a fresh circuit for each), and a close on either side closes the other, as tor does.
+ */
+async function startRelay(dataDir: string, onionPort: number): Promise<void> {
+  const relay = net.createServer((c) => {
+    const u = net.connect({ path: joinSocketPath(dataDir) });
+    u.write(formatTorProxyHeader(++circuitId, onionPort)); // as tor does (HiddenServiceExportCircuitID haproxy)
+    c.pipe(u).pipe(c);
+    c.on('error', () => u.destroy());
+    u.on('error', () => c.destroy());
+    c.on('close', () => u.destroy());
+    u.on('close', () => c.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  relays.push(relay);
+  joinPorts.set(onionPort, (relay.address() as net.AddressInfo).port);
+}
+
+async function startService(config: Config, now?: () => number): Promise<JoinService> {
+  await mkdir(config.node.data_dir, { recursive: true, mode: 0o700 });
+  const s = new JoinService({
+    config,
+    clusterSecret: SECRET,
+    masterAddress: MASTER.address,
+    masterSecretKey: () => MASTER.expandedSecretKey,
+    nodeId: 'a'.repeat(32),
+    peers: () => ['tcp:127.0.0.1:7700', 'tcp:127.0.0.1:7702'],
+    randomBytes: systemRandomBytes,
+    logger: pino({ level: 'silent' }),
+    ...(now === undefined ? {} : { now }),
+  });
+  await s.start();
+  await startRelay(config.node.data_dir, config.cluster.join.onion_port);
+  return s;
+}
 
 async function tmp(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'tbjc-'));
@@ -55,41 +143,25 @@ beforeAll(async () => {
     },
     { baseDir: root },
   );
-  await mkdir(config.node.data_dir, { recursive: true, mode: 0o700 });
-  svc = new JoinService({
-    config,
-    clusterSecret: SECRET,
-    masterAddress: MASTER.address,
-    masterSecretKey: () => MASTER.expandedSecretKey,
-    nodeId: 'a'.repeat(32),
-    peers: () => ['tcp:127.0.0.1:7700', 'tcp:127.0.0.1:7702'],
-    randomBytes: systemRandomBytes,
-    logger: pino({ level: 'silent' }),
+  svc = await startService(config);
+  socks = new FakeSocksServer({
+    route: (host, port) => {
+      const relayPort = host === MASTER.address ? joinPorts.get(port) : undefined;
+      return relayPort === undefined ? undefined : { host: '127.0.0.1', port: relayPort };
+    },
   });
-  await svc.start();
-  // tor's role: the onion stream to the join port ends on the unix socket
-  relay = net.createServer((c) => {
-    const u = net.connect({ path: joinSocketPath(config.node.data_dir) });
-    u.write(formatTorProxyHeader(42, 7101)); // as tor does (HiddenServiceExportCircuitID haproxy)
-    c.pipe(u).pipe(c);
-    c.on('error', () => u.destroy());
-    u.on('error', () => c.destroy());
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  const relayPort = (relay.address() as net.AddressInfo).port;
-  socks = new FakeSocksServer({ route: (host, port) => (host === MASTER.address && port === 7101 ? { host: '127.0.0.1', port: relayPort } : undefined) });
   await socks.start();
 });
 
 afterAll(async () => {
   await svc.stop();
   await socks.stop();
-  relay.close();
+  for (const r of relays) r.close();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function tokenFile(ttl = 600): Promise<{ path: string; id: string }> {
-  const t = await svc.issue(ttl);
+async function tokenFile(ttl = 600, from: JoinService = svc): Promise<{ path: string; id: string }> {
+  const t = await from.issue(ttl);
   const d = await tmp();
   const path = join(d, 'token');
   await writeFile(path, `${t.token}\n`, { mode: 0o600 });
@@ -146,7 +218,9 @@ describe('joinCluster over loopback', () => {
   it('without --listen (tcp transport) the files are written with the cluster disabled', async () => {
     const t = await tokenFile();
     const dir = join(await tmp(), 'n');
+    const before = socks.requests.length;
     const r = await joinCluster({ tokenFile: t.path, dir, name: 'z', socks: `127.0.0.1:${socks.port}`, progress: () => undefined });
+    expect(socks.requests.length - before).toBe(1); // admitted at the first attempt
     expect(r.clusterEnabled).toBe(false);
     const config = await loadConfig(r.configPath);
     expect(config.cluster.enabled).toBe(false);
@@ -177,13 +251,51 @@ describe('joinCluster over loopback', () => {
     expect(svc.list().find((e) => e.id === t.id)?.state).toBe('issued');
   });
 
-  it('an unreachable join port fails with TB_ERR_JOIN_UNREACHABLE at the deadline', async () => {
+  it('an unreachable join port is retried every 3 s and fails with TB_ERR_JOIN_UNREACHABLE at the deadline', async () => {
     const t = await tokenFile();
+    const timers = new StepTimers();
+    const before = socks.requests.length;
     socks.replyOverride = 0xf0;
     try {
-      await expect(joinCluster({ tokenFile: t.path, dir: join(await tmp(), 'n'), name: 'n', socks: `127.0.0.1:${socks.port}`, listen: '127.0.0.1:7706', timeoutS: 1, progress: () => undefined })).rejects.toMatchObject({ code: 'TB_ERR_JOIN_UNREACHABLE' });
+      const outcome = joinCluster({ tokenFile: t.path, dir: join(await tmp(), 'n'), name: 'n', socks: `127.0.0.1:${socks.port}`, listen: '127.0.0.1:7706', timeoutS: 10, progress: () => undefined, timers }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // attempts at 0, 3, 6 and 9 s; after the wait that ends at 12 s the deadline (10 s) has passed
+      for (let i = 0; i < 4; i++) await timers.fire(RETRY_UNREACHABLE_MS);
+      expect(await outcome).toMatchObject({ code: 'TB_ERR_JOIN_UNREACHABLE' });
+      expect(socks.requests.length - before).toBe(4);
+      expect(timers.delays).toEqual([RETRY_UNREACHABLE_MS, RETRY_UNREACHABLE_MS, RETRY_UNREACHABLE_MS, RETRY_UNREACHABLE_MS]);
     } finally {
       socks.replyOverride = undefined;
+    }
+  });
+
+  it('a rate-limited attempt is retried after 15 s until the node admits it', async () => {
+    // A second node with a budget of one proven attempt per minute, on the test's clock.
+    const timers = new StepTimers();
+    const wall0 = Date.now();
+    const d = await tmp();
+    const config = configFromObject(
+      { node: { data_dir: join(d, 'data'), name: 'limited' }, target: { address: TARGET, port: 8080 }, cluster: { enabled: true, listen: '127.0.0.1:7710', join: { onion_port: 7102, max_attempts_per_minute: 1 } } },
+      { baseDir: d },
+    );
+    const limited = await startService(config, () => wall0 + timers.now());
+    try {
+      const first = await tokenFile(600, limited);
+      const second = await tokenFile(600, limited);
+      const common = { socks: `127.0.0.1:${socks.port}`, listen: '127.0.0.1:7711', progress: () => undefined, timers };
+      await joinCluster({ ...common, tokenFile: first.path, dir: join(await tmp(), 'n'), name: 'first' }); // spends the minute's budget
+      const outcome = joinCluster({ ...common, tokenFile: second.path, dir: join(await tmp(), 'n'), name: 'second' });
+      // refused at 0, 15, 30 and 45 s; at 60 s the first attempt has left the node's window
+      for (let i = 0; i < 4; i++) await timers.fire(RETRY_LATER_MS);
+      const r = await outcome;
+      expect(r.clusterEnabled).toBe(true);
+      expect(limited.status()).toMatchObject({ accepted: 2, refused: { 'rate-limited': 4 } });
+      expect(timers.delays.filter((ms) => ms === RETRY_LATER_MS)).toHaveLength(4); // the other timers are answer timeouts
+      expect(limited.list().find((e) => e.id === second.id)).toMatchObject({ state: 'used', joiner: r.nodeId });
+    } finally {
+      await limited.stop();
     }
   });
 });

@@ -4,7 +4,7 @@
  * node2 dead). Tests override what they look at.
  */
 import type { ClusterStatus } from '../../src/node/cluster.js';
-import type { NodeStatus } from '../../src/node/daemon.js';
+import type { NodeStatus } from '../../src/node/node-status.js';
 
 /** ClusterStatus of node0 (publisher) with node1 alive and node2 dead. */
 export function clusterStatusFixture(over: Partial<ClusterStatus> = {}): ClusterStatus {

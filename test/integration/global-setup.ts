@@ -14,11 +14,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import {
-  preserveTestnetLogs,
   startTestnet,
   type Testnet,
   type TestnetDescription,
 } from '../../src/adapters/tor/testnet.js';
+import { preserveTestnetLogs } from '../helpers/testnet-logs.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -103,7 +103,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const failed = project.vitest.state.getCountOfFailedTests() > 0;
     if (failed) {
       const dest = join(REPO, '.torlab', `failed-${stamp()}-${project.name}`);
-      await net.preserveLogs(dest).catch(() => undefined);
+      await preserveTestnetLogs(net.description.baseDir, dest, net.description).catch(() => undefined);
       console.log(`[testnet] tests failed; tor logs kept in ${dest}`);
     }
     const t1 = Date.now();

@@ -24,7 +24,7 @@ import { readKeyDirectory } from '../../src/adapters/fs/key-store.js';
 import { decodeJoinToken } from '../../src/core/join/token.js';
 import { allocatePorts, testnetCommonTorrc } from '../../src/adapters/tor/testnet.js';
 import { initNode } from '../../src/cli/commands/init.js';
-import type { NodeStatus } from '../../src/node/daemon.js';
+import type { NodeStatus } from '../../src/node/node-status.js';
 import { pollUntil, processTree, startTargetBehindOnion, type TargetBehindOnion } from '../helpers/node-harness.js';
 import { sharedTestnet, uniqueNickname } from '../helpers/testnet.js';
 

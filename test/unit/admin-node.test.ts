@@ -6,9 +6,10 @@
  */
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { AdminRoutes, buildStatus, History, NodeMetrics, parseControlIsoTime, PeriodClock, periodInfoAt, PublishView, STATUS_VERSION, type AdminSnapshot } from '../../src/node/admin/index.js';
+import { AdminRoutes, buildStatus, History, NodeMetrics, observePublish, parseControlIsoTime, PeriodClock, periodInfoAt, STATUS_VERSION, type AdminSnapshot } from '../../src/node/admin/index.js';
+import { PublishView } from '../../src/node/publisher/view.js';
 import { DASHBOARD_HTML, DASHBOARD_JS } from '../../src/node/admin/dashboard.js';
-import type { NodeStatus } from '../../src/node/daemon.js';
+import type { NodeStatus } from '../../src/node/node-status.js';
 import type { ClusterStatus } from '../../src/node/cluster.js';
 import type { PublishRecord } from '../../src/node/publisher/index.js';
 import { testingNetworkPeriodParams, timePeriodStart } from '../../src/core/hs/time-period.js';
@@ -45,7 +46,7 @@ describe('buildStatus', () => {
   it('lists every node with its role, state, health, intro points and last contact; names the publisher', () => {
     const view = new PublishView();
     const n = node();
-    view.observe(n);
+    observePublish(view, n);
     const s = buildStatus({ atMs: 5, node: n, period: { secondsToNext: 60, lengthMinutes: 10, nextStartAt: 100, periodNum: 7 } }, view);
     expect(s.version).toBe(STATUS_VERSION);
     expect(s.cluster?.nodes.map((x) => [x.name, x.role, x.state, x.healthy, x.introPoints, x.lastSeenAgoMs])).toEqual([
@@ -74,21 +75,21 @@ describe('PublishView', () => {
   it('keeps the last result per HSDir of the current responsible set; retries update, a new set drops old HSDirs', () => {
     const v = new PublishView();
     const pub = (rec: PublishRecord, k: number): NodeStatus => node({ cluster: cluster({ publish: publishStatus(rec, k) }) });
-    v.observe(pub(record(1000, 'initial', [1, 2, 3], [['uploaded', 1], ['failed', 2], ['timeout', 3]], '10'), 1));
+    observePublish(v, pub(record(1000, 'initial', [1, 2, 3], [['uploaded', 1], ['failed', 2], ['timeout', 3]], '10'), 1));
     let d = v.descriptors();
     expect(d.map((x) => [x.descriptor, x.accepted, x.total, x.revisionCounter])).toEqual([
       ['first', 1, 3, '10'],
       ['second', 1, 3, '10'],
     ]);
     // the same record again: nothing counted twice
-    v.observe(pub(record(1000, 'initial', [1, 2, 3], [['uploaded', 1], ['failed', 2], ['timeout', 3]], '10'), 1));
+    observePublish(v, pub(record(1000, 'initial', [1, 2, 3], [['uploaded', 1], ['failed', 2], ['timeout', 3]], '10'), 1));
     expect(v.records).toBe(1);
-    v.observe(pub(record(2000, 'retry', [2, 3], [['uploaded', 2], ['uploaded', 3]], '11'), 2));
+    observePublish(v, pub(record(2000, 'retry', [2, 3], [['uploaded', 2], ['uploaded', 3]], '11'), 2));
     d = v.descriptors();
     expect(d[0]!.accepted).toBe(3);
     expect(d[0]!.total).toBe(3);
     expect(d[0]!.revisionCounter).toBe('11');
-    v.observe(pub(record(3000, 'plan', [4, 5], [['uploaded', 4]], '12'), 3));
+    observePublish(v, pub(record(3000, 'plan', [4, 5], [['uploaded', 4]], '12'), 3));
     d = v.descriptors();
     expect(d[0]!.hsdirs.map((h) => h.fp)).toEqual([FP(4)]);
     expect(d[0]!.total).toBe(2);
@@ -109,7 +110,7 @@ describe('NodeMetrics', () => {
     const b = new NodeMetrics(); // a second node in the same process: no duplicate-registration error
     const v = new PublishView();
     const n = node({ cluster: cluster({ publish: publishStatus(record(1000, 'initial', [1, 2], [['uploaded', 1], ['failed', 2]], '77')), mesh: { accepted: 5, acceptedByType: { hello: 2, heartbeat: 3 } as never, rejected: { mac: 1, replay: 0 } as never, sent: 7, connections: 2, transport: {} as never } }) });
-    v.observe(n);
+    observePublish(v, n);
     a.update({ atMs: 0, node: n, period: { secondsToNext: 123, lengthMinutes: 1440, nextStartAt: 0, periodNum: 1 } }, v);
     b.update({ atMs: 0, node: node() }, new PublishView());
     const p = parsePromText(await a.text());

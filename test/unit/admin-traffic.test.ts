@@ -8,10 +8,11 @@
  */
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { buildStatus, DASHBOARD_SERIES_COLORS, History, MAX_NODE_SERIES, MAX_TRAFFIC_NODES, NodeMetrics, PublishView } from '../../src/node/admin/index.js';
+import { buildStatus, DASHBOARD_SERIES_COLORS, History, MAX_NODE_SERIES, MAX_TRAFFIC_NODES, NodeMetrics } from '../../src/node/admin/index.js';
+import { PublishView } from '../../src/node/publisher/view.js';
 import { DASHBOARD_JS } from '../../src/node/admin/dashboard.js';
 import { meshPublishReport, publishSummaryOf, type ClusterPeerStatus, type ClusterStatus } from '../../src/node/cluster.js';
-import type { NodeStatus } from '../../src/node/daemon.js';
+import type { NodeStatus } from '../../src/node/node-status.js';
 import type { ClusterView, PeerView } from '../../src/node/mesh/index.js';
 import type { PublishRecord } from '../../src/node/publisher/index.js';
 import type { PublishSummary, TrafficSummary } from '../../src/core/mesh/index.js';

@@ -10,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NodeMetrics, PublishView } from '../../src/node/admin/index.js';
+import { NodeMetrics, observePublish } from '../../src/node/admin/index.js';
+import { PublishView } from '../../src/node/publisher/view.js';
 import type { ClusterStatus } from '../../src/node/cluster.js';
 import type { PublishRecord } from '../../src/node/publisher/index.js';
 import { REJECT_REASONS } from '../../src/node/proxy/index.js';
@@ -50,7 +51,7 @@ async function populatedExposition(): Promise<string> {
   const node = nodeStatusFixture({ cluster });
   const m = new NodeMetrics();
   const view = new PublishView();
-  view.observe(node);
+  observePublish(view, node);
   m.update({ atMs: 0, node, period: { secondsToNext: 123, lengthMinutes: 1440, nextStartAt: 0, periodNum: 1 } }, view);
   m.observeProbe(0.4, true);
   m.observeProbe(10, false);

@@ -20,7 +20,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { TorbalanceError } from '../../core/errors.js';
@@ -649,12 +649,6 @@ export class Testnet {
     return info;
   }
 
-  /** Copy each node's torrc and logs (no keys) to `dest` (for failed runs). */
-  async preserveLogs(dest: string): Promise<void> {
-    await preserveTestnetLogs(this.description.baseDir, dest);
-    await writeFile(join(dest, STATE_FILE), JSON.stringify(this.description, null, 2) + '\n');
-  }
-
   /** Write `<baseDir>/testnet.json` (pids, ports) for `testnet down/status`. */
   async writeState(): Promise<string> {
     const path = join(this.description.baseDir, STATE_FILE);
@@ -674,26 +668,6 @@ export class Testnet {
     this.#stopped = true;
     await Promise.all([...this.#procs.values()].map((p) => p.stop()));
     this.#unhook();
-  }
-}
-
-/**
- * Copy `torrc`, `tor-output.log` and `info.log` of every node directory under `baseDir` to
- * `dest/<nickname>/`, plus `testnet.json` if present (no keys). For keeping failed runs.
- */
-export async function preserveTestnetLogs(baseDir: string, dest: string): Promise<void> {
-  await mkdir(dest, { recursive: true });
-  const state = join(baseDir, STATE_FILE);
-  if (existsSync(state)) await copyFile(state, join(dest, STATE_FILE)).catch(() => undefined);
-  const entries = await readdir(baseDir, { withFileTypes: true }).catch(() => []);
-  for (const ent of entries) {
-    if (!ent.isDirectory()) continue;
-    const to = join(dest, ent.name);
-    await mkdir(to, { recursive: true });
-    for (const f of ['torrc', 'tor-output.log', 'info.log']) {
-      const from = join(baseDir, ent.name, f);
-      if (existsSync(from)) await copyFile(from, join(to, f)).catch(() => undefined);
-    }
   }
 }
 

@@ -37,7 +37,7 @@ import { decodeOnionAddress } from '../../core/hs/address.js';
 import { decodeOwnServiceDescriptor } from '../../core/hsdesc/descriptor.js';
 import { srRunSeconds, type TimePeriodParams } from '../../core/hs/time-period.js';
 import { rotationPhase } from '../../core/publish/rotation.js';
-import type { NodeStatus } from '../../node/daemon.js';
+import type { NodeStatus } from '../../node/node-status.js';
 import type { PublishRecord } from '../../node/publisher/publisher.js';
 import { initNode, type InitOptions, type InitResult } from './init.js';
 

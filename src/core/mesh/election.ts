@@ -53,8 +53,6 @@
  * Two publishers at once remain harmless (both publish valid descriptors; HSDirs keep the higher
  * OPE revision counter); the lease only keeps it rare.
  */
-import type { PeerState } from './membership.js';
-
 /** Default lease length. */
 export const DEFAULT_LEASE_MS = 15_000;
 
@@ -67,9 +65,13 @@ export interface CandidateInfo {
   readonly hasIntroPoints: boolean;
 }
 
-/** A peer as the election sees it (Membership.electionPeers builds these). */
+/**
+ * A peer as the election sees it (Membership.electionPeers builds these). Only peers that are
+ * `alive` or `suspect` in the membership can matter (a candidate must be alive; a suspect one's
+ * lease still blocks), so no other state reaches the election.
+ */
 export interface PeerCandidate extends CandidateInfo {
-  readonly state: PeerState;
+  readonly state: 'alive' | 'suspect';
   /** The peer's lease expiry in OUR clock (unix ms), if it claims one. */
   readonly leaseUntilMs?: number | undefined;
 }
@@ -133,7 +135,7 @@ export function electPublisher(input: ElectionInput): ElectionResult {
   const winner = best(candidates);
   const respected = peers.filter(
     (p): p is PeerCandidate & { leaseUntilMs: number } =>
-      (p.state === 'alive' || p.state === 'suspect') && p.healthy && p.leaseUntilMs !== undefined && p.leaseUntilMs > nowMs,
+      p.healthy && p.leaseUntilMs !== undefined && p.leaseUntilMs > nowMs,
   );
   const holder = best(respected);
   const base = { publisher: winner?.id, leaseHolder: holder?.id };

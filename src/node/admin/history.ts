@@ -9,7 +9,8 @@
  * the differences per node). Bounded: at most {@link MAX_TRAFFIC_NODES} nodes per sample.
  */
 import type { TrafficSummary } from '../../core/mesh/index.js';
-import { peerRole, pickTraffic, type AdminSnapshot, type PublishEvent, type PublishView } from './snapshot.js';
+import type { PublishEvent, PublishView } from '../publisher/view.js';
+import { peerRole, pickTraffic, type AdminSnapshot } from './snapshot.js';
 
 /** Default capacity: one hour at one sample per 5 s. */
 export const DEFAULT_HISTORY_SAMPLES = 720;

@@ -13,18 +13,19 @@ import { AdminServer, type AdminLimits, type AdminRoute, type AdminTcpAccess } f
 import type { ListenAddress } from '../../adapters/config/schema.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import { TorbalanceError } from '../../core/errors.js';
-import type { NodeStatus } from '../daemon.js';
+import type { NodeStatus } from '../node-status.js';
+import { PublishView } from '../publisher/view.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import { DEFAULT_HISTORY_SAMPLES, History } from './history.js';
 import { NodeMetrics } from './metrics.js';
-import { PublishView, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
+import { observePublish, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
 import { buildStatus, healthzReasons } from './status.js';
 
 export { DASHBOARD_COLORS, DASHBOARD_SERIES_COLORS } from './dashboard.js';
 export { History, MAX_TRAFFIC_NODES, type HistoryDocument, type HistorySample, type HistoryTraffic } from './history.js';
 export { MAX_NODE_SERIES, NodeMetrics, statusClass } from './metrics.js';
 export { PeriodClock, parseControlIsoTime, periodInfoAt, periodParamsFor } from './period.js';
-export { PublishView, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
+export { observePublish, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
 export { buildStatus, healthzReasons, publisherReportJson, STATUS_VERSION, type NodeTraffic, type PublisherReport, type StatusDocument, type StatusNode } from './status.js';
 
 /** Where the admin service reads the node. */
@@ -71,7 +72,7 @@ export class AdminRoutes {
   async snapshot(fresh: boolean): Promise<AdminSnapshot> {
     const node = fresh && this.#src.status !== undefined ? await this.#src.status() : this.#src.snapshot();
     const snap: AdminSnapshot = { atMs: this.#now(), node, period: await this.#period() };
-    this.view.observe(node);
+    observePublish(this.view, node);
     this.metrics.update(snap, this.view);
     return snap;
   }

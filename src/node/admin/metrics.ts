@@ -31,7 +31,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { torbalanceVersion } from '../../adapters/system/version.js';
 import type { TrafficSummary } from '../../core/mesh/index.js';
 import { REJECT_REASONS } from '../proxy/index.js';
-import type { AdminSnapshot, PublishView } from './snapshot.js';
+import type { PublishView } from '../publisher/view.js';
+import type { AdminSnapshot } from './snapshot.js';
 
 type Labels = Record<string, string>;
 

@@ -12,7 +12,8 @@
 import type { TrafficSummary } from '../../core/mesh/index.js';
 import type { MeshPublishReport } from '../cluster.js';
 import type { ProxyStats } from '../proxy/index.js';
-import { peerRole, pickTraffic, type AdminSnapshot, type DescriptorState, type PeriodInfo, type PublishView } from './snapshot.js';
+import type { DescriptorState, PublishView } from '../publisher/view.js';
+import { peerRole, pickTraffic, type AdminSnapshot, type PeriodInfo } from './snapshot.js';
 
 /** Version of the `/status` document; bumped on incompatible changes. */
 export const STATUS_VERSION = 1;

@@ -46,6 +46,7 @@ import { exists, readAtMost, writeFileAtomic, writeKeyDirectory } from '../../ad
 import { NODE_SECRET_BYTES, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
 import { dialThroughTor, type SocksEndpoint } from '../../adapters/net/socks-dialer.js';
 import { systemRandomBytes } from '../../adapters/system/random.js';
+import { realTimers, type Timers } from '../../adapters/system/timers.js';
 import { TorProcess } from '../../adapters/tor/process.js';
 import { fromUtf8, toHex, utf8 } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
@@ -78,7 +79,16 @@ export interface JoinOptions {
   readonly timeoutS?: number;
   /** Progress messages (none by default; the CLI prints them to stderr). */
   readonly progress?: (m: string) => void;
+  /** Clock and timers of the retry loop (deadline, waits between attempts, answer timeout). Default the real ones. */
+  readonly timers?: Timers;
 }
+
+/** Wait before the next attempt after a refusal `rate-limited` / `not-ready` (the node asks to try later). */
+export const RETRY_LATER_MS = 15_000;
+/** Wait before the next attempt after `not-here` (another node answered: try a fresh circuit soon). */
+export const RETRY_ELSEWHERE_MS = 500;
+/** Wait before the next attempt after a dial failure or an answerless close. */
+export const RETRY_UNREACHABLE_MS = 3000;
 
 /** What {@link joinCluster} wrote. */
 export interface JoinResult {
@@ -158,17 +168,17 @@ export async function readToken(path: string): Promise<JoinToken> {
 }
 
 /** One attempt: send the request frame, read one response frame (or fail). */
-function exchange(sock: net.Socket, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+function exchange(sock: net.Socket, frame: Uint8Array, timeoutMs: number, timers: Timers): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolveP, reject) => {
     const dec = new JoinFrameDecoder();
-    const timer = setTimeout(() => {
+    const timer = timers.setTimeout(() => {
       done(new TorbalanceError('TB_ERR_JOIN_UNREACHABLE', 'tor', 'no answer from the join port in time'));
     }, timeoutMs);
     let settled = false;
     const done = (e: Error | undefined, body?: Uint8Array): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       sock.destroy();
       if (e !== undefined) reject(e);
       else resolveP(body!);
@@ -275,6 +285,7 @@ async function temporaryTor(extra: readonly TorrcEntry[], progress: (m: string) 
 /** Run the join (see the module doc). */
 export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
   const progress = o.progress ?? ((_m: string) => undefined);
+  const timers = o.timers ?? realTimers;
   const dir = resolve(o.dir);
   const configPath = join(dir, CONFIG_FILE_NAME);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.name)) throw joinOptionError('--name must be 1–64 letters, digits, ".", "_" or "-"');
@@ -304,17 +315,17 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
   const tmpTor = socksGiven === undefined ? await temporaryTor(torExtra ?? [], progress) : undefined;
   try {
     const socks = socksGiven ?? tmpTor!.socks;
-    const deadline = Date.now() + timeoutS * 1000;
+    const deadline = timers.now() + timeoutS * 1000;
     progress(`asking ${master}:${port} to admit node ${nodeId}`);
     let last = '';
     for (let attempt = 1; bundle === undefined; attempt++) {
-      const left = deadline - Date.now();
+      const left = deadline - timers.now();
       if (left <= 0) throw new TorbalanceError('TB_ERR_JOIN_UNREACHABLE', 'tor', `could not reach the join port ${master}:${port} within ${timeoutS} s (last error: ${last}); only the node that created the token admits it: is that node running with [cluster.join] enabled, and is the token still unused and not revoked?`);
       try {
         // A fresh circuit per attempt (tor isolates streams by SOCKS credentials).
         const isolation = `tbjoin-${toHex(systemRandomBytes(8))}`;
         const sock = await dialThroughTor({ ...socks, isolation }, { host: master, port }, Math.min(left, 120_000));
-        const body = await exchange(sock, req.frame, Math.min(Math.max(left, 1000), 120_000));
+        const body = await exchange(sock, req.frame, Math.min(Math.max(left, 1000), 120_000), timers);
         bundle = openJoinResponse(req.state, body);
       } catch (e) {
         // A refusal is final, except "rate-limited" / "not-ready" (try again later) and
@@ -324,7 +335,7 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
         if (!transient && !elsewhere && e instanceof TorbalanceError && (e.code === 'TB_ERR_JOIN_REFUSED' || e.code === 'TB_ERR_JOIN_RESPONSE' || e.code === 'TB_ERR_JOIN_FRAME')) throw e;
         last = e instanceof TorbalanceError ? `${e.code}: ${e.message}` : String(e);
         if (attempt === 1 || attempt % 5 === 0) progress(`not reachable yet (${last}); retrying`);
-        await new Promise((r) => setTimeout(r, transient ? 15_000 : elsewhere ? 500 : 3000));
+        await new Promise<void>((r) => timers.setTimeout(r, transient ? RETRY_LATER_MS : elsewhere ? RETRY_ELSEWHERE_MS : RETRY_UNREACHABLE_MS));
       }
     }
   } finally {

@@ -477,11 +477,6 @@ export class Publisher {
     };
   }
 
-  /** Resolves when no round is running or queued (for tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.#running !== undefined) await this.#running;
-  }
-
   // -------------------------------------------------------------------------------------
 
   #schedulePoll(): void {

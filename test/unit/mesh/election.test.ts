@@ -14,7 +14,7 @@ const me = (id: string, over: Partial<PeerCandidate> = {}) => ({ id, priority: 1
 describe('electPublisher', () => {
   it('a healthy node with no healthy peers elects itself and claims a lease', () => {
     expect(electPublisher({ self: me(B), peers: [], nowMs: NOW })).toMatchObject({ publisher: B, selfShouldPublish: true, leaseUntilMs: NOW + 15_000, reason: 'elected' });
-    const r = electPublisher({ self: me(B), peers: [peer(A, { healthy: false }), peer(C, { state: 'dead' }), peer('0'.repeat(32), { hasIntroPoints: false })], nowMs: NOW, leaseMs: 5000 });
+    const r = electPublisher({ self: me(B), peers: [peer(A, { healthy: false }), peer(C, { state: 'suspect' }), peer('0'.repeat(32), { hasIntroPoints: false })], nowMs: NOW, leaseMs: 5000 });
     expect(r).toMatchObject({ publisher: B, selfShouldPublish: true, leaseUntilMs: NOW + 5000 });
   });
 
@@ -32,8 +32,8 @@ describe('electPublisher', () => {
     expect(electPublisher({ self: me(B), peers: [peer(A, { state: 'suspect', leaseUntilMs: NOW })], nowMs: NOW }).selfShouldPublish).toBe(true);
   });
 
-  it('ignores leases of dead, left and unhealthy holders', () => {
-    for (const over of [{ state: 'dead' as const }, { state: 'left' as const }, { healthy: false }]) {
+  it('ignores leases of unhealthy holders (dead and left peers never reach the election: membership.test.ts)', () => {
+    for (const over of [{ healthy: false }, { healthy: false, state: 'suspect' as const }]) {
       expect(electPublisher({ self: me(B), peers: [peer(A, { ...over, leaseUntilMs: NOW + 10_000 })], nowMs: NOW }).selfShouldPublish).toBe(true);
     }
   });

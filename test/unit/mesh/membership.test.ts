@@ -51,7 +51,9 @@ describe('Membership', () => {
     const m = mk();
     m.receive({ from: P, ts: 100, msg: heartbeat() }, 0);
     expect(m.tick(3000)).toEqual([{ type: 'suspect', id: P }]);
+    expect(m.electionPeers().map((p) => [p.id, p.state])).toEqual([[P, 'suspect']]);
     expect(m.tick(10_000)).toEqual([{ type: 'dead', id: P }]);
+    expect(m.electionPeers()).toEqual([]); // a dead peer never reaches the election
     // A stale (reordered) heartbeat does not revive it; neither do intro-points or lease messages.
     expect(m.receive({ from: P, ts: 100, msg: heartbeat() }, 11_000)).toEqual([]);
     expect(m.receive({ from: P, ts: 50, msg: heartbeat() }, 11_000)).toEqual([]);
@@ -72,6 +74,7 @@ describe('Membership', () => {
     expect(m.peer(P)!.leaseUntilMs).toBe(9990);
     expect(m.receive({ from: P, ts: 20, msg: { type: 'leave', body: { reason: 'shutdown' } } }, 5)).toEqual([{ type: 'left', id: P }]);
     expect(m.peer(P)).toMatchObject({ state: 'left', leaseUntilMs: undefined, leaveReason: 'shutdown' });
+    expect(m.electionPeers()).toEqual([]);
     expect(m.receive({ from: P, ts: 15, msg: heartbeat() }, 6)).toEqual([]);
     expect(m.tick(100_000_000).some((e) => e.type === 'forgotten')).toBe(true);
     expect(m.peer(P)).toBeUndefined();
