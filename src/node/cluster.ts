@@ -83,6 +83,7 @@ import {
   Publisher,
   PublishModeSwitch,
   type PublisherStatus,
+  type PublishRecord,
 } from './publisher/index.js';
 import { NextPeriodHarvester } from './publisher/next-harvest.js';
 import { NextHarvestScheduler } from './publisher/next-schedule.js';
@@ -337,6 +338,7 @@ export class ClusterService {
   readonly #now: () => number;
   #rc: ReconnectingTorControl | undefined;
   #collector: IntroCollector | undefined;
+  readonly #publishListeners = new Set<(r: PublishRecord) => void>();
   #publisher: Publisher | undefined;
   #mode: PublishModeSwitch | undefined;
   #failClosed: FailClosed | undefined;
@@ -513,6 +515,7 @@ export class ClusterService {
     }
     this.#publisher.onPublish((r) => {
       this.#publishView.observeRecord(r);
+      for (const l of this.#publishListeners) l(r);
       const bad = r.hsdirs.filter((h) => h.result !== 'uploaded').length;
       this.#log.info(
         { reason: r.reason, introPoints: r.introPoints, perNode: r.perNode, hsdirs: r.hsdirs.length, notUploaded: bad, periods: r.descriptors.map((d) => d.periodNum) },
@@ -681,6 +684,12 @@ export class ClusterService {
       ...(st.lastError === undefined ? {} : { lastError: st.lastError }),
       ...(n === undefined ? {} : { next: { key: n.blindedKey, harvestedAtMs: n.harvestedAtMs, authKeys: n.points.map((p) => p.authKey) } }),
     };
+  }
+
+  /** Every publish round this node runs as the publisher (the metrics' duration histograms). */
+  onPublish(listener: (r: PublishRecord) => void): () => void {
+    this.#publishListeners.add(listener);
+    return () => this.#publishListeners.delete(listener);
   }
 
   /**

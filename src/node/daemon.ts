@@ -437,7 +437,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       await stop(0);
       throw e;
     }
-    if (admin !== undefined) for (const r of cluster.adminRoutes()) admin.addRoute(r);
+    if (admin !== undefined) {
+      for (const r of cluster.adminRoutes()) admin.addRoute(r);
+      const m = admin.routes.metrics;
+      cluster.onPublish((r) => {
+        m.observePublish(r);
+      });
+    }
   }
   log.info({ masterAddress, target: config.target.address, listen: config.proxy.listen }, 'node running');
 

@@ -167,6 +167,35 @@ describe('NodeMetrics', () => {
     expect(promValue(p, 'torbalance_target_probe_duration_seconds_bucket', { result: 'failure', le: '10' })).toBe(1);
   });
 
+  it('every publish round in the round, HSPOST and HSDir-answer histograms', async () => {
+    const m = new NodeMetrics();
+    const d = (descriptor: 'first' | 'second', postMs: number, revisionCounter = '5'): PublishRecord['descriptors'][number] => ({ descriptor, periodNum: 1, blindedKey: 'k', revisionCounter, servers: [], postMs });
+    m.observePublish({
+      atMs: 1000,
+      endMs: 1250,
+      reason: 'initial',
+      introDigest: '',
+      introPoints: 3,
+      perNode: {},
+      descriptors: [d('first', 20), d('second', 40), d('second', 0, '')],
+      hsdirs: [
+        { descriptor: 'first', fp: 'A', result: 'uploaded', ms: 180 },
+        { descriptor: 'first', fp: 'B', result: 'timeout', ms: 20_000 },
+      ],
+    });
+    m.observePublish({ atMs: 5, endMs: 4, reason: 'retry', introDigest: '', introPoints: 0, perNode: {}, descriptors: [], hsdirs: [] }); // negative: ignored
+    const p = parsePromText(await m.text());
+    expect(p.types.get('torbalance_publish_round_duration_seconds')).toBe('histogram');
+    expect(promValue(p, 'torbalance_publish_round_duration_seconds_count')).toBe(1);
+    expect(promValue(p, 'torbalance_publish_round_duration_seconds_bucket', { le: '0.3' })).toBe(1);
+    expect(promValue(p, 'torbalance_publish_round_duration_seconds_bucket', { le: '0.2' })).toBe(0);
+    expect(promValue(p, 'torbalance_hspost_duration_seconds_count', { descriptor: 'second' })).toBe(1); // the unposted one is not counted
+    expect(promValue(p, 'torbalance_hspost_duration_seconds_sum', { descriptor: 'first' })).toBeCloseTo(0.02);
+    expect(promValue(p, 'torbalance_publish_hsdir_answer_duration_seconds_bucket', { result: 'uploaded', le: '0.2' })).toBe(1);
+    expect(promValue(p, 'torbalance_publish_hsdir_answer_duration_seconds_bucket', { result: 'timeout', le: '10' })).toBe(0);
+    expect(promValue(p, 'torbalance_publish_hsdir_answer_duration_seconds_count', { result: 'timeout' })).toBe(1);
+  });
+
   it('copies cumulative values, counts publisher changes, drops nodes that left', async () => {
     const m = new NodeMetrics();
     const v = new PublishView();

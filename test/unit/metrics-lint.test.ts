@@ -55,6 +55,7 @@ async function populatedExposition(): Promise<string> {
   m.update({ atMs: 0, node, period: { secondsToNext: 123, lengthMinutes: 1440, nextStartAt: 0, periodNum: 1 } }, view);
   m.observeProbe(0.4, true);
   m.observeProbe(10, false);
+  m.observePublish(record());
   return m.text();
 }
 

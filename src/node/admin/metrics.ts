@@ -32,6 +32,7 @@ import { torbalanceVersion } from '../../adapters/system/version.js';
 import type { TrafficSummary } from '../../core/mesh/index.js';
 import { REJECT_REASONS } from '../proxy/index.js';
 import type { PublishView } from '../publisher/view.js';
+import type { PublishRecord } from '../publisher/publisher.js';
 import type { AdminSnapshot } from './snapshot.js';
 
 type Labels = Record<string, string>;
@@ -45,6 +46,9 @@ export const MAX_NODE_SERIES = 64;
  * under a second) and ends at `health.timeout_ms` (default 10 s).
  */
 export const PROBE_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Buckets of the publish-round, HSPOST and HSDir-answer histograms (seconds): a round's target is ≤ 0.3 s. */
+export const PUBLISH_BUCKETS_SECONDS: readonly number[] = [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30];
 
 /**
  * A prom-client Counter whose values are copied from cumulative sources at each scrape (see
@@ -145,6 +149,9 @@ export class NodeMetrics {
   readonly #g: ReturnType<typeof makeGauges>;
   readonly #c: ReturnType<typeof makeCounters>;
   readonly #probe: Histogram;
+  readonly #round: Histogram;
+  readonly #hspost: Histogram;
+  readonly #ack: Histogram;
   #lastPublisher: string | undefined;
   #publisherSeen = false;
   #electionChanges = 0;
@@ -160,6 +167,26 @@ export class NodeMetrics {
       buckets: [...PROBE_BUCKETS_SECONDS],
       registers: [r],
     });
+    this.#round = new Histogram({
+      name: 'torbalance_publish_round_duration_seconds',
+      help: 'Duration of a publish round (build, HSPOST and HSDir answers for every descriptor posted)',
+      buckets: [...PUBLISH_BUCKETS_SECONDS],
+      registers: [r],
+    });
+    this.#hspost = new Histogram({
+      name: 'torbalance_hspost_duration_seconds',
+      help: "Time from sending HSPOST to tor's reply, per descriptor (all its variants)",
+      labelNames: ['descriptor'],
+      buckets: [...PUBLISH_BUCKETS_SECONDS],
+      registers: [r],
+    });
+    this.#ack = new Histogram({
+      name: 'torbalance_publish_hsdir_answer_duration_seconds',
+      help: "Time from a round's start to an HSDir's answer, by result (uploaded, failed, timeout)",
+      labelNames: ['result'],
+      buckets: [...PUBLISH_BUCKETS_SECONDS],
+      registers: [r],
+    });
     this.#g.buildInfo.set({ version: torbalanceVersion() }, 1);
     collectDefaultMetrics({ register: r });
   }
@@ -168,6 +195,21 @@ export class NodeMetrics {
   observeProbe(durationSeconds: number, ok: boolean): void {
     if (!Number.isFinite(durationSeconds) || durationSeconds < 0) return;
     this.#probe.observe({ result: ok ? 'success' : 'failure' }, durationSeconds);
+  }
+
+  /** Record one publish round (the cluster calls this for every round this node publishes). */
+  observePublish(rec: PublishRecord): void {
+    const sec = (ms: number): number | undefined => (Number.isFinite(ms) && ms >= 0 ? ms / 1000 : undefined);
+    const round = sec(rec.endMs - rec.atMs);
+    if (round !== undefined) this.#round.observe(round);
+    for (const d of rec.descriptors) {
+      const post = sec(d.postMs);
+      if (d.revisionCounter !== '' && post !== undefined) this.#hspost.observe({ descriptor: d.descriptor }, post);
+    }
+    for (const h of rec.hsdirs) {
+      const ack = sec(h.ms);
+      if (ack !== undefined) this.#ack.observe({ result: h.result }, ack);
+    }
   }
 
   /** Prometheus text exposition content type of the registry. */
