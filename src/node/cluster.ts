@@ -87,7 +87,8 @@ import {
 } from './publisher/index.js';
 import { NextPeriodHarvester } from './publisher/next-harvest.js';
 import { NextHarvestScheduler } from './publisher/next-schedule.js';
-import { introSetsKey, type NodeIntroSets } from '../core/publish/rotation.js';
+import { introSetsKey } from '../core/publish/rotation.js';
+import { INITIAL_PUBLISH_MODE, stepPublishMode, type PublishModeNode, type PublishModeState } from '../core/publish/publish-mode.js';
 import { introDigest, type IntroPointWire, type PowParamsWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
@@ -351,7 +352,8 @@ export class ClusterService {
   #lastModeError: string | undefined;
   #offs: (() => void)[] = [];
   #reconnects = 0;
-  #aloneSince: number | undefined;
+  /** The publish-mode policy's state (src/core/publish/publish-mode.ts). */
+  #publishMode: PublishModeState = INITIAL_PUBLISH_MODE;
   #aloneTimer: ReturnType<Timers['setTimeout']> | undefined;
   #meshCollector: IntroCollector | undefined;
   #meshPublisher: Publisher | undefined;
@@ -785,29 +787,37 @@ export class ClusterService {
   #reconcileMaster(forceMode: boolean): void {
     if (this.#state !== 'running' || this.#mesh === undefined) return;
     const v: ClusterView = this.#mesh.view();
-    const live = v.peers.filter((p) => p.state === 'alive' || p.state === 'suspect');
-    const clustered = live.length > 0;
-    if (clustered) {
-      this.#aloneSince = undefined;
-    } else if (this.#clustered && !v.peers.every((p) => p.state === 'left' || p.state === 'known')) {
-      // alone grace: keep the clustered state until the view has been alone long enough.
-      // Not needed when every peer said goodbye (mesh `leave`): that is no stall artefact.
-      const now = this.#now();
-      const grace = this.#o.config.cluster.suspect_after_ms;
-      this.#aloneSince ??= now;
-      if (now - this.#aloneSince < grace) {
-        if (this.#aloneTimer === undefined) {
-          this.#aloneTimer = this.#o.timers.setTimeout(() => {
-            this.#aloneTimer = undefined;
-            this.#reconcile(false);
-          }, grace - (now - this.#aloneSince) + 10);
-        }
-        return;
+    const node = (id: string, x: { healthy: boolean; introPoints: readonly IntroPointWire[]; introKey?: string | undefined; rotationSafe?: boolean | undefined; next?: { key: string; harvestedAt: number; points: readonly IntroPointWire[] } | undefined; pow?: PowParamsWire | undefined }): PublishModeNode => ({
+      id,
+      healthy: x.healthy,
+      introPoints: x.introPoints,
+      currentKey: x.introKey,
+      rotationSafe: x.rotationSafe,
+      pow: x.pow,
+      next: x.next === undefined ? undefined : { blindedKey: x.next.key, harvestedAtMs: x.next.harvestedAt, points: x.next.points },
+    });
+    const step = stepPublishMode(this.#publishMode, {
+      nowMs: this.#now(),
+      graceMs: this.#o.config.cluster.suspect_after_ms,
+      self: node(v.self.id, this.#localState()),
+      peers: v.peers.map((p) => ({ ...node(p.id, p), state: p.state })),
+      selfIsPublisher: v.selfIsPublisher,
+      forceMode,
+    });
+    this.#publishMode = step.state;
+    if (step.kind === 'hold') {
+      if (this.#aloneTimer === undefined) {
+        this.#aloneTimer = this.#o.timers.setTimeout(() => {
+          this.#aloneTimer = undefined;
+          this.#reconcile(false);
+        }, step.recheckAtMs - this.#now() + 10);
       }
+      return;
     }
-    if (clustered !== this.#clustered || forceMode) {
-      if (clustered !== this.#clustered) this.#log.info({ clustered, livePeers: live.length }, clustered ? 'peers present: clustered publishing' : 'no live peers: tor publishes itself');
-      this.#clustered = clustered;
+    const clustered = step.state.clustered;
+    if (clustered !== this.#clustered) this.#log.info({ clustered }, clustered ? 'peers present: clustered publishing' : 'no live peers: tor publishes itself');
+    this.#clustered = clustered;
+    if (step.setClustered !== undefined) {
       this.#mode?.setClustered(clustered).then(
         () => {
           this.#lastModeError = undefined;
@@ -819,25 +829,7 @@ export class ClusterService {
         },
       );
     }
-    let nodes: NodeIntroSets[] | null = null;
-    if (clustered && v.selfIsPublisher) {
-      nodes = [];
-      const sets = (
-        id: string,
-        x: { introPoints: readonly IntroPointWire[]; introKey?: string | undefined; rotationSafe?: boolean | undefined; next?: { key: string; harvestedAt: number; points: readonly IntroPointWire[] } | undefined; pow?: PowParamsWire | undefined },
-      ): NodeIntroSets => ({
-        id,
-        introPoints: x.introPoints,
-        currentKey: x.introKey,
-        rotationSafe: x.rotationSafe,
-        pow: x.pow,
-        next: x.next === undefined ? undefined : { blindedKey: x.next.key, harvestedAtMs: x.next.harvestedAt, points: x.next.points },
-      });
-      const self = this.#localState();
-      if (self.healthy && (self.introPoints.length > 0 || self.next !== undefined)) nodes.push(sets(v.self.id, self));
-      for (const p of live) if (p.healthy && (p.introPoints.length > 0 || p.next !== undefined)) nodes.push(sets(p.id, p));
-      if (nodes.length === 0) nodes = null;
-    }
+    const nodes = step.publish;
     const key = nodes === null ? 'null' : introSetsKey(nodes);
     if (key === this.#publishKey) return;
     this.#publishKey = key;
