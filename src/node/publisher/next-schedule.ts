@@ -21,7 +21,7 @@ import { toBase64NoPad } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { descriptorTargets } from '../../core/hs/hashring.js';
 import { srRunSeconds, type TimePeriodParams } from '../../core/hs/time-period.js';
-import { nextHarvestAction, nextReconfigurationMs, rotationPhase, seedDue } from '../../core/publish/rotation.js';
+import { nextHarvestAction, nextReconfigurationMs, rotationPhase, seedDue, type HarvestState } from '../../core/publish/rotation.js';
 import type { HarvestedNextSet, NextPeriodHarvester } from './next-harvest.js';
 import type { NetworkSource } from './publisher.js';
 
@@ -123,19 +123,26 @@ export class NextHarvestScheduler {
     const s = this.#schedule_;
     const now = this.#o.now();
     if (s === undefined || !this.#o.active()) return now;
-    const run = srRunSeconds(s.params) * 1000;
     const currentKey = this.#o.currentKey();
     return nextReconfigurationMs({
+      ...this.#harvestState(s, now, currentKey),
+      seedPending: this.#o.isPublisher() && seedDue({ validAfterSeconds: s.validAfter, params: s.params, clientKey: s.clientKey, currentKey, seededRun: this.#seededRun }),
+    });
+  }
+
+  /** The policy's view of the schedule (src/core/publish/rotation.ts HarvestState, without the backoff). */
+  #harvestState(s: Schedule, nowMs: number, currentKey: string | undefined): Omit<HarvestState, 'notBeforeMs'> {
+    const run = srRunSeconds(s.params) * 1000;
+    return {
       validAfterSeconds: s.validAfter,
-      nowMs: now,
+      nowMs,
       params: s.params,
       clientKey: s.clientKey,
       currentKey,
       last: this.#last === undefined ? undefined : { blindedKey: this.#last.blindedKey, harvestedAtMs: this.#last.harvestedAtMs },
       marginMs: marginMs(run),
       reharvestMs: reharvestMs(run),
-      seedPending: this.#o.isPublisher() && seedDue({ validAfterSeconds: s.validAfter, params: s.params, clientKey: s.clientKey, currentKey, seededRun: this.#seededRun }),
-    });
+    };
   }
 
   status(): { readonly harvests: number; readonly seeds: number; readonly lastHarvestAtMs?: number; readonly lastError?: string } {
@@ -214,17 +221,7 @@ export class NextHarvestScheduler {
       this.#notBeforeMs = Math.max(this.#notBeforeMs, now + Math.floor(this.#o.random() * jitter));
       this.#failures = 0;
     }
-    const act = nextHarvestAction({
-      validAfterSeconds: s.validAfter,
-      nowMs: now,
-      params: s.params,
-      clientKey: s.clientKey,
-      currentKey,
-      last: this.#last === undefined ? undefined : { blindedKey: this.#last.blindedKey, harvestedAtMs: this.#last.harvestedAtMs },
-      notBeforeMs: this.#notBeforeMs,
-      marginMs: marginMs(run),
-      reharvestMs: reharvestMs(run),
-    });
+    const act = nextHarvestAction({ ...this.#harvestState(s, now, currentKey), notBeforeMs: this.#notBeforeMs });
     // A time already past (the consensus lags the wall clock) means: look again soon.
     if (act.action === 'wait') return Math.max(MIN_WAIT_MS, Math.min(check, act.untilMs - now));
     try {
