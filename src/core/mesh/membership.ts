@@ -36,6 +36,18 @@
  * forgotten after knownTtlMs; dead/left peers after forgetAfterMs. So gossip can never make a
  * node dial more than maxKnown unverified addresses. Messages claiming to be from us are
  * ignored (and counted in `ignoredSelf`).
+ *
+ * ## Intro-point ownership
+ *
+ * An intro point is identified by its auth key (tor-facts §2), and a member could copy another
+ * node's auth key with bogus link specifiers so that the publisher lists its copy instead
+ * (docs/SECURITY.md "One member"). So an auth key belongs to the first node that announced it
+ * (in this node's order of arrival), for as long as that node's latest `intro-points` (its
+ * `points` or `next.points`) still lists it and the node is in the table; our own node's keys
+ * (`ownAuthKeys`) always belong to us. A point of another node whose auth key has an owner is
+ * dropped from that node's sets when they are received (counted in `droppedIntroClaims`), so
+ * the publisher never sees it. Ownership is released when the owner stops listing the key or is
+ * forgotten.
  */
 import { MAX_GOSSIP_PEERS, type GossipPeer, type HealthInfo, type IntroPointWire, type MeshMessage } from './protocol.js';
 import { DEFAULT_LEASE_MS, type PeerCandidate } from './election.js';
@@ -104,6 +116,8 @@ export interface MembershipOptions {
   readonly knownTtlMs?: number;
   /** Forget a dead/left peer after this; default 6 × deadAfterMs. */
   readonly forgetAfterMs?: number;
+  /** Auth keys of our own node's intro points (module doc, "Intro-point ownership"). */
+  readonly ownAuthKeys?: () => Iterable<string>;
 }
 
 /** A message accepted by MessageVerifier. */
@@ -132,8 +146,13 @@ export class Membership {
   ignoredStale = 0;
   /** Gossip entries dropped by the bounds. */
   droppedGossip = 0;
+  /** Intro points dropped because another node (or we) owns their auth key. */
+  droppedIntroClaims = 0;
   private readonly table = new Map<string, Mutable<PeerInfo>>();
   private introTs = new Map<string, number>();
+  /** auth key → the node that owns it (module doc, "Intro-point ownership"). */
+  private readonly introOwner = new Map<string, string>();
+  private readonly ownAuthKeys: () => Iterable<string>;
 
   constructor(opts: MembershipOptions) {
     this.selfId = opts.selfId;
@@ -145,6 +164,12 @@ export class Membership {
     this.maxKnown = opts.maxKnown ?? 32;
     this.knownTtlMs = opts.knownTtlMs ?? 3 * this.deadAfterMs;
     this.forgetAfterMs = opts.forgetAfterMs ?? 6 * this.deadAfterMs;
+    this.ownAuthKeys = opts.ownAuthKeys ?? (() => []);
+  }
+
+  /** The node that owns intro-point auth key `authKey` in our view, if any (not us). */
+  introPointOwner(authKey: string): string | undefined {
+    return this.introOwner.get(authKey);
   }
 
   /** One peer, or undefined. */
@@ -254,14 +279,17 @@ export class Membership {
         }
         this.introTs.set(m.from, m.ts);
         const b = msg.body;
+        const keep = this.claimIntroPoints(m.from, [...b.points, ...(b.next?.points ?? [])]);
         p.introPoints = {
           digest: b.digest,
           fetchedAt: b.fetchedAt,
-          points: b.points.map((x) => ({ ...x })),
+          points: b.points.filter((x) => keep.has(x.authKey)).map((x) => ({ ...x })),
           receivedMs: nowMs,
           ...(b.key === undefined ? {} : { key: b.key }),
           ...(b.rotationSafe === undefined ? {} : { rotationSafe: b.rotationSafe }),
-          ...(b.next === undefined ? {} : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.map((x) => ({ ...x })) } }),
+          ...(b.next === undefined
+            ? {}
+            : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.filter((x) => keep.has(x.authKey)).map((x) => ({ ...x })) } }),
         };
         events.push({ type: 'changed', id: m.from });
         return events;
@@ -355,9 +383,32 @@ export class Membership {
     if (state !== 'known') events.push({ type: state, id: p.id });
   }
 
+  /**
+   * Record `from`'s claim to the auth keys of `points` (its whole latest announcement): release
+   * the keys it no longer lists, take the unowned ones, and return the keys it owns — the
+   * points it may keep. The others are counted in `droppedIntroClaims`.
+   */
+  private claimIntroPoints(from: string, points: readonly IntroPointWire[]): Set<string> {
+    const claimed = new Set(points.map((x) => x.authKey));
+    for (const [k, owner] of this.introOwner) if (owner === from && !claimed.has(k)) this.introOwner.delete(k);
+    const ours = new Set(this.ownAuthKeys());
+    const keep = new Set<string>();
+    for (const k of claimed) {
+      const owner = this.introOwner.get(k);
+      if (ours.has(k) || (owner !== undefined && owner !== from)) {
+        this.droppedIntroClaims++;
+        continue;
+      }
+      this.introOwner.set(k, from);
+      keep.add(k);
+    }
+    return keep;
+  }
+
   private forget(id: string, events: MembershipEvent[]): void {
     this.table.delete(id);
     this.introTs.delete(id);
+    for (const [k, owner] of this.introOwner) if (owner === id) this.introOwner.delete(k);
     events.push({ type: 'forgotten', id });
   }
 

@@ -154,6 +154,8 @@ export interface MeshOptions {
   readonly connectTimeoutMs?: number;
   /** Close a connection whose handshake did not complete in this time. Default 10 s for tcp, 30 s when socks is set. */
   readonly handshakeTimeoutMs?: number;
+  /** Most remembered nonces per sender in the replay cache (core MessageVerifier). Default 4096. */
+  readonly replayCacheSize?: number;
   /** Reconnect backoff. Default 250 ms doubling to 30 s. */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
 }
@@ -262,7 +264,12 @@ export class MeshNode {
     this.id = o.key.nodeId;
     this.#log = o.logger;
     this.#kind = o.listen.kind === 'tor-onion' ? 'tor' : 'tcp';
-    this.#verifier = new MessageVerifier({ clusterSecret: o.clusterSecret, maxSkewMs: o.maxSkewMs, transport: this.#kind });
+    this.#verifier = new MessageVerifier({
+      clusterSecret: o.clusterSecret,
+      maxSkewMs: o.maxSkewMs,
+      transport: this.#kind,
+      ...(o.replayCacheSize === undefined ? {} : { replayCacheSize: o.replayCacheSize }),
+    });
     this.#members = new Membership({
       selfId: this.id,
       heartbeatMs: o.heartbeatMs,
@@ -270,6 +277,11 @@ export class MeshNode {
       deadAfterMs: o.deadAfterMs,
       leaseMs: o.leaseMs,
       maxKnown: Math.min(32, o.maxPeers ?? 64),
+      // Our own intro points' auth keys are ours: a peer claiming one is dropped (docs/SECURITY.md "One member").
+      ownAuthKeys: () => {
+        const local = o.localState();
+        return [...local.introPoints, ...(local.next?.points ?? [])].map((x) => x.authKey);
+      },
     });
     this.#selfAddrs.add(o.advertise);
     const listen: StreamListen = o.listen.kind === 'tcp' ? { kind: 'tcp', host: o.listen.host, port: o.listen.port } : { kind: 'unix', path: o.listen.socketPath };

@@ -1,0 +1,104 @@
+/**
+ * What one cluster member (cluster secret + a node key of its own) can no longer do to the
+ * others (docs/SECURITY.md "One member"), mounted over loopback TCP against real MeshNodes:
+ * (a) flood frames stamped ahead in time so that a shared replay watermark makes an honest
+ *     node's frames fail as `replay`;
+ * (b) copy an honest node's intro-point auth key with bogus link specifiers, under a lower
+ *     node id, so that the publisher's selection lists the copy instead of the real point.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { toBase64 } from '../../src/core/bytes.js';
+import { encodeLinkSpecifiers } from '../../src/core/hsdesc/link-specifiers.js';
+import { encodeFrame, introDigest, type IntroPointWire, type MeshMessage, type NodeKey } from '../../src/core/mesh/index.js';
+import { selectIntroPointsByNode } from '../../src/core/publish/select.js';
+import { allocatePorts } from '../../src/adapters/tor/testnet.js';
+import { systemRandomBytes } from '../../src/adapters/system/random.js';
+import type { MeshNode } from '../../src/node/mesh/index.js';
+import { fakeIntroPoint, fullMesh, handshakeClient, makeNode, seeded, stateOf, testKey, until, type HandshakenClient } from '../helpers/mesh-fixtures.js';
+
+const running: MeshNode[] = [];
+const clients: HandshakenClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.sock.destroy();
+  await Promise.all(running.splice(0).map((n) => n.stop('test over')));
+});
+
+/** Send `msg` as `key` on the attacker's authenticated connection, stamped `ts`. */
+function send(c: HandshakenClient, key: NodeKey, msg: MeshMessage, ts = Date.now()): void {
+  c.sock.write(encodeFrame(msg, { key, macKey: c.nextKey(), nowMs: ts, randomBytes: systemRandomBytes, transport: 'tcp' }));
+}
+
+function hello(addr: string, points: readonly IntroPointWire[]): MeshMessage {
+  return { type: 'hello', body: { name: 'mallory', addr, priority: 100, health: { healthy: true, reasons: [] }, introDigest: introDigest(points) } };
+}
+
+function introPoints(points: IntroPointWire[]): MeshMessage {
+  return { type: 'intro-points', body: { digest: introDigest(points), fetchedAt: Date.now(), points } };
+}
+
+/** A node key whose id sorts below `id` (the attacker grinds one: ids are hashes of keys). */
+function keyBelow(id: string): NodeKey {
+  for (let i = 0; ; i++) {
+    const k = testKey(`mallory ${i}`);
+    if (k.nodeId < id) return k;
+  }
+}
+
+describe('one member against the others', () => {
+  it("(a) a member's flood of future-stamped frames does not make an honest node's frames fail as replay", async () => {
+    const [pa, pc, dead] = (await allocatePorts(3)) as [number, number, number];
+    const a = makeNode('rpa', { listen: { kind: 'tcp', host: '127.0.0.1', port: pa }, advertise: `tcp:127.0.0.1:${pa}`, bootstrap: [`tcp:127.0.0.1:${pc}`] });
+    const c = makeNode('rpc', { listen: { kind: 'tcp', host: '127.0.0.1', port: pc }, advertise: `tcp:127.0.0.1:${pc}`, bootstrap: [], replayCacheSize: 64 });
+    for (const n of [c, a]) { running.push(n.node); await n.node.start(); }
+    await until('mesh', () => fullMesh([a.node, c.node]));
+
+    const mKey = testKey('replay flooder');
+    const m = await handshakeClient(pc, mKey);
+    clients.push(m);
+    const acceptedBefore = c.node.stats().accepted;
+    // 200 frames (more than the cache holds) stamped just inside the skew window ahead of now.
+    const ahead = Date.now() + 29_000;
+    send(m, mKey, hello(`tcp:127.0.0.1:${dead}`, []));
+    for (let i = 0; i < 200; i++) send(m, mKey, { type: 'lease', body: { until: ahead + i } }, ahead + i);
+    await until('the flood accepted at C', () => c.node.stats().accepted >= acceptedBefore + 201);
+
+    // A's heartbeats (stamped now) keep being accepted at C, and none fails as replay.
+    const hbA = c.node.stats().acceptedByType.heartbeat;
+    await until('heartbeats from A at C after the flood', () => c.node.stats().acceptedByType.heartbeat >= hbA + 8, 5000);
+    expect(c.node.stats().rejected.replay).toBe(0);
+    expect(c.history.get(a.node.id)).toEqual(['alive']);
+  });
+
+  it("(b) an auth key copied by a lower-id member does not displace the owner's intro point", async () => {
+    const [pa, pc, dead] = (await allocatePorts(3)) as [number, number, number];
+    const a = makeNode('ipa', { listen: { kind: 'tcp', host: '127.0.0.1', port: pa }, advertise: `tcp:127.0.0.1:${pa}`, bootstrap: [`tcp:127.0.0.1:${pc}`] });
+    const c = makeNode('ipc', { listen: { kind: 'tcp', host: '127.0.0.1', port: pc }, advertise: `tcp:127.0.0.1:${pc}`, bootstrap: [] });
+    for (const n of [c, a]) { running.push(n.node); await n.node.start(); }
+    await until('mesh', () => fullMesh([a.node, c.node]));
+    await until("A's intro points at C", () => c.node.view().peers.find((p) => p.id === a.node.id)?.introPoints.length === 2);
+
+    // Mallory copies A's first point and C's own first point with its own (bogus) relay.
+    const bogus = toBase64(encodeLinkSpecifiers([{ type: 2, data: seeded('mallory relay', 20) }]));
+    const stolenA = { ...a.state.points[0]!, ls: bogus };
+    const stolenC = { ...c.state.points[0]!, ls: bogus };
+    const own = fakeIntroPoint('mallory-own');
+    const mKey = keyBelow([a.node.id, c.node.id].sort()[0]!);
+    const m = await handshakeClient(pc, mKey);
+    clients.push(m);
+    send(m, mKey, hello(`tcp:127.0.0.1:${dead}`, [stolenA, stolenC, own]));
+    await until('mallory alive at C', () => stateOf(c.node, mKey.nodeId) === 'alive');
+    send(m, mKey, introPoints([stolenA, stolenC, own]));
+    await until("mallory's intro-points processed", () => (c.node.view().peers.find((p) => p.id === mKey.nodeId)?.introPoints.length ?? 0) > 0);
+
+    // The publisher's input as the cluster builds it: self and every live peer.
+    const v = c.node.view();
+    const nodes = [{ id: v.self.id, introPoints: c.state.points }, ...v.peers.map((p) => ({ id: p.id, introPoints: p.introPoints }))];
+    const chosen = selectIntroPointsByNode(nodes);
+    const byKey = new Map(chosen.map((x) => [x.point.authKey, x]));
+    expect(byKey.get(stolenA.authKey)).toEqual({ nodeId: a.node.id, point: a.state.points[0] });
+    expect(byKey.get(stolenC.authKey)).toEqual({ nodeId: c.node.id, point: c.state.points[0] });
+    // Mallory keeps only the point that is its own.
+    expect(v.peers.find((p) => p.id === mKey.nodeId)?.introPoints).toEqual([own]);
+    expect(chosen.some((x) => x.point.ls === bogus)).toBe(false);
+  });
+});
