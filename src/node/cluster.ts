@@ -528,6 +528,7 @@ export class ClusterService {
       clusterSecret: o.prepared.clusterSecret,
       name: o.config.node.name,
       priority: cfg.priority,
+      maxPriority: cfg.max_priority,
       listen,
       advertise,
       bootstrap: cfg.peers,

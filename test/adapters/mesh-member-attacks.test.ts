@@ -4,7 +4,8 @@
  * (a) flood frames stamped ahead in time so that a shared replay watermark makes an honest
  *     node's frames fail as `replay`;
  * (b) copy an honest node's intro-point auth key with bogus link specifiers, under a lower
- *     node id, so that the publisher's selection lists the copy instead of the real point.
+ *     node id, so that the publisher's selection lists the copy instead of the real point;
+ * (c) claim priority 1000 to win the election over nodes configured with `max_priority` 100.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../src/core/bytes.js';
@@ -28,8 +29,8 @@ function send(c: HandshakenClient, key: NodeKey, msg: MeshMessage, ts = Date.now
   c.sock.write(encodeFrame(msg, { key, macKey: c.nextKey(), nowMs: ts, randomBytes: systemRandomBytes, transport: 'tcp' }));
 }
 
-function hello(addr: string, points: readonly IntroPointWire[]): MeshMessage {
-  return { type: 'hello', body: { name: 'mallory', addr, priority: 100, health: { healthy: true, reasons: [] }, introDigest: introDigest(points) } };
+function hello(addr: string, points: readonly IntroPointWire[], priority = 100): MeshMessage {
+  return { type: 'hello', body: { name: 'mallory', addr, priority, health: { healthy: true, reasons: [] }, introDigest: introDigest(points) } };
 }
 
 function introPoints(points: IntroPointWire[]): MeshMessage {
@@ -100,5 +101,32 @@ describe('one member against the others', () => {
     // Mallory keeps only the point that is its own.
     expect(v.peers.find((p) => p.id === mKey.nodeId)?.introPoints).toEqual([own]);
     expect(chosen.some((x) => x.point.ls === bogus)).toBe(false);
+  });
+
+  it('(c) a member claiming priority 1000 is credited with max_priority and does not win the election', async () => {
+    const [pa, pc, dead] = (await allocatePorts(3)) as [number, number, number];
+    const a = makeNode('pra', { listen: { kind: 'tcp', host: '127.0.0.1', port: pa }, advertise: `tcp:127.0.0.1:${pa}`, bootstrap: [`tcp:127.0.0.1:${pc}`], maxPriority: 100 });
+    const c = makeNode('prc', { listen: { kind: 'tcp', host: '127.0.0.1', port: pc }, advertise: `tcp:127.0.0.1:${pc}`, bootstrap: [], maxPriority: 100 });
+    for (const n of [c, a]) { running.push(n.node); await n.node.start(); }
+    await until('mesh', () => fullMesh([a.node, c.node]));
+    const honest = [a.node.id, c.node.id].sort()[0]!;
+    await until('an honest publisher at C', () => c.node.view().publisher === honest);
+
+    // Mallory's id sorts above both (no grinding needed to show the cap): only priority could make it win.
+    let mKey = testKey('priority 0');
+    for (let i = 1; mKey.nodeId < a.node.id || mKey.nodeId < c.node.id; i++) mKey = testKey(`priority ${i}`);
+    const m = await handshakeClient(pc, mKey);
+    clients.push(m);
+    const own = [fakeIntroPoint('mallory-p1')];
+    send(m, mKey, hello(`tcp:127.0.0.1:${dead}`, own, 1000));
+    send(m, mKey, introPoints(own));
+    const hb = (): MeshMessage => ({ type: 'heartbeat', body: { ...(hello(`tcp:127.0.0.1:${dead}`, own, 1000).body as object), peers: [] } as never });
+    send(m, mKey, hb());
+    await until('mallory eligible at C', () => {
+      const p = c.node.view().peers.find((x) => x.id === mKey.nodeId);
+      return p?.state === 'alive' && p.introPoints.length === 1 && p.priority === 1000;
+    });
+    // The election runs on C's current view (view() elects synchronously).
+    expect(c.node.view().publisher).toBe(honest);
   });
 });

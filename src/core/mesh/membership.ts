@@ -116,6 +116,11 @@ export interface MembershipOptions {
   readonly knownTtlMs?: number;
   /** Forget a dead/left peer after this; default 6 × deadAfterMs. */
   readonly forgetAfterMs?: number;
+  /**
+   * Highest priority a peer is credited with in the election, whatever it claims (default 1000,
+   * the protocol's range): the cluster's `cluster.max_priority` (docs/SECURITY.md "One member").
+   */
+  readonly maxPriority?: number;
   /** Auth keys of our own node's intro points (module doc, "Intro-point ownership"). */
   readonly ownAuthKeys?: () => Iterable<string>;
 }
@@ -140,6 +145,7 @@ export class Membership {
   readonly maxKnown: number;
   readonly knownTtlMs: number;
   readonly forgetAfterMs: number;
+  readonly maxPriority: number;
   /** Messages ignored because they claimed to come from us. */
   ignoredSelf = 0;
   /** Stale (reordered) messages ignored. */
@@ -165,6 +171,7 @@ export class Membership {
     this.knownTtlMs = opts.knownTtlMs ?? 3 * this.deadAfterMs;
     this.forgetAfterMs = opts.forgetAfterMs ?? 6 * this.deadAfterMs;
     this.ownAuthKeys = opts.ownAuthKeys ?? (() => []);
+    this.maxPriority = opts.maxPriority ?? 1000;
   }
 
   /** The node that owns intro-point auth key `authKey` in our view, if any (not us). */
@@ -355,14 +362,17 @@ export class Membership {
       .map((p) => ({ id: p.id, addr: p.addr!, state: p.state }));
   }
 
-  /** The peers as the election sees them (alive and suspect ones; others cannot matter). */
+  /**
+   * The peers as the election sees them (alive and suspect ones; others cannot matter), each
+   * priority capped at `maxPriority`.
+   */
   electionPeers(): PeerCandidate[] {
     const out: PeerCandidate[] = [];
     for (const p of this.table.values()) {
       if ((p.state !== 'alive' && p.state !== 'suspect') || p.priority === undefined || p.health === undefined) continue;
       out.push({
         id: p.id,
-        priority: p.priority,
+        priority: Math.min(p.priority, this.maxPriority),
         healthy: p.health.healthy,
         hasIntroPoints: p.introPoints !== undefined && p.introPoints.points.length > 0,
         state: p.state,

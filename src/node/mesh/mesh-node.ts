@@ -122,6 +122,11 @@ export interface MeshOptions {
   readonly clusterSecret: Uint8Array;
   readonly name: string;
   readonly priority: number;
+  /**
+   * Cap on every node's priority in the election (`cluster.max_priority`; default 1000): a peer
+   * claiming more is credited with this, and so is this node (docs/SECURITY.md "One member").
+   */
+  readonly maxPriority?: number;
   readonly listen:
     | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
     | { readonly kind: 'tor-onion'; readonly socketPath: string; readonly onionAddress: string; readonly port: number };
@@ -277,6 +282,7 @@ export class MeshNode {
       deadAfterMs: o.deadAfterMs,
       leaseMs: o.leaseMs,
       maxKnown: Math.min(32, o.maxPeers ?? 64),
+      ...(o.maxPriority === undefined ? {} : { maxPriority: o.maxPriority }),
       // Our own intro points' auth keys are ours: a peer claiming one is dropped (docs/SECURITY.md "One member").
       ownAuthKeys: () => {
         const local = o.localState();
@@ -479,7 +485,7 @@ export class MeshNode {
 
   #elect(now: number, local: LocalMeshState): ElectionResult {
     return electPublisher({
-      self: { id: this.id, priority: this.#o.priority, healthy: local.healthy, hasIntroPoints: local.introPoints.length > 0, leaseUntilMs: this.#leaseUntil },
+      self: { id: this.id, priority: Math.min(this.#o.priority, this.#o.maxPriority ?? 1000), healthy: local.healthy, hasIntroPoints: local.introPoints.length > 0, leaseUntilMs: this.#leaseUntil },
       peers: this.#members.electionPeers(),
       nowMs: now,
       leaseMs: this.#o.leaseMs,
