@@ -5,8 +5,13 @@
  *     node's frames fail as `replay`;
  * (b) copy an honest node's intro-point auth key with bogus link specifiers, under a lower
  *     node id, so that the publisher's selection lists the copy instead of the real point;
- * (c) claim priority 1000 to win the election over nodes configured with `max_priority` 100.
+ * (c) claim priority 1000 to win the election over nodes configured with `max_priority` 100;
+ * (d) with the node allowlist (src/node/members.ts): a holder of the cluster secret mints fresh
+ *     node ids to join an enforced cluster, and a removed node reconnects.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../src/core/bytes.js';
 import { encodeLinkSpecifiers } from '../../src/core/hsdesc/link-specifiers.js';
@@ -15,13 +20,16 @@ import { selectIntroPointsByNode } from '../../src/core/publish/select.js';
 import { allocatePorts } from '../../src/adapters/tor/testnet.js';
 import { systemRandomBytes } from '../../src/adapters/system/random.js';
 import type { MeshNode } from '../../src/node/mesh/index.js';
-import { fakeIntroPoint, fullMesh, handshakeClient, makeNode, seeded, stateOf, testKey, until, type HandshakenClient } from '../helpers/mesh-fixtures.js';
+import { MembersService } from '../../src/node/members.js';
+import { captureLogger, fakeIntroPoint, fullMesh, handshakeClient, makeNode, seeded, stateOf, testKey, until, type HandshakenClient } from '../helpers/mesh-fixtures.js';
 
 const running: MeshNode[] = [];
 const clients: HandshakenClient[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.sock.destroy();
   await Promise.all(running.splice(0).map((n) => n.stop('test over')));
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
 /** Send `msg` as `key` on the attacker's authenticated connection, stamped `ts`. */
@@ -128,5 +136,59 @@ describe('one member against the others', () => {
     });
     // The election runs on C's current view (view() elects synchronously).
     expect(c.node.view().publisher).toBe(honest);
+  });
+
+  it('(d) an enforced allowlist refuses minted node ids, and a removed node is refused by every node', async () => {
+    const ports = (await allocatePorts(3)) as [number, number, number];
+    const addr = (p: number): string => `tcp:127.0.0.1:${p}`;
+    const nodes = ['ala', 'alb', 'alc'].map((label, i) =>
+      makeNode(label, { listen: { kind: 'tcp', host: '127.0.0.1', port: ports[i]! }, advertise: addr(ports[i]!), bootstrap: i === 0 ? [] : [addr(ports[0])] }),
+    );
+    const lists: MembersService[] = [];
+    for (const n of nodes) {
+      const dir = await mkdtemp(join(tmpdir(), 'tbm-'));
+      dirs.push(dir);
+      const svc = new MembersService({ dataDir: dir, nodeId: n.node.id, logger: captureLogger().logger });
+      await svc.start(n.node); // as the cluster service does, before the mesh starts
+      lists.push(svc);
+      running.push(n.node);
+      await n.node.start();
+    }
+    const [a, b, c] = nodes as [typeof nodes[0], typeof nodes[0], typeof nodes[0]];
+    const [la, lb, lc] = lists as [MembersService, MembersService, MembersService];
+    await until('mesh', () => fullMesh(nodes.map((n) => n.node)));
+    // An upgraded cluster (no allowlist yet) sends no new message: older nodes would refuse it.
+    expect(nodes.map((n) => n.node.stats().acceptedByType.members)).toEqual([0, 0, 0]);
+
+    // The operator enforces on A; the list (A, B, C) reaches every node.
+    await la.enforce();
+    await until('enforced everywhere', () => [lb, lc].every((l) => l.ledger().enforced && l.ledger().entries.length === 3));
+
+    // A holder of the cluster secret mints node ids: each handshake is refused, nothing is sent.
+    const identityBefore = a.node.stats().rejected.identity;
+    for (let i = 0; i < 3; i++) {
+      const k = testKey(`minted ${i}`);
+      const m = await handshakeClient(ports[0], k);
+      clients.push(m);
+      await m.closed;
+      expect(stateOf(a.node, k.nodeId)).toBeUndefined();
+    }
+    expect(a.node.stats().rejected.identity).toBe(identityBefore + 3);
+
+    // `torbalance node remove C` on A: B learns it by gossip; both drop C and refuse its redials.
+    await la.remove(c.node.id);
+    await until('removal at B', () => !lb.ledger().entries.every((e) => e.state === 'member'));
+    const refusedA = a.node.stats().rejected.identity;
+    const refusedB = b.node.stats().rejected.identity;
+    await until("C's redials refused at A and B", () => a.node.stats().rejected.identity > refusedA && b.node.stats().rejected.identity > refusedB);
+    expect(stateOf(a.node, c.node.id)).toBeUndefined();
+    expect(stateOf(b.node, c.node.id)).toBeUndefined();
+    expect(stateOf(a.node, b.node.id)).toBe('alive');
+    // Persisted before it was gossiped: a restart keeps refusing C.
+    const onDisk = JSON.parse(await readFile(lb.path, 'utf8')) as { enforced: boolean; entries: { id: string; state: string }[] };
+    expect(onDisk.enforced).toBe(true);
+    expect(onDisk.entries.find((e) => e.id === c.node.id)?.state).toBe('removed');
+    // C itself cannot get back in even though it still holds the secret: A and B stay out of its view.
+    await until('A and B no longer alive at C', () => stateOf(c.node, a.node.id) !== 'alive' && stateOf(c.node, b.node.id) !== 'alive', 10_000);
   });
 });

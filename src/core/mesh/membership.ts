@@ -33,7 +33,8 @@
  * is not us, not the sender, unknown to us, reported as heard within suspectAfterMs, and we
  * hold fewer than `maxKnown` known peers and fewer than `maxPeers` peers in total. Gossip never
  * changes the address or state of a peer we already have. Known peers never contacted are
- * forgotten after knownTtlMs; dead/left peers after forgetAfterMs. So gossip can never make a
+ * forgotten after knownTtlMs; dead/left peers after forgetAfterMs; ids the node allowlist does
+ * not allow (`allowed`) are never added. So gossip can never make a
  * node dial more than maxKnown unverified addresses. Messages claiming to be from us are
  * ignored (and counted in `ignoredSelf`).
  *
@@ -123,6 +124,8 @@ export interface MembershipOptions {
   readonly maxPriority?: number;
   /** Auth keys of our own node's intro points (module doc, "Intro-point ownership"). */
   readonly ownAuthKeys?: () => Iterable<string>;
+  /** Node ids that may be peers (the node allowlist); gossip about others is dropped. Default: all. */
+  readonly allowed?: (id: string) => boolean;
 }
 
 /** A message accepted by MessageVerifier. */
@@ -159,6 +162,7 @@ export class Membership {
   /** auth key → the node that owns it (module doc, "Intro-point ownership"). */
   private readonly introOwner = new Map<string, string>();
   private readonly ownAuthKeys: () => Iterable<string>;
+  private readonly allowed: (id: string) => boolean;
 
   constructor(opts: MembershipOptions) {
     this.selfId = opts.selfId;
@@ -171,6 +175,7 @@ export class Membership {
     this.knownTtlMs = opts.knownTtlMs ?? 3 * this.deadAfterMs;
     this.forgetAfterMs = opts.forgetAfterMs ?? 6 * this.deadAfterMs;
     this.ownAuthKeys = opts.ownAuthKeys ?? (() => []);
+    this.allowed = opts.allowed ?? (() => true);
     this.maxPriority = opts.maxPriority ?? 1000;
   }
 
@@ -304,7 +309,17 @@ export class Membership {
       case 'tokens':
         // The join-token ledger is the join service's business (MeshNode.onTokenLedger).
         return [];
+      case 'members':
+        // The node allowlist is the members service's business (MeshNode.onMembers).
+        return [];
     }
+  }
+
+  /** Drop a peer at once (a node removed from the allowlist, MeshNode.setMembers); its intro-point keys are released. */
+  drop(id: string): MembershipEvent[] {
+    const events: MembershipEvent[] = [];
+    if (this.table.has(id)) this.forget(id, events);
+    return events;
   }
 
   /** Advance liveness with the clock: alive → suspect → dead, expire leases, forget old entries. */
@@ -448,7 +463,7 @@ export class Membership {
     let known = this.countKnown();
     for (const g of peers.slice(0, MAX_GOSSIP_PEERS)) {
       if (g.id === this.selfId || g.id === from || this.table.has(g.id)) continue;
-      if (g.lastSeenAgoMs >= this.suspectAfterMs || known >= this.maxKnown || this.table.size >= this.maxPeers) {
+      if (g.lastSeenAgoMs >= this.suspectAfterMs || known >= this.maxKnown || this.table.size >= this.maxPeers || !this.allowed(g.id)) {
         this.droppedGossip++;
         continue;
       }

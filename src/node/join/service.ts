@@ -93,6 +93,11 @@ export interface JoinServiceOptions {
   readonly proxyHeader?: boolean;
   /** Timer that closes the join port at the earliest expiry of this node's tokens. Default setTimeout (unref'd). */
   readonly setTimer?: ScheduleTimer;
+  /**
+   * Put the joiner on the node allowlist (src/node/members.ts), after the token is recorded
+   * `used` and before the bundle is sent; if it fails the join is refused (`not-ready`).
+   */
+  readonly admit?: (joinerNodeId: string) => Promise<void>;
 }
 
 /** Join counters and ledger summary in the cluster status. */
@@ -383,6 +388,12 @@ export class JoinService {
       await this.#commit(mergeLedger(this.#ledger, [used], now));
     } catch (e) {
       this.#log.error({ err: e instanceof TorbalanceError ? e.code : String(e), id: v.tokenId }, 'cannot record the token as used; refusing the join');
+      return this.#refuse('not-ready', v.tokenId, v.joiner);
+    }
+    try {
+      await this.#o.admit?.(v.joiner);
+    } catch (e) {
+      this.#log.error({ err: e instanceof TorbalanceError ? e.code : String(e), id: v.tokenId }, 'cannot add the joiner to the node allowlist; refusing the join');
       return this.#refuse('not-ready', v.tokenId, v.joiner);
     }
     const masterSecretKey = this.#o.masterSecretKey();
