@@ -364,6 +364,7 @@ export class ClusterService {
     this.#allowlist = new MembersService({ dataDir: o.config.node.data_dir, nodeId: o.prepared.key.nodeId, logger: o.logger.child({ component: 'members' }), now: this.#now });
     this.#join = new JoinService({
       admit: (id) => this.#allowlist.admit(id),
+      members: () => this.#allowlist.ledger(),
       config: o.config,
       clusterSecret: o.prepared.clusterSecret,
       masterAddress: o.masterAddress,
