@@ -25,6 +25,7 @@ import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { formatTorProxyHeader } from '../../src/core/proxy-protocol.js';
 import { joinSocketPath } from '../../src/node/join/paths.js';
 import { JoinService } from '../../src/node/join/service.js';
+import { MembersService, type MembersGossip } from '../../src/node/members.js';
 import { FakeSocksServer } from '../helpers/fake-socks-server.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -33,6 +34,8 @@ const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
 const SECRET = new Uint8Array(32).fill(0x24);
 const dirs: string[] = [];
 let svc: JoinService;
+let members: MembersService;
+const noMesh: MembersGossip = { setMembers: () => undefined, onMembers: () => () => undefined, alivePeers: () => [] };
 let relay: net.Server;
 let socks: FakeSocksServer;
 let root: string;
@@ -56,7 +59,13 @@ beforeAll(async () => {
     { baseDir: root },
   );
   await mkdir(config.node.data_dir, { recursive: true, mode: 0o700 });
+  // An enforced node allowlist (src/node/members.ts), as the cluster service wires it.
+  members = new MembersService({ dataDir: config.node.data_dir, nodeId: 'a'.repeat(32), logger: pino({ level: 'silent' }) });
+  await members.start(noMesh);
+  await members.enforce();
   svc = new JoinService({
+    admit: (id) => members.admit(id),
+    members: () => members.ledger(),
     config,
     clusterSecret: SECRET,
     masterAddress: MASTER.address,
@@ -131,6 +140,12 @@ describe('joinCluster over loopback', () => {
     const text = await readFile(r.configPath, 'utf8');
     expect(text).not.toContain(toHex(MASTER.expandedSecretKey).slice(0, 32));
     expect(svc.list().find((e) => e.id === t.id)).toMatchObject({ state: 'used', joiner: r.nodeId });
+    // The joiner is on the cluster's allowlist, and starts with it (enforced) from its bundle.
+    expect(members.ledger().entries.map((e) => [e.id, e.state])).toContainEqual([r.nodeId, 'member']);
+    expect(await mode(join(config.node.data_dir, 'members.json'))).toBe('600');
+    const own = new MembersService({ dataDir: config.node.data_dir, nodeId: r.nodeId, logger: pino({ level: 'silent' }) });
+    await own.start(noMesh);
+    expect(own.ledger()).toEqual(members.ledger());
   });
 
   it('a used token is refused ("used") and nothing is written', async () => {
