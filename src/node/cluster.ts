@@ -91,6 +91,7 @@ import { introSetsKey } from '../core/publish/rotation.js';
 import { INITIAL_PUBLISH_MODE, stepPublishMode, type PublishModeNode, type PublishModeState } from '../core/publish/publish-mode.js';
 import { introDigest, type IntroPointWire, type PowParamsWire } from '../core/intro/wire.js';
 import { JoinService, type JoinStatus } from './join/service.js';
+import { MembersService } from './members.js';
 import type { AdminRoute } from '../adapters/admin/server.js';
 import { PublishView } from './publisher/view.js';
 import type { ProxyStats } from './proxy/index.js';
@@ -360,6 +361,8 @@ export class ClusterService {
   #meshPublishKey = '';
   #nextScheduler: NextHarvestScheduler | undefined;
   readonly #join: JoinService;
+  /** The node allowlist (src/node/members.ts). */
+  readonly #allowlist: MembersService;
   /** Follows our Publisher's rounds (HSDirs accepted per descriptor) for the mesh summary. */
   readonly #publishView = new PublishView();
 
@@ -369,7 +372,10 @@ export class ClusterService {
     this.#now = o.now ?? Date.now;
     // The join service (src/node/join): token ledger (gossiped), join listener behind the
     // master onion's join port, admin routes. The bundle's master key is a fresh copy per join.
+    this.#allowlist = new MembersService({ dataDir: o.config.node.data_dir, nodeId: o.prepared.key.nodeId, logger: o.logger.child({ component: 'members' }), now: this.#now });
     this.#join = new JoinService({
+      admit: (id) => this.#allowlist.admit(id),
+      members: () => this.#allowlist.ledger(),
       config: o.config,
       clusterSecret: o.prepared.clusterSecret,
       masterAddress: o.masterAddress,
@@ -382,9 +388,9 @@ export class ClusterService {
     });
   }
 
-  /** The admin API routes of the cluster: join tokens (`/tokens`, `/tokens/revoke`). */
+  /** The admin API routes of the cluster: join tokens (`/tokens`, `/tokens/revoke`) and the node allowlist (`/nodes…`). */
   adminRoutes(): AdminRoute[] {
-    return this.#join.adminRoutes();
+    return [...this.#join.adminRoutes(), ...this.#allowlist.adminRoutes()];
   }
 
   /** Mesh addresses a joining node gets: our advertise address, then the live peers'. */
@@ -545,6 +551,7 @@ export class ClusterService {
       clusterSecret: o.prepared.clusterSecret,
       name: o.config.node.name,
       priority: cfg.priority,
+      maxPriority: cfg.max_priority,
       listen,
       advertise,
       bootstrap: cfg.peers,
@@ -589,6 +596,7 @@ export class ClusterService {
     this.#nextScheduler?.start();
     await this.#join.start();
     this.#join.attachMesh(this.#mesh);
+    await this.#allowlist.start(this.#mesh);
     await this.#mesh.start();
     this.#state = 'running';
     this.#applyFailClosed();
@@ -605,6 +613,7 @@ export class ClusterService {
     if (this.#aloneTimer !== undefined) this.#o.timers.clearTimeout(this.#aloneTimer);
     this.#aloneTimer = undefined;
     await this.#join.stop().catch(() => undefined);
+    this.#allowlist.stop();
     try {
       await this.#mesh?.stop(reason);
     } catch (e) {

@@ -5,6 +5,7 @@
  * and the service's decisions with the real handshake (accept, used, unknown, revoked, expired
  * with an injected clock, bad proof, gossip merge, persistence) and its admin routes.
  */
+import type { MembersLedger } from '../../src/core/mesh/members.js';
 import { lstat, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ import { formatTorProxyHeader } from '../../src/core/proxy-protocol.js';
 import { LedgerStore, MAX_LEDGER_FILE_BYTES } from '../../src/node/join/ledger-store.js';
 import { JoinListener, type JoinAttempt } from '../../src/node/join/listener.js';
 import { joinLedgerPath, joinSocketPath } from '../../src/node/join/paths.js';
-import { JoinService, type TokenGossip } from '../../src/node/join/service.js';
+import { JoinService, type JoinServiceOptions, type TokenGossip } from '../../src/node/join/service.js';
 
 const MASTER = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(3));
 const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
@@ -239,7 +240,7 @@ interface Harness {
   dir: string;
 }
 
-async function service(over: Record<string, unknown> = {}, nodeId = SELF): Promise<Harness> {
+async function service(over: Record<string, unknown> = {}, nodeId = SELF, extra: Partial<JoinServiceOptions> = {}): Promise<Harness> {
   const dir = await tmp();
   const config = configFromObject(
     {
@@ -283,6 +284,7 @@ async function service(over: Record<string, unknown> = {}, nodeId = SELF): Promi
         if (pending === fn) pending = undefined;
       };
     },
+    ...extra,
   });
   await svc.start();
   svc.attachMesh(mesh);
@@ -331,6 +333,33 @@ async function attempt(h: Harness, token: JoinToken): Promise<{ bundle?: JoinBun
 }
 
 describe('JoinService', () => {
+  it('puts the joiner on the node allowlist before the bundle is sent, and the bundle carries the allowlist', async () => {
+    const admitted: string[] = [];
+    let list: MembersLedger = { enforced: true, entries: [{ id: SELF, state: 'member', at: 1, by: SELF }] };
+    const h = await service({}, SELF, {
+      admit: (id) => {
+        admitted.push(id);
+        list = { enforced: true, entries: [...list.entries, { id, state: 'member', at: 2, by: SELF }] };
+        return Promise.resolve();
+      },
+      members: () => list,
+    });
+    try {
+      const ok = await attempt(h, decodeJoinToken((await h.svc.issue(600)).token));
+      expect(admitted).toEqual([JOINER]);
+      expect(ok.bundle!.members).toEqual(list);
+      // If the allowlist cannot be written the join is refused.
+      const h2 = await service({}, SELF, { admit: () => Promise.reject(new Error('disk full')) });
+      try {
+        expect(await attempt(h2, decodeJoinToken((await h2.svc.issue(600)).token))).toEqual({ reason: 'not-ready' });
+      } finally {
+        await h2.svc.stop();
+      }
+    } finally {
+      await h.svc.stop();
+    }
+  });
+
   it('accepts an issued token once (bundle: master key, secret, peers, settings), then refuses it as used', async () => {
     const h = await service();
     try {

@@ -28,6 +28,7 @@ import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import { formatTorProxyHeader } from '../../src/core/proxy-protocol.js';
 import { joinSocketPath } from '../../src/node/join/paths.js';
 import { JoinService } from '../../src/node/join/service.js';
+import { MembersService, type MembersGossip } from '../../src/node/members.js';
 import { FakeSocksServer } from '../helpers/fake-socks-server.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -36,6 +37,9 @@ const TARGET = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(7)).address;
 const SECRET = new Uint8Array(32).fill(0x24);
 const dirs: string[] = [];
 let svc: JoinService;
+/** The first node's allowlist (src/node/members.ts), enforced, as the cluster service wires it. */
+let members: MembersService;
+const noMesh: MembersGossip = { setMembers: () => undefined, onMembers: () => () => undefined, alivePeers: () => [] };
 const relays: net.Server[] = [];
 /** Onion port → loopback port of the relay standing in for tor's stream to that node's join port. */
 const joinPorts = new Map<number, number>();
@@ -107,9 +111,14 @@ async function startRelay(dataDir: string, onionPort: number): Promise<void> {
   joinPorts.set(onionPort, (relay.address() as net.AddressInfo).port);
 }
 
-async function startService(config: Config, now?: () => number): Promise<JoinService> {
+async function startService(config: Config, now?: () => number): Promise<{ service: JoinService; members: MembersService }> {
   await mkdir(config.node.data_dir, { recursive: true, mode: 0o700 });
+  const m = new MembersService({ dataDir: config.node.data_dir, nodeId: 'a'.repeat(32), logger: pino({ level: 'silent' }) });
+  await m.start(noMesh);
+  await m.enforce();
   const s = new JoinService({
+    admit: (id) => m.admit(id),
+    members: () => m.ledger(),
     config,
     clusterSecret: SECRET,
     masterAddress: MASTER.address,
@@ -122,7 +131,7 @@ async function startService(config: Config, now?: () => number): Promise<JoinSer
   });
   await s.start();
   await startRelay(config.node.data_dir, config.cluster.join.onion_port);
-  return s;
+  return { service: s, members: m };
 }
 
 async function tmp(): Promise<string> {
@@ -143,7 +152,7 @@ beforeAll(async () => {
     },
     { baseDir: root },
   );
-  svc = await startService(config);
+  ({ service: svc, members } = await startService(config));
   socks = new FakeSocksServer({
     route: (host, port) => {
       const relayPort = host === MASTER.address ? joinPorts.get(port) : undefined;
@@ -203,6 +212,12 @@ describe('joinCluster over loopback', () => {
     const text = await readFile(r.configPath, 'utf8');
     expect(text).not.toContain(toHex(MASTER.expandedSecretKey).slice(0, 32));
     expect(svc.list().find((e) => e.id === t.id)).toMatchObject({ state: 'used', joiner: r.nodeId });
+    // The joiner is on the cluster's allowlist, and starts with it (enforced) from its bundle.
+    expect(members.ledger().entries.map((e) => [e.id, e.state])).toContainEqual([r.nodeId, 'member']);
+    expect(await mode(join(config.node.data_dir, 'members.json'))).toBe('600');
+    const own = new MembersService({ dataDir: config.node.data_dir, nodeId: r.nodeId, logger: pino({ level: 'silent' }) });
+    await own.start(noMesh);
+    expect(own.ledger()).toEqual(members.ledger());
   });
 
   it('a used token is refused ("used") and nothing is written', async () => {
@@ -280,7 +295,7 @@ describe('joinCluster over loopback', () => {
       { node: { data_dir: join(d, 'data'), name: 'limited' }, target: { address: TARGET, port: 8080 }, cluster: { enabled: true, listen: '127.0.0.1:7710', join: { onion_port: 7102, max_attempts_per_minute: 1 } } },
       { baseDir: d },
     );
-    const limited = await startService(config, () => wall0 + timers.now());
+    const limited = (await startService(config, () => wall0 + timers.now())).service;
     try {
       const first = await tokenFile(600, limited);
       const second = await tokenFile(600, limited);

@@ -15,6 +15,8 @@ const TICK = 250;
 const MAX_DELAY = 300;
 const DIGEST = '0'.repeat(64);
 const POINT: IntroPointWire = { ls: 'AA==', onionKey: 'A'.repeat(43) + '=', authKey: 'A'.repeat(43) + '=', encKey: 'A'.repeat(43) + '=' };
+/** Each node's own intro point: auth keys are per node (a key announced by two nodes belongs to the first). */
+const pointOf = (id: string): IntroPointWire => ({ ...POINT, authKey: Buffer.from(id.padEnd(64, '0'), 'hex').toString('base64') });
 
 type EventKind = 'crash' | 'leave' | 'unhealthy' | 'healthy' | 'no-intro' | 'intro';
 interface SimEvent { at: number; node: number; kind: EventKind }
@@ -99,7 +101,7 @@ class Sim {
         n.nextHb = this.t + HB;
         const common = { name: 'n', addr: 'tcp:10.0.0.1:7700', priority: n.priority, health: { healthy: n.healthy, reasons: [] }, introDigest: DIGEST };
         this.send(n, { type: 'heartbeat', body: { ...common, peers: n.m.gossip(now), ...(n.leaseUntil !== undefined ? { lease: { holder: n.id, until: n.leaseUntil } } : {}) } });
-        this.send(n, { type: 'intro-points', body: { digest: DIGEST, fetchedAt: now, points: n.hasIntro ? [POINT] : [] } });
+        this.send(n, { type: 'intro-points', body: { digest: DIGEST, fetchedAt: now, points: n.hasIntro ? [pointOf(n.id)] : [] } });
       }
     }
   }

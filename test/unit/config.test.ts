@@ -147,6 +147,12 @@ describe('config validation errors name the key and line', () => {
     for (const i of issues) expect(i.message).toMatch(/^expected /);
   });
 
+  it('cluster.priority may not exceed cluster.max_priority', () => {
+    const by = new Map(issuesOf(`${base}[cluster]\npriority = 200\nmax_priority = 100\n`).map((i) => [i.key, i]));
+    expect(by.get('cluster.priority')?.message).toBe('expected priority ≤ max_priority');
+    expect(parseConfigText(`${base}[cluster]\npriority = 100\nmax_priority = 100\n`).cluster.max_priority).toBe(100);
+  });
+
   it('invalid onion address and missing required key', () => {
     const bad = issuesOf(`[target]\naddress = "${TARGET.slice(0, 10)}aaaa${TARGET.slice(14)}"\n`);
     expect(bad[0]).toMatchObject({ key: 'target.address', line: 2 });

@@ -60,6 +60,7 @@ export const DEFAULTS = {
     transport: 'tcp',
     peers: [] as string[],
     priority: 100,
+    max_priority: 1000,
     heartbeat_ms: 1000,
     suspect_after_ms: 3000,
     dead_after_ms: 10_000,
@@ -271,6 +272,7 @@ export const configSchema = z
           .max(64, { error: 'expected at most 64 bootstrap peers' })
           .default([...DEFAULTS.cluster.peers]),
         priority: int(0, 1000).default(DEFAULTS.cluster.priority),
+        max_priority: int(0, 1000).default(DEFAULTS.cluster.max_priority),
         heartbeat_ms: ms(100, 60_000).default(DEFAULTS.cluster.heartbeat_ms),
         suspect_after_ms: ms(200, 600_000).default(DEFAULTS.cluster.suspect_after_ms),
         dead_after_ms: ms(300, 3_600_000).default(DEFAULTS.cluster.dead_after_ms),
@@ -296,6 +298,10 @@ export const configSchema = z
       .superRefine((c, ctx) => {
         if (!(c.heartbeat_ms < c.suspect_after_ms && c.suspect_after_ms < c.dead_after_ms)) {
           ctx.addIssue({ code: 'custom', message: 'expected heartbeat_ms < suspect_after_ms < dead_after_ms', path: ['suspect_after_ms'] });
+        }
+        // Peers' claimed priorities are capped at max_priority (docs/SECURITY.md "One member"); so is our own.
+        if (c.priority > c.max_priority) {
+          ctx.addIssue({ code: 'custom', message: 'expected priority ≤ max_priority', path: ['priority'] });
         }
         if (!c.enabled) return;
         if (c.transport === 'tcp' && c.listen === undefined) {

@@ -15,6 +15,7 @@ import { register as registerDoctor } from './doctor.js';
 import { register as registerToken } from './token.js';
 import { register as registerJoin } from './join.js';
 import { register as registerStatus } from './status.js';
+import { register as registerNode } from './node.js';
 
 export function registerCommands(_program: Command): void {
   // Commands are added here as they land.
@@ -31,4 +32,5 @@ export function registerCommands(_program: Command): void {
   registerToken(_program);
   registerJoin(_program);
   registerStatus(_program);
+  registerNode(_program);
 }

@@ -54,6 +54,7 @@ import {
 } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
 import { FrameDecoder } from '../mesh/codec.js';
+import { MembersViolation, validateMembers, type MembersLedger } from '../mesh/members.js';
 import { isNodeId, jsonDepthExceeds, parseMeshAddress } from '../mesh/protocol.js';
 import type { RandomBytes } from '../random.js';
 import { canonicalClaims, masterKeyOf, tokenSecretFor, type JoinToken, type JoinTokenClaims } from './token.js';
@@ -99,7 +100,16 @@ export interface JoinBundle {
   /** Mesh addresses ("tcp:host:port" / "tor:<56>.onion:port"). */
   readonly peers: readonly string[];
   readonly settings: JoinSettings;
+  /**
+   * The cluster's node allowlist (src/core/mesh/members.ts), at most
+   * {@link MAX_JOIN_MEMBER_ENTRIES} entries, so that the joiner refuses non-members from its
+   * first connection. Absent: a cluster without one (the joiner learns it by gossip).
+   */
+  readonly members?: MembersLedger | undefined;
 }
+
+/** Most allowlist entries in a bundle (the joiner gets the rest by gossip). */
+export const MAX_JOIN_MEMBER_ENTRIES = 96;
 
 /** The server refused the join (`TB_ERR_JOIN_REFUSED`, kind 'peer'); `reason` says why. */
 export class JoinRefusedError extends TorbalanceError {
@@ -444,6 +454,7 @@ function bundleToJson(b: JoinBundle): Record<string, unknown> {
       },
       health: { kind: b.settings.health.kind, path: b.settings.health.path, interval_ms: b.settings.health.interval_ms, timeout_ms: b.settings.health.timeout_ms },
     },
+    ...(b.members === undefined ? {} : { members: { enforced: b.members.enforced, entries: b.members.entries.map((e) => ({ id: e.id, state: e.state, at: e.at, by: e.by })) } }),
   };
   bundleFromJson(o);
   return o;
@@ -451,7 +462,18 @@ function bundleToJson(b: JoinBundle): Record<string, unknown> {
 
 /** Strictly validate a parsed bundle. Throws FieldError. */
 function bundleFromJson(v: unknown): JoinBundle {
-  const o = obj(v, 'bundle', ['v', 'masterSecretKey', 'clusterSecret', 'peers', 'settings']);
+  const withMembers = typeof v === 'object' && v !== null && Object.hasOwn(v, 'members');
+  const o = obj(v, 'bundle', ['v', 'masterSecretKey', 'clusterSecret', 'peers', 'settings', ...(withMembers ? ['members'] : [])]);
+  let members: MembersLedger | undefined;
+  if (withMembers) {
+    try {
+      members = validateMembers(o['members'], 'bundle.members');
+    } catch (e) {
+      if (e instanceof MembersViolation) ferr(e.path, e.problem);
+      throw e;
+    }
+    if (members.entries.length > MAX_JOIN_MEMBER_ENTRIES) ferr('bundle.members.entries', 'too many elements');
+  }
   if (o['v'] !== JOIN_PROTOCOL_VERSION) ferr('bundle.v', 'unsupported version');
   const peersRaw = o['peers'];
   if (!Array.isArray(peersRaw)) ferr('bundle.peers', 'not an array');
@@ -501,6 +523,7 @@ function bundleFromJson(v: unknown): JoinBundle {
     clusterSecret: b64(o['clusterSecret'], 'bundle.clusterSecret', 16, 64),
     peers,
     settings,
+    ...(members === undefined ? {} : { members }),
   };
 }
 

@@ -20,14 +20,20 @@
  * | 9    | |ts − now| ≤ maxSkewMs                                                | `skew`      |
  * | 10   | (from, nonce) not seen before and ts above the eviction watermark     | `replay`    |
  *
- * Replay cache: accepted (from, nonce) pairs are kept until now + 2·maxSkewMs (after that
- * the skew check rejects any replay of them: ts ≤ now_accept + maxSkewMs). An expired entry
- * raises the watermark (below) to its ts, which is harmless (such ts already fail the skew
- * check) but makes the cache safe against a local clock that jumps back. It holds at most `replayCacheSize` entries;
- * when full it evicts the oldest entry and raises a watermark to that entry's `ts`: later
- * frames with ts ≤ watermark are rejected as `replay` (we can no longer prove they are
- * fresh). So the cache is bounded and never lets a replay through, at worst it rejects old
- * but genuine frames under a flood.
+ * Replay cache, **per sender** (a member's flood must not make another member's frames fail as
+ * `replay`; docs/SECURITY.md "One member"): each sender has its own cache of accepted nonces
+ * and its own watermark. Accepted nonces are kept until now + 2·maxSkewMs (after that the skew
+ * check rejects any replay of them: ts ≤ now_accept + maxSkewMs). An expired entry raises its
+ * sender's watermark to its ts, which is harmless (such ts already fail the skew check) but
+ * makes the cache safe against a local clock that jumps back. A sender's cache holds at most
+ * `replayCacheSize` entries; when full it evicts the oldest entry and raises that sender's
+ * watermark to the entry's `ts`: later frames *of that sender* with ts ≤ watermark are
+ * rejected as `replay` (we can no longer prove they are fresh). At most `maxSenders` senders
+ * are tracked; a new one evicts the sender heard from least recently, whose highest ts then
+ * raises the watermark for senders without state (`forgottenWatermark`) — a flood of fresh ids
+ * can reach a sender only once it is the least recently heard of `maxSenders`. So memory is
+ * bounded, no replay is ever let through, and at worst a sender's own flood rejects its own
+ * old but genuine frames.
  *
  * Rejection details are short and name only the failed check (field paths, sizes) — never
  * payload values, keys or the cluster secret.
@@ -86,8 +92,10 @@ export interface MessageVerifierOptions {
   readonly transport: MeshTransportKind;
   /** Default 30 000. */
   readonly maxSkewMs?: number;
-  /** Most remembered (from, nonce) pairs; default 65 536. */
+  /** Most remembered nonces per sender; default 4096. */
   readonly replayCacheSize?: number;
+  /** Most senders with replay state; default 512. */
+  readonly maxSenders?: number;
   /** Default MAX_FRAME_BYTES. */
   readonly maxFrameBytes?: number;
 }
@@ -95,6 +103,14 @@ export interface MessageVerifierOptions {
 interface ReplayEntry {
   readonly ts: number;
   readonly expiresAt: number;
+}
+
+/** One sender's replay state: nonce → entry in insertion order, and its watermark. */
+interface SenderReplay {
+  readonly seen: Map<string, ReplayEntry>;
+  watermarkTs: number;
+  /** Highest ts accepted from it (raises the forgotten-senders watermark when it is evicted). */
+  maxTs: number;
 }
 
 function reject(reason: RejectReason, detail: string, from?: string): RejectedMessage {
@@ -106,23 +122,32 @@ export class MessageVerifier {
   private readonly macKey: Uint8Array;
   private readonly maxSkewMs: number;
   private readonly replayCacheSize: number;
+  private readonly maxSenders: number;
   private readonly maxFrameBytes: number;
   private readonly transport: MeshTransportKind;
-  /** key `${from}:${nonce}` → entry, in insertion order. */
-  private readonly seen = new Map<string, ReplayEntry>();
-  private watermarkTs = -1;
+  /** sender id → its replay state, least recently accepted first. */
+  private readonly senders = new Map<string, SenderReplay>();
+  /** Frames of a sender without state are refused at ts ≤ this (see the module doc). */
+  private forgottenWatermarkTs = -1;
+  private entries = 0;
 
   constructor(opts: MessageVerifierOptions) {
     this.macKey = meshMacKey(opts.clusterSecret);
     this.maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
-    this.replayCacheSize = Math.max(1, opts.replayCacheSize ?? 65_536);
+    this.replayCacheSize = Math.max(1, opts.replayCacheSize ?? 4096);
+    this.maxSenders = Math.max(1, opts.maxSenders ?? 512);
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.transport = opts.transport;
   }
 
-  /** Entries in the replay cache. */
+  /** Entries in the replay cache (all senders). */
   get replayCacheEntries(): number {
-    return this.seen.size;
+    return this.entries;
+  }
+
+  /** Senders with replay state. */
+  get replaySenders(): number {
+    return this.senders.size;
   }
 
   /**
@@ -184,34 +209,56 @@ export class MessageVerifier {
     // 9. skew
     const skew = header.ts - nowMs;
     if (!(Math.abs(skew) <= this.maxSkewMs)) return reject('skew', `clock skew ${skew} ms exceeds ${this.maxSkewMs}`, from);
-    // 10. replay
-    this.expire(nowMs);
-    const key = `${from}:${header.nonce}`;
-    if (this.seen.has(key)) return reject('replay', 'nonce already seen', from);
-    if (header.ts <= this.watermarkTs) return reject('replay', 'older than the replay-cache watermark', from);
-    while (this.seen.size >= this.replayCacheSize) this.evictOldest();
-    this.seen.set(key, { ts: header.ts, expiresAt: nowMs + 2 * this.maxSkewMs });
+    // 10. replay (per sender)
+    let st = this.senders.get(from);
+    if (st !== undefined) this.expire(st, nowMs);
+    if (st?.seen.has(header.nonce) === true) return reject('replay', 'nonce already seen', from);
+    if (header.ts <= (st?.watermarkTs ?? this.forgottenWatermarkTs)) return reject('replay', 'older than the replay-cache watermark', from);
+    if (st === undefined) {
+      while (this.senders.size >= this.maxSenders) this.evictSender();
+      st = { seen: new Map(), watermarkTs: this.forgottenWatermarkTs, maxTs: -1 };
+    }
+    // Re-insert: the map stays ordered by the last accepted frame (least recent first).
+    this.senders.delete(from);
+    this.senders.set(from, st);
+    while (st.seen.size >= this.replayCacheSize) this.evictOldest(st);
+    st.seen.set(header.nonce, { ts: header.ts, expiresAt: nowMs + 2 * this.maxSkewMs });
+    this.entries += 1;
+    if (header.ts > st.maxTs) st.maxTs = header.ts;
     return { ok: true, from, publicKey, ts: header.ts, msg };
   }
 
   /**
-   * Drop entries whose expiry has passed (insertion order = expiry order for a non-decreasing
-   * clock; otherwise expiry is merely delayed). Expired entries also raise the watermark, so
-   * even a local clock that jumps back cannot readmit a forgotten frame.
+   * Drop a sender's entries whose expiry has passed (insertion order = expiry order for a
+   * non-decreasing clock; otherwise expiry is merely delayed). Expired entries also raise its
+   * watermark, so even a local clock that jumps back cannot readmit a forgotten frame.
    */
-  private expire(nowMs: number): void {
-    for (const [k, e] of this.seen) {
+  private expire(st: SenderReplay, nowMs: number): void {
+    for (const [k, e] of st.seen) {
       if (e.expiresAt >= nowMs) break;
-      this.seen.delete(k);
-      if (e.ts > this.watermarkTs) this.watermarkTs = e.ts;
+      st.seen.delete(k);
+      this.entries -= 1;
+      if (e.ts > st.watermarkTs) st.watermarkTs = e.ts;
     }
   }
 
-  private evictOldest(): void {
-    const first = this.seen.entries().next();
+  private evictOldest(st: SenderReplay): void {
+    const first = st.seen.entries().next();
     if (first.done === true) return;
     const [k, e] = first.value;
-    this.seen.delete(k);
-    if (e.ts > this.watermarkTs) this.watermarkTs = e.ts;
+    st.seen.delete(k);
+    this.entries -= 1;
+    if (e.ts > st.watermarkTs) st.watermarkTs = e.ts;
+  }
+
+  /** Forget the least recently heard sender; its frames so far stay refused (forgotten watermark). */
+  private evictSender(): void {
+    const first = this.senders.entries().next();
+    if (first.done === true) return;
+    const [id, st] = first.value;
+    this.senders.delete(id);
+    this.entries -= st.seen.size;
+    const high = Math.max(st.maxTs, st.watermarkTs);
+    if (high > this.forgottenWatermarkTs) this.forgottenWatermarkTs = high;
   }
 }

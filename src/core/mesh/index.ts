@@ -10,3 +10,4 @@ export * from './auth.js';
 export * from './handshake.js';
 export * from './membership.js';
 export * from './election.js';
+export * from './members.js';

@@ -33,9 +33,22 @@
  * is not us, not the sender, unknown to us, reported as heard within suspectAfterMs, and we
  * hold fewer than `maxKnown` known peers and fewer than `maxPeers` peers in total. Gossip never
  * changes the address or state of a peer we already have. Known peers never contacted are
- * forgotten after knownTtlMs; dead/left peers after forgetAfterMs. So gossip can never make a
+ * forgotten after knownTtlMs; dead/left peers after forgetAfterMs; ids the node allowlist does
+ * not allow (`allowed`) are never added. So gossip can never make a
  * node dial more than maxKnown unverified addresses. Messages claiming to be from us are
  * ignored (and counted in `ignoredSelf`).
+ *
+ * ## Intro-point ownership
+ *
+ * An intro point is identified by its auth key (tor-facts §2), and a member could copy another
+ * node's auth key with bogus link specifiers so that the publisher lists its copy instead
+ * (docs/SECURITY.md "One member"). So an auth key belongs to the first node that announced it
+ * (in this node's order of arrival), for as long as that node's latest `intro-points` (its
+ * `points` or `next.points`) still lists it and the node is in the table; our own node's keys
+ * (`ownAuthKeys`) always belong to us. A point of another node whose auth key has an owner is
+ * dropped from that node's sets when they are received (counted in `droppedIntroClaims`), so
+ * the publisher never sees it. Ownership is released when the owner stops listing the key or is
+ * forgotten.
  */
 import { MAX_GOSSIP_PEERS, type GossipPeer, type HealthInfo, type IntroPointWire, type MeshMessage, type PowParamsWire } from './protocol.js';
 import { DEFAULT_LEASE_MS, type PeerCandidate } from './election.js';
@@ -106,6 +119,15 @@ export interface MembershipOptions {
   readonly knownTtlMs?: number;
   /** Forget a dead/left peer after this; default 6 × deadAfterMs. */
   readonly forgetAfterMs?: number;
+  /**
+   * Highest priority a peer is credited with in the election, whatever it claims (default 1000,
+   * the protocol's range): the cluster's `cluster.max_priority` (docs/SECURITY.md "One member").
+   */
+  readonly maxPriority?: number;
+  /** Auth keys of our own node's intro points (module doc, "Intro-point ownership"). */
+  readonly ownAuthKeys?: () => Iterable<string>;
+  /** Node ids that may be peers (the node allowlist); gossip about others is dropped. Default: all. */
+  readonly allowed?: (id: string) => boolean;
 }
 
 /** A message accepted by MessageVerifier. */
@@ -128,14 +150,21 @@ export class Membership {
   readonly maxKnown: number;
   readonly knownTtlMs: number;
   readonly forgetAfterMs: number;
+  readonly maxPriority: number;
   /** Messages ignored because they claimed to come from us. */
   ignoredSelf = 0;
   /** Stale (reordered) messages ignored. */
   ignoredStale = 0;
   /** Gossip entries dropped by the bounds. */
   droppedGossip = 0;
+  /** Intro points dropped because another node (or we) owns their auth key. */
+  droppedIntroClaims = 0;
   private readonly table = new Map<string, Mutable<PeerInfo>>();
   private introTs = new Map<string, number>();
+  /** auth key → the node that owns it (module doc, "Intro-point ownership"). */
+  private readonly introOwner = new Map<string, string>();
+  private readonly ownAuthKeys: () => Iterable<string>;
+  private readonly allowed: (id: string) => boolean;
 
   constructor(opts: MembershipOptions) {
     this.selfId = opts.selfId;
@@ -147,6 +176,14 @@ export class Membership {
     this.maxKnown = opts.maxKnown ?? 32;
     this.knownTtlMs = opts.knownTtlMs ?? 3 * this.deadAfterMs;
     this.forgetAfterMs = opts.forgetAfterMs ?? 6 * this.deadAfterMs;
+    this.ownAuthKeys = opts.ownAuthKeys ?? (() => []);
+    this.allowed = opts.allowed ?? (() => true);
+    this.maxPriority = opts.maxPriority ?? 1000;
+  }
+
+  /** The node that owns intro-point auth key `authKey` in our view, if any (not us). */
+  introPointOwner(authKey: string): string | undefined {
+    return this.introOwner.get(authKey);
   }
 
   /** One peer, or undefined. */
@@ -256,14 +293,17 @@ export class Membership {
         }
         this.introTs.set(m.from, m.ts);
         const b = msg.body;
+        const keep = this.claimIntroPoints(m.from, [...b.points, ...(b.next?.points ?? [])]);
         p.introPoints = {
           digest: b.digest,
           fetchedAt: b.fetchedAt,
-          points: b.points.map((x) => ({ ...x })),
+          points: b.points.filter((x) => keep.has(x.authKey)).map((x) => ({ ...x })),
           receivedMs: nowMs,
           ...(b.key === undefined ? {} : { key: b.key }),
           ...(b.rotationSafe === undefined ? {} : { rotationSafe: b.rotationSafe }),
-          ...(b.next === undefined ? {} : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.map((x) => ({ ...x })) } }),
+          ...(b.next === undefined
+            ? {}
+            : { next: { key: b.next.key, harvestedAt: b.next.harvestedAt, points: b.next.points.filter((x) => keep.has(x.authKey)).map((x) => ({ ...x })) } }),
           ...(b.pow === undefined ? {} : { pow: { ...b.pow } }),
         };
         events.push({ type: 'changed', id: m.from });
@@ -272,7 +312,17 @@ export class Membership {
       case 'tokens':
         // The join-token ledger is the join service's business (MeshNode.onTokenLedger).
         return [];
+      case 'members':
+        // The node allowlist is the members service's business (MeshNode.onMembers).
+        return [];
     }
+  }
+
+  /** Drop a peer at once (a node removed from the allowlist, MeshNode.setMembers); its intro-point keys are released. */
+  drop(id: string): MembershipEvent[] {
+    const events: MembershipEvent[] = [];
+    if (this.table.has(id)) this.forget(id, events);
+    return events;
   }
 
   /** Advance liveness with the clock: alive → suspect → dead, expire leases, forget old entries. */
@@ -330,14 +380,17 @@ export class Membership {
       .map((p) => ({ id: p.id, addr: p.addr!, state: p.state }));
   }
 
-  /** The peers as the election sees them (alive and suspect ones; others cannot matter). */
+  /**
+   * The peers as the election sees them (alive and suspect ones; others cannot matter), each
+   * priority capped at `maxPriority`.
+   */
   electionPeers(): PeerCandidate[] {
     const out: PeerCandidate[] = [];
     for (const p of this.table.values()) {
       if ((p.state !== 'alive' && p.state !== 'suspect') || p.priority === undefined || p.health === undefined) continue;
       out.push({
         id: p.id,
-        priority: p.priority,
+        priority: Math.min(p.priority, this.maxPriority),
         healthy: p.health.healthy,
         hasIntroPoints: p.introPoints !== undefined && p.introPoints.points.length > 0,
         state: p.state,
@@ -358,9 +411,32 @@ export class Membership {
     if (state !== 'known') events.push({ type: state, id: p.id });
   }
 
+  /**
+   * Record `from`'s claim to the auth keys of `points` (its whole latest announcement): release
+   * the keys it no longer lists, take the unowned ones, and return the keys it owns — the
+   * points it may keep. The others are counted in `droppedIntroClaims`.
+   */
+  private claimIntroPoints(from: string, points: readonly IntroPointWire[]): Set<string> {
+    const claimed = new Set(points.map((x) => x.authKey));
+    for (const [k, owner] of this.introOwner) if (owner === from && !claimed.has(k)) this.introOwner.delete(k);
+    const ours = new Set(this.ownAuthKeys());
+    const keep = new Set<string>();
+    for (const k of claimed) {
+      const owner = this.introOwner.get(k);
+      if (ours.has(k) || (owner !== undefined && owner !== from)) {
+        this.droppedIntroClaims++;
+        continue;
+      }
+      this.introOwner.set(k, from);
+      keep.add(k);
+    }
+    return keep;
+  }
+
   private forget(id: string, events: MembershipEvent[]): void {
     this.table.delete(id);
     this.introTs.delete(id);
+    for (const [k, owner] of this.introOwner) if (owner === id) this.introOwner.delete(k);
     events.push({ type: 'forgotten', id });
   }
 
@@ -390,7 +466,7 @@ export class Membership {
     let known = this.countKnown();
     for (const g of peers.slice(0, MAX_GOSSIP_PEERS)) {
       if (g.id === this.selfId || g.id === from || this.table.has(g.id)) continue;
-      if (g.lastSeenAgoMs >= this.suspectAfterMs || known >= this.maxKnown || this.table.size >= this.maxPeers) {
+      if (g.lastSeenAgoMs >= this.suspectAfterMs || known >= this.maxKnown || this.table.size >= this.maxPeers || !this.allowed(g.id)) {
         this.droppedGossip++;
         continue;
       }

@@ -33,6 +33,7 @@
  * and a short problem, never the offending value, so nothing attacker-controlled or secret
  * reaches logs).
  */
+import { MembersViolation, validateMembers, type MembersLedger } from './members.js';
 import { fromBase64 } from '../bytes.js';
 import { DecodeError } from '../errors.js';
 import { MAX_LINK_SPECIFIER_BYTES, type IntroPointWire, type PowParamsWire } from '../intro/wire.js';
@@ -89,7 +90,7 @@ export const MAX_REVISION_DIGITS = 20;
 export const DEFAULT_MAX_SKEW_MS = 30_000;
 
 /** Message types of protocol v1. */
-export const MESSAGE_TYPES = ['hello', 'heartbeat', 'intro-points', 'leave', 'lease', 'tokens'] as const;
+export const MESSAGE_TYPES = ['hello', 'heartbeat', 'intro-points', 'leave', 'lease', 'tokens', 'members'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /** A node's health as it reports it. */
@@ -211,8 +212,12 @@ export interface TokensBody {
   readonly entries: readonly LedgerEntry[];
 }
 
+/** A `members` body: the sender's node allowlist (src/core/mesh/members.ts). */
+export type MembersBody = MembersLedger;
+
 export type MeshMessage =
   | { readonly type: 'tokens'; readonly body: TokensBody }
+  | { readonly type: 'members'; readonly body: MembersBody }
   | { readonly type: 'hello'; readonly body: HelloBody }
   | { readonly type: 'heartbeat'; readonly body: HeartbeatBody }
   | { readonly type: 'intro-points'; readonly body: IntroPointsBody }
@@ -609,6 +614,13 @@ export function validateMessage(type: string, body: unknown, transport?: MeshTra
       return { type, body: validateLease(body) };
     case 'tokens':
       return { type, body: validateTokens(body) };
+    case 'members':
+      try {
+        return { type, body: validateMembers(body, 'body') };
+      } catch (e) {
+        if (e instanceof MembersViolation) fail(e.path, e.problem);
+        throw e;
+      }
     default:
       return fail('type', 'unknown message type');
   }

@@ -6,7 +6,9 @@
  * {@link selectIntroPoints} is deterministic and independent of input order:
  * 1. nodes are taken in ascending `id` order; each node's points are de-duplicated (by auth
  *    key, the intro point's identity) and sorted by their canonical line (auth key first);
- *    a point listed by two nodes counts for the lower id only;
+ *    a point listed by two nodes counts for the lower id only (a fallback: the mesh already
+ *    drops a point whose auth key another node announced first, core/mesh/membership.ts
+ *    "Intro-point ownership", so a member cannot displace a point by copying its key);
  * 2. slots are dealt round-robin: one per node per round, skipping exhausted nodes, until
  *    `max` slots are filled or every point is taken. So every node gets
  *    min(own points, ⌊max/n⌋) at least, nodes' counts differ by at most one unless a node

@@ -42,6 +42,8 @@ import { join, resolve } from 'node:path';
 import type net from 'node:net';
 import { CONFIG_FILE_NAME, extraConfigLines, parseConfigText } from '../../adapters/config/load.js';
 import { parseClusterAddress, parseHostPort, parseTorrcLine } from '../../adapters/config/schema.js';
+import { EMPTY_MEMBERS, mergeMembers } from '../../core/mesh/members.js';
+import { MEMBERS_FILE_NAME } from '../members.js';
 import { exists, readAtMost, writeFileAtomic, writeKeyDirectory } from '../../adapters/fs/key-store.js';
 import { NODE_SECRET_BYTES, writeNodeSecret } from '../../adapters/fs/node-secrets.js';
 import { dialThroughTor, type SocksEndpoint } from '../../adapters/net/socks-dialer.js';
@@ -359,6 +361,11 @@ export async function joinCluster(o: JoinOptions): Promise<JoinResult> {
     await writeKeyDirectory(join(dir, 'master'), keypair);
     await writeNodeSecret('cluster-secret', join(dir, 'cluster', 'secret'), bundle.clusterSecret);
     await writeNodeSecret('node-key', join(dir, 'cluster', 'node_key'), seed);
+    // The cluster's node allowlist, so this node refuses non-members from its first connection.
+    if (bundle.members !== undefined) {
+      await mkdir(join(dir, 'data'), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(join(dir, 'data'), join(dir, 'data', MEMBERS_FILE_NAME), utf8(`${JSON.stringify({ version: 1, ...mergeMembers(EMPTY_MEMBERS, bundle.members) })}\n`));
+    }
     const data = utf8(text);
     await writeFileAtomic(dir, configPath, data);
     return { masterAddress: master, nodeId, configPath, clusterEnabled };

@@ -36,7 +36,8 @@ import { extraConfigLines } from '../../adapters/config/load.js';
 import type { Config } from '../../adapters/config/schema.js';
 import type { Logger } from '../../adapters/log/logger.js';
 import { TorbalanceError } from '../../core/errors.js';
-import { acceptJoin, refuseJoin, verifyJoinRequest, type JoinBundle, type JoinRefusal, type JoinSettings } from '../../core/join/handshake.js';
+import type { MembersLedger } from '../../core/mesh/members.js';
+import { MAX_JOIN_MEMBER_ENTRIES, acceptJoin, refuseJoin, verifyJoinRequest, type JoinBundle, type JoinRefusal, type JoinSettings } from '../../core/join/handshake.js';
 import { mergeLedger, tokenState, type LedgerEntry } from '../../core/join/ledger.js';
 import { encodeJoinToken, issueJoinToken } from '../../core/join/token.js';
 import type { RandomBytes } from '../../core/random.js';
@@ -93,6 +94,20 @@ export interface JoinServiceOptions {
   readonly proxyHeader?: boolean;
   /** Timer that closes the join port at the earliest expiry of this node's tokens. Default setTimeout (unref'd). */
   readonly setTimer?: ScheduleTimer;
+  /**
+   * Put the joiner on the node allowlist (src/node/members.ts), after the token is recorded
+   * `used` and before the bundle is sent; if it fails the join is refused (`not-ready`).
+   */
+  readonly admit?: (joinerNodeId: string) => Promise<void>;
+  /** The node allowlist for the bundle (after `admit`), so the joiner enforces it from its first connection. */
+  readonly members?: () => MembersLedger;
+}
+
+/** The allowlist as a bundle carries it: removals first, then members, at most MAX_JOIN_MEMBER_ENTRIES (the rest comes by gossip). */
+function bundleMembers(m: MembersLedger | undefined): MembersLedger | undefined {
+  if (m === undefined || (!m.enforced && m.entries.length === 0)) return undefined;
+  const entries = [...m.entries.filter((e) => e.state === 'removed'), ...m.entries.filter((e) => e.state === 'member')].slice(0, MAX_JOIN_MEMBER_ENTRIES);
+  return { enforced: m.enforced, entries };
 }
 
 /** Join counters and ledger summary in the cluster status. */
@@ -385,8 +400,15 @@ export class JoinService {
       this.#log.error({ err: e instanceof TorbalanceError ? e.code : String(e), id: v.tokenId }, 'cannot record the token as used; refusing the join');
       return this.#refuse('not-ready', v.tokenId, v.joiner);
     }
+    try {
+      await this.#o.admit?.(v.joiner);
+    } catch (e) {
+      this.#log.error({ err: e instanceof TorbalanceError ? e.code : String(e), id: v.tokenId }, 'cannot add the joiner to the node allowlist; refusing the join');
+      return this.#refuse('not-ready', v.tokenId, v.joiner);
+    }
     const masterSecretKey = this.#o.masterSecretKey();
-    const bundle: JoinBundle = { masterSecretKey, clusterSecret: this.#o.clusterSecret, peers: [...this.#o.peers()], settings: this.settings() };
+    const members = bundleMembers(this.#o.members?.());
+    const bundle: JoinBundle = { masterSecretKey, clusterSecret: this.#o.clusterSecret, peers: [...this.#o.peers()], settings: this.settings(), ...(members === undefined ? {} : { members }) };
     try {
       return { response: acceptJoin(v, bundle, this.#o.randomBytes), result: 'accepted', tokenId: v.tokenId, joiner: v.joiner };
     } finally {

@@ -69,6 +69,11 @@ import {
   encodeFrame,
   linkFrameKey,
   nonceKey,
+  EMPTY_MEMBERS,
+  memberAllowed,
+  sameMembers,
+  validateMembers,
+  type MembersLedger,
   type ElectionResult,
   type HandshakeStep,
   type IntroPointWire,
@@ -125,6 +130,11 @@ export interface MeshOptions {
   readonly clusterSecret: Uint8Array;
   readonly name: string;
   readonly priority: number;
+  /**
+   * Cap on every node's priority in the election (`cluster.max_priority`; default 1000): a peer
+   * claiming more is credited with this, and so is this node (docs/SECURITY.md "One member").
+   */
+  readonly maxPriority?: number;
   readonly listen:
     | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
     | { readonly kind: 'tor-onion'; readonly socketPath: string; readonly onionAddress: string; readonly port: number };
@@ -157,6 +167,8 @@ export interface MeshOptions {
   readonly connectTimeoutMs?: number;
   /** Close a connection whose handshake did not complete in this time. Default 10 s for tcp, 30 s when socks is set. */
   readonly handshakeTimeoutMs?: number;
+  /** Most remembered nonces per sender in the replay cache (core MessageVerifier). Default 4096. */
+  readonly replayCacheSize?: number;
   /** Reconnect backoff. Default 250 ms doubling to 30 s. */
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
 }
@@ -242,7 +254,7 @@ export class MeshNode {
   readonly #rejectLogged = new Map<string, number>();
   readonly #stats: Omit<MeshStats, 'transport' | 'connections'> = {
     accepted: 0,
-    acceptedByType: { hello: 0, heartbeat: 0, 'intro-points': 0, leave: 0, lease: 0, tokens: 0 },
+    acceptedByType: { hello: 0, heartbeat: 0, 'intro-points': 0, leave: 0, lease: 0, tokens: 0, members: 0 },
     rejected: zeroRejects(),
     sent: 0,
   };
@@ -255,6 +267,11 @@ export class MeshNode {
   #tokenLedger: readonly LedgerEntry[] = [];
   #tokenLedgerKey = '[]';
   readonly #tokenListeners = new Set<(entries: readonly LedgerEntry[], fromNodeId: string) => void>();
+  /** The node allowlist (src/core/mesh/members.ts) as last set; who may complete a handshake. */
+  #allow: MembersLedger = EMPTY_MEMBERS;
+  /** Peers that sent us a `members` message (they understand it: we answer with ours). */
+  readonly #membersPeers = new Set<string>();
+  readonly #membersListeners = new Set<(ledger: MembersLedger, fromNodeId: string) => void>();
   /** Latest traffic / publish summaries per peer (from heartbeats; pruned to known peers). */
   readonly #summaries = new Map<string, { readonly ts: number; readonly traffic: TrafficSummary | undefined; readonly publish: PublishSummary | undefined }>();
   #badSummaryLogged = false;
@@ -267,7 +284,12 @@ export class MeshNode {
     this.id = o.key.nodeId;
     this.#log = o.logger;
     this.#kind = o.listen.kind === 'tor-onion' ? 'tor' : 'tcp';
-    this.#verifier = new MessageVerifier({ clusterSecret: o.clusterSecret, maxSkewMs: o.maxSkewMs, transport: this.#kind });
+    this.#verifier = new MessageVerifier({
+      clusterSecret: o.clusterSecret,
+      maxSkewMs: o.maxSkewMs,
+      transport: this.#kind,
+      ...(o.replayCacheSize === undefined ? {} : { replayCacheSize: o.replayCacheSize }),
+    });
     this.#members = new Membership({
       selfId: this.id,
       heartbeatMs: o.heartbeatMs,
@@ -275,6 +297,13 @@ export class MeshNode {
       deadAfterMs: o.deadAfterMs,
       leaseMs: o.leaseMs,
       maxKnown: Math.min(32, o.maxPeers ?? 64),
+      ...(o.maxPriority === undefined ? {} : { maxPriority: o.maxPriority }),
+      allowed: (id) => memberAllowed(this.#allow, id),
+      // Our own intro points' auth keys are ours: a peer claiming one is dropped (docs/SECURITY.md "One member").
+      ownAuthKeys: () => {
+        const local = o.localState();
+        return [...local.introPoints, ...(local.next?.points ?? [])].map((x) => x.authKey);
+      },
     });
     this.#selfAddrs.add(o.advertise);
     const listen: StreamListen = o.listen.kind === 'tcp' ? { kind: 'tcp', host: o.listen.host, port: o.listen.port } : { kind: 'unix', path: o.listen.socketPath };
@@ -370,6 +399,65 @@ export class MeshNode {
       connections: this.#transport.connections().length,
       transport: { ...this.#transport.stats },
     };
+  }
+
+  /**
+   * Set the node allowlist (src/core/mesh/members.ts; docs/SECURITY.md "One member"). A peer
+   * that is not allowed is refused when its handshake completes (`identity` rejection, the
+   * connection is closed, nothing is sent); setting a ledger that no longer allows a connected
+   * peer closes its connections and drops it from the membership at once. The ledger is sent to
+   * every peer when it changes and after each peer's `hello` — but only once it is enforced or
+   * records a removal, or to a peer that sent us one: so a cluster being upgraded from a
+   * version without the allowlist sees no new message until the operator uses it
+   * (docs/OPERATIONS.md "Node membership"). Validated first (throws MembersViolation
+   * `TB_ERR_MEMBERS`) and copied.
+   */
+  setMembers(ledger: MembersLedger): void {
+    const valid = validateMembers(ledger);
+    if (sameMembers(valid, this.#allow)) return;
+    this.#allow = valid;
+    for (const c of this.#transport.connections()) {
+      const id = this.#connPeer.get(c);
+      if (id !== undefined && !memberAllowed(valid, id)) {
+        this.#reject(c, 'identity', 'peer is not on the node allowlist', id);
+        this.#applyEvents(this.#dropPeer(id));
+      }
+    }
+    if (this.#started && !this.#stopped) for (const c of this.#targets()) this.#sendMembers(c, false);
+    this.#emitIfChanged();
+  }
+
+  /** Ids of the peers alive in our view now. */
+  alivePeers(): string[] {
+    return this.#members.peers().filter((p) => p.state === 'alive').map((p) => p.id);
+  }
+
+  /** The allowlist as last set. */
+  members(): MembersLedger {
+    return this.#allow;
+  }
+
+  /** Listen for allowlists received from peers. Returns an unsubscribe function. */
+  onMembers(cb: (ledger: MembersLedger, fromNodeId: string) => void): () => void {
+    this.#membersListeners.add(cb);
+    return () => {
+      this.#membersListeners.delete(cb);
+    };
+  }
+
+  #dropPeer(id: string): MembershipEvent[] {
+    this.#summaries.delete(id);
+    return this.#members.drop(id);
+  }
+
+  /** Send our allowlist on `conn` if the peer should get it (see setMembers); `answer`: it sent us its own. */
+  #sendMembers(conn: MeshConnection, answer: boolean): void {
+    const peer = this.#connPeer.get(conn);
+    const m = this.#allow;
+    if (m.entries.length === 0 && !m.enforced) return;
+    const worth = m.enforced || m.entries.some((e) => e.state === 'removed') || (peer !== undefined && this.#membersPeers.has(peer));
+    if (!worth && !answer) return;
+    this.#sendOn(conn, { type: 'members', body: m }, false);
   }
 
   /**
@@ -473,7 +561,7 @@ export class MeshNode {
 
   #elect(now: number, local: LocalMeshState): ElectionResult {
     return electPublisher({
-      self: { id: this.id, priority: this.#o.priority, healthy: local.healthy, hasIntroPoints: local.introPoints.length > 0, leaseUntilMs: this.#leaseUntil },
+      self: { id: this.id, priority: Math.min(this.#o.priority, this.#o.maxPriority ?? 1000), healthy: local.healthy, hasIntroPoints: local.introPoints.length > 0, leaseUntilMs: this.#leaseUntil },
       peers: this.#members.electionPeers(),
       nowMs: now,
       leaseMs: this.#o.leaseMs,
@@ -678,6 +766,12 @@ export class MeshNode {
     if (step.link === undefined) return;
     this.#o.timers.clearTimeout(st.timer);
     if (st.nonce !== undefined) this.#ownNonces.delete(st.nonce);
+    if (!memberAllowed(this.#allow, step.link.peerId)) {
+      // Not on the node allowlist (removed, or not a member of an enforced list): nothing is sent.
+      this.#connState.delete(conn);
+      this.#reject(conn, 'identity', 'peer is not on the node allowlist', step.link.peerId);
+      return;
+    }
     this.#connState.set(conn, { phase: 'link', link: step.link, sendSeq: 0, recvSeq: 0 });
     this.#connPeer.set(conn, step.link.peerId);
     this.#log.debug({ conn: conn.id, remote: conn.remote, peer: step.link.peerId }, 'mesh connection authenticated');
@@ -739,8 +833,25 @@ export class MeshNode {
     if (r.msg.type === 'leave') this.#log.info({ peer: r.from, reason: r.msg.body.reason }, 'mesh peer said leave');
     if (r.msg.type === 'hello' && this.#tokenLedger.length > 0) this.#sendOn(conn, this.#tokensMessage(), false);
     if (r.msg.type === 'tokens') this.#emitTokens(r.msg.body.entries, r.from);
+    if (r.msg.type === 'hello') this.#sendMembers(conn, false);
+    if (r.msg.type === 'members') {
+      const first = !this.#membersPeers.has(r.from);
+      if (this.#membersPeers.size < 4 * (this.#o.maxPeers ?? 64)) this.#membersPeers.add(r.from);
+      if (first) this.#sendMembers(conn, true);
+      this.#emitMembers(r.msg.body, r.from);
+    }
     if (events.some((e) => e.type !== 'changed')) this.#syncDials();
     this.#emitIfChanged();
+  }
+
+  #emitMembers(ledger: MembersLedger, from: string): void {
+    for (const l of [...this.#membersListeners]) {
+      try {
+        l(ledger, from);
+      } catch (e) {
+        this.#log.error({ err: e }, 'members listener threw');
+      }
+    }
   }
 
   #emitTokens(entries: readonly LedgerEntry[], from: string): void {

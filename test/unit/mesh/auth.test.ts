@@ -140,6 +140,26 @@ describe('MessageVerifier', () => {
     for (const f of frames) expectReject(v.verify(f, NOW), 'replay');
   });
 
+  it("one sender's flood does not make another sender's frames fail as 'replay' (per-sender state)", () => {
+    // The attack: a member fills the cache with its own frames stamped now + maxSkew; with one
+    // global cache the evictions raised one watermark and every honest frame up to then failed.
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', maxSkewMs: 30_000, replayCacheSize: 8 });
+    for (let i = 0; i < 50; i++) expect(v.verify(frameOf(hello(), B, NOW + 29_950 + i), NOW).ok).toBe(true);
+    for (let i = 0; i < 5; i++) expect(v.verify(frameOf(hello(), A, NOW + i), NOW).ok).toBe(true);
+    // The flooder only hurt itself: its own older frames are now refused.
+    expectReject(v.verify(frameOf(hello(), B, NOW), NOW), 'replay');
+    expect(v.replayCacheEntries).toBe(8 + 5);
+  });
+
+  it('bounds the senders and keeps refusing the frames of a forgotten sender', () => {
+    const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp', replayCacheSize: 4, maxSenders: 1 });
+    const fromA = frameOf(hello(), A, NOW);
+    expect(v.verify(fromA, NOW).ok).toBe(true);
+    expect(v.verify(frameOf(hello(), B, NOW - 5), NOW).ok).toBe(true); // evicts A's state
+    expect(v.replaySenders).toBe(1);
+    expectReject(v.verify(fromA, NOW), 'replay');
+  });
+
   it("rejects oversize and undersize frames → 'size'", () => {
     const v = new MessageVerifier({ clusterSecret: secret, transport: 'tcp' });
     expectReject(v.verify(new Uint8Array(MAX_FRAME_BYTES + 1), NOW), 'size');

@@ -177,6 +177,34 @@ describe('Membership', () => {
     expect(m.electionPeers()[0]!.healthy).toBe(false);
   });
 
+  it('an intro-point auth key belongs to the first node that announced it, until it stops listing it', () => {
+    const pt = (k: string, ls = 'AA=='): { ls: string; onionKey: string; authKey: string; encKey: string } => ({ ls, onionKey: 'A'.repeat(43) + '=', authKey: k.repeat(43) + '=', encKey: 'A'.repeat(43) + '=' });
+    const ip = (points: ReturnType<typeof pt>[], next?: ReturnType<typeof pt>[]): MeshMessage => ({
+      type: 'intro-points',
+      body: { digest: introDigest(points), fetchedAt: 1, points, ...(next === undefined ? {} : { next: { key: 'B'.repeat(42) + 'A', harvestedAt: 1, points: next } }) },
+    });
+    const m = new Membership({ selfId: SELF, heartbeatMs: HB, ownAuthKeys: () => [pt('S').authKey] });
+    const low = id(1); // sorts below P: the selection would prefer it
+    for (const who of [P, low]) m.receive({ from: who, ts: 1, msg: heartbeat() }, 0);
+    m.receive({ from: P, ts: 2, msg: ip([pt('X'), pt('Y')]) }, 1);
+    // The copier keeps neither P's keys nor ours, in points or next.
+    m.receive({ from: low, ts: 2, msg: ip([pt('X', 'AQ=='), pt('S'), pt('Z')], [pt('Y', 'AQ==')]) }, 2);
+    expect(m.peer(low)!.introPoints!.points.map((x) => x.authKey)).toEqual([pt('Z').authKey]);
+    expect(m.peer(low)!.introPoints!.next!.points).toEqual([]);
+    expect(m.introPointOwner(pt('X').authKey)).toBe(P);
+    expect(m.droppedIntroClaims).toBe(3);
+    // P stops listing X: it is released and the next claimant gets it.
+    m.receive({ from: P, ts: 3, msg: ip([pt('Y')]) }, 3);
+    m.receive({ from: low, ts: 3, msg: ip([pt('X', 'AQ=='), pt('Z')]) }, 4);
+    expect(m.peer(low)!.introPoints!.points.map((x) => x.authKey)).toEqual([pt('X').authKey, pt('Z').authKey]);
+    // A forgotten owner releases its keys.
+    expect(m.introPointOwner(pt('Y').authKey)).toBe(P);
+    m.tick(100_000); // dead
+    m.tick(200_000); // forgotten
+    expect(m.peer(P)).toBeUndefined();
+    expect(m.introPointOwner(pt('Y').authKey)).toBeUndefined();
+  });
+
   it('gossips alive peers only, most recent first', () => {
     const m = mk();
     m.receive({ from: P, ts: 1, msg: heartbeat() }, 0);
