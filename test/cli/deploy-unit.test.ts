@@ -62,6 +62,8 @@ describe('deploy/torbalance.service', () => {
     expect(one('UMask')).toBe('0077');
     expect(one('MemoryDenyWriteExecute')).toBe('no'); // V8's JIT
     expect(one('LimitCORE')).toBe('0'); // a core dump would hold the expanded master key
+    expect(one('RestartPreventExitStatus')).toBe('78'); // EX_CONFIG: a bad config does not loop
+    expect(one('Documentation')).toMatch(/^file:\/opt\/torbalance\/current\/docs\/OPERATIONS\.md( |$)/);
     expect(one('RestrictAddressFamilies')).toBe('AF_UNIX AF_INET AF_INET6');
   });
 
