@@ -49,7 +49,7 @@ describe('deploy/torbalance.service', () => {
   it('has the settings the node relies on', async () => {
     const d = directives(await readFile(UNIT, 'utf8'));
     const one = (k: string): string | undefined => d.get(k)?.[0];
-    expect(one('ExecStart')).toBe('/usr/bin/torbalance run --config /var/lib/torbalance/torbalance.toml');
+    expect(one('ExecStart')).toBe('/usr/bin/torbalance run'); // the config: /etc/torbalance/torbalance.toml
     expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
     expect(one('KillSignal')).toBe('SIGTERM');
     expect(Number(one('TimeoutStopSec'))).toBeGreaterThan(DEFAULTS.drain.timeout_ms / 1000);

@@ -13,7 +13,7 @@
  * symlinks; src/adapters/fs/key-store.ts) and refuses a target equal to the master address.
  */
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type * as z from 'zod';
@@ -282,14 +282,18 @@ export function extraConfigLines(entries: readonly (readonly [string, string])[]
 
 /**
  * Read, parse and validate a config file. Relative paths in it are relative to the file's
- * directory. Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
- * TorbalanceError TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE / TB_ERR_CONFIG_PERMISSIONS (the
- * file is group- or world-writable).
+ * directory — the directory of the file a symbolic link points to when `file` is one, so
+ * /etc/torbalance/torbalance.toml can link to the config `torbalance init` wrote in the node
+ * directory (docs/OPERATIONS.md). Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
+ * TorbalanceError TB_ERR_CONFIG_NOT_FOUND / TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE /
+ * TB_ERR_CONFIG_PERMISSIONS (the file is group- or world-writable).
  */
 export async function loadConfig(file: string): Promise<Config> {
   const abs = resolve(file);
   let text: string;
+  let baseDir = dirname(abs);
   try {
+    if ((await lstat(abs)).isSymbolicLink()) baseDir = dirname(await realpath(abs));
     const fh = await open(abs, constants.O_RDONLY);
     try {
       const st = await fh.stat();
@@ -314,9 +318,10 @@ export async function loadConfig(file: string): Promise<Config> {
   } catch (e) {
     if (e instanceof TorbalanceError) throw e;
     const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : String(e);
+    if (code === 'ENOENT') throw new TorbalanceError('TB_ERR_CONFIG_NOT_FOUND', 'config', `config ${abs} does not exist`, { cause: e });
     throw new TorbalanceError('TB_ERR_CONFIG_READ', 'config', `cannot read config ${abs}: ${code}`, { cause: e });
   }
-  return parseConfigText(text, { baseDir: dirname(abs), source: abs });
+  return parseConfigText(text, { baseDir, source: abs });
 }
 
 /** The master key and what the file checks found. */

@@ -1,5 +1,5 @@
 /**
- * `torbalance run --config FILE`: run a node (src/node/daemon.ts) in the foreground until
+ * `torbalance run [--config FILE]`: run a node (src/node/daemon.ts) in the foreground until
  * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
  * while draining skips the rest of the drain. The handlers are in place before the node starts:
  * a signal during start-up stops (or, SIGHUP, reloads) the node as soon as it has started.
@@ -10,15 +10,19 @@
  * src/node/reload.ts): connections stay open; keys that need a restart are logged; an invalid
  * file is refused and the node keeps running with the old config.
  * Logs go to stderr (JSON, or human-readable on a terminal; `log.format`).
+ * The config file: `--config`, else `TORBALANCE_CONFIG`, else /etc/torbalance/torbalance.toml
+ * (src/adapters/config/path.ts).
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../../adapters/config/load.js';
+import { loadConfigFrom } from '../../adapters/config/path.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { loggerForConfig, startNode, type NodeHandle } from '../../node/daemon.js';
+import { withConfigOption } from './config-option.js';
 
 /** Options of {@link runNode}. */
 export interface RunOptions {
-  readonly configPath: string;
+  /** The config file; undefined: `TORBALANCE_CONFIG`, else the default (src/adapters/config/path.ts). */
+  readonly configPath?: string | undefined;
   /** Signals that stop the node. Default SIGTERM and SIGINT. */
   readonly signals?: readonly NodeJS.Signals[];
   /** Reload the config on SIGHUP. Default true. */
@@ -34,7 +38,7 @@ export interface RunOptions {
 
 /** Run a node until a signal; resolves after a clean stop. */
 export async function runNode(options: RunOptions): Promise<void> {
-  const config = await loadConfig(options.configPath);
+  const { config } = await loadConfigFrom(options.configPath);
   const log = loggerForConfig(config);
   // Set by the handlers below, which may run while the node is still starting (`node` unset).
   const failure: { error?: Error } = {};
@@ -126,12 +130,13 @@ export async function runNode(options: RunOptions): Promise<void> {
 
 /** Register `run`. */
 export function register(program: Command): void {
-  program
-    .command('run')
-    .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)')
-    .requiredOption('--config <file>', 'config file (see docs/config.md)')
+  withConfigOption(
+    program
+      .command('run')
+      .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)'),
+  )
     .option('--exit-with-parent', 'stop when the parent process exits (for nodes started by a supervisor such as `torbalance demo`)')
-    .action(async (opts: { config: string; exitWithParent?: boolean }) => {
+    .action(async (opts: { config?: string; exitWithParent?: boolean }) => {
       await runNode({ configPath: opts.config, exitWithParent: opts.exitWithParent === true });
     });
 }
