@@ -42,7 +42,7 @@ import { dirname, join } from 'node:path';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { writeFileAtomic, writeKeyDirectory } from '../adapters/fs/key-store.js';
-import { createLogger, type Logger } from '../adapters/log/logger.js';
+import { createLogger, isJournalStream, type Logger } from '../adapters/log/logger.js';
 import { TorProcess } from '../adapters/tor/process.js';
 import { realTimers, type Timers } from '../adapters/system/timers.js';
 import { TorbalanceError } from '../core/errors.js';
@@ -177,6 +177,8 @@ export function loggerForConfig(config: Config, destination?: NodeJS.WritableStr
     level: config.log.level,
     pretty,
     base: { node: config.node.name },
+    // A file descriptor (default stderr) connected to the journal: syslog priorities.
+    journal: typeof destination !== 'object' && isJournalStream(process.env, destination ?? 2),
     ...(destination === undefined ? {} : { destination }),
   });
 }
