@@ -106,6 +106,12 @@ export interface NodeHandle {
   /** Resolves when the node has stopped. */
   readonly stopped: Promise<void>;
   /**
+   * Resolves the first time the node's tor reports 100 % bootstrap (the proxy already listens:
+   * startNode resolved); never, if the node stops first. `torbalance run` then tells systemd
+   * `READY=1` (src/core/sd-notify.ts).
+   */
+  readonly bootstrapped: Promise<void>;
+  /**
    * Re-read the config file (SIGHUP) and apply what can change live (src/node/reload.ts:
    * log level, proxy limits and timeouts, body rewriting, health checks, drain timeout)
    * without dropping connections; keys that need a restart are logged by name and not
@@ -295,10 +301,15 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     resolveStopped = r;
   });
   let stopPromise: Promise<void> | undefined;
+  let resolveBootstrapped: () => void = () => undefined;
+  const firstBootstrap = new Promise<void>((r) => {
+    resolveBootstrapped = r;
+  });
 
   nodeHealth.onChange((h) => {
     if (h.tor.progress === 100 && !bootstrapped) {
       bootstrapped = true;
+      resolveBootstrapped();
       torLog.info({ masterAddress }, 'tor bootstrapped; the onion service is being published');
     } else if (h.tor.progress < 100) bootstrapped = false;
     log.info({ healthy: h.healthy, reasons: h.reasons, introPoints: h.intro.introPoints }, h.healthy ? 'node healthy' : 'node not healthy');
@@ -491,6 +502,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     socksPort,
     stop,
     stopped,
+    bootstrapped: firstBootstrap,
     async reload(): Promise<ReloadPlan> {
       const source = applied.source;
       if (state !== 'running' || source === undefined) {

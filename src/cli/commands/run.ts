@@ -12,9 +12,15 @@
  * Logs go to stderr (JSON, or human-readable on a terminal; `log.format`).
  * The config file: `--config`, else `TORBALANCE_CONFIG`, else /etc/torbalance/torbalance.toml
  * (src/adapters/config/path.ts).
+ * Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) it tells the service manager `READY=1`
+ * once the proxy listens and tor has bootstrapped, `STOPPING=1` when it starts to drain, and
+ * pings `WATCHDOG=1` at half `WATCHDOG_USEC` (src/core/sd-notify.ts,
+ * src/adapters/system/sd-notify.ts); without `NOTIFY_SOCKET` nothing is sent.
  */
 import type { Command } from 'commander';
 import { loadConfigFrom } from '../../adapters/config/path.js';
+import { SdNotifier } from '../../adapters/system/sd-notify.js';
+import { ReadinessPolicy, type NodeEvent } from '../../core/sd-notify.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { loggerForConfig, startNode, type NodeHandle } from '../../node/daemon.js';
 import { withConfigOption } from './config-option.js';
@@ -34,12 +40,23 @@ export interface RunOptions {
    */
   readonly exitWithParent?: boolean;
   readonly parentCheckMs?: number;
+  /** Notifications to systemd. Default: a {@link SdNotifier} on `process.env`. */
+  readonly notifier?: SdNotifier;
 }
 
 /** Run a node until a signal; resolves after a clean stop. */
 export async function runNode(options: RunOptions): Promise<void> {
   const { config } = await loadConfigFrom(options.configPath);
   const log = loggerForConfig(config);
+  const notifier = options.notifier ?? new SdNotifier({
+      onError: (e) => {
+        log.warn({ err: e }, 'cannot notify systemd');
+      },
+    });
+  const policy = new ReadinessPolicy();
+  const notify = (e: NodeEvent): void => {
+    void notifier.send(policy.on(e));
+  };
   // Set by the handlers below, which may run while the node is still starting (`node` unset).
   const failure: { error?: Error } = {};
   const pending = { reload: false };
@@ -51,6 +68,7 @@ export async function runNode(options: RunOptions): Promise<void> {
   let node: NodeHandle | undefined;
   let count = 0;
   const stopFor = (n: number): void => {
+    notify({ kind: 'stopping' });
     void node?.stop(n === 1 ? undefined : 0);
   };
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -87,15 +105,24 @@ export async function runNode(options: RunOptions): Promise<void> {
       logger: log,
       onFatal: (e) => {
         failure.error = e;
+        notify({ kind: 'stopping' });
         void node?.stop(0);
       },
     });
   } catch (e) {
     removeHandlers();
+    await notifier.close();
     throw e;
   }
   const started = node;
+  notify({ kind: 'listening' });
+  void started.bootstrapped.then(() => {
+    notify({ kind: 'tor-progress', percent: 100 });
+  });
+  const watchdogMs = notifier.startWatchdog();
+  if (watchdogMs !== undefined) log.info({ intervalMs: watchdogMs }, 'systemd watchdog on');
   if (failure.error !== undefined) {
+    notify({ kind: 'stopping' });
     void started.stop(0);
   } else if (count > 0) {
     log.info({ signals: count }, 'started after a stop signal; draining');
@@ -111,6 +138,7 @@ export async function runNode(options: RunOptions): Promise<void> {
       if (process.ppid !== parent) {
         clearInterval(parentTimer);
         log.warn({ parent }, 'parent process gone; stopping');
+        notify({ kind: 'stopping' });
         void started.stop(0);
       }
     }, options.parentCheckMs ?? 1000);
@@ -121,6 +149,7 @@ export async function runNode(options: RunOptions): Promise<void> {
   } finally {
     removeHandlers();
     if (parentTimer !== undefined) clearInterval(parentTimer);
+    await notifier.close();
   }
   const fatal = failure.error;
   if (fatal !== undefined) {
