@@ -1,7 +1,8 @@
 /**
  * `torbalance status [--config FILE] [--json]`: the cluster as a table, from the running node's
  * admin API (`GET /status`, docs/admin-api.md). The admin
- * address comes from the config (`admin.listen`, default `unix:<data_dir>/admin.sock`).
+ * address comes from the config (`admin.listen`; default `unix:/run/torbalance/admin.sock` when
+ * that runtime directory is usable, else `unix:<data_dir>/admin.sock`: docs/config.md).
  *
  * Output: one row per node (name, short id, role, state, health, intro points, requests,
  * last seen; a peer's requests come from its mesh heartbeats, `-` when it sent none), then
