@@ -42,7 +42,7 @@ import { dirname, join } from 'node:path';
 import { loadConfig, loadMasterKey } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
 import { writeFileAtomic, writeKeyDirectory } from '../adapters/fs/key-store.js';
-import { createLogger, type Logger } from '../adapters/log/logger.js';
+import { createLogger, isJournalStream, type Logger } from '../adapters/log/logger.js';
 import { TorProcess } from '../adapters/tor/process.js';
 import { realTimers, type Timers } from '../adapters/system/timers.js';
 import { TorbalanceError } from '../core/errors.js';
@@ -105,6 +105,12 @@ export interface NodeHandle {
   status(): Promise<NodeStatus>;
   /** Resolves when the node has stopped. */
   readonly stopped: Promise<void>;
+  /**
+   * Resolves the first time the node's tor reports 100 % bootstrap (the proxy already listens:
+   * startNode resolved); never, if the node stops first. `torbalance run` then tells systemd
+   * `READY=1` (src/core/sd-notify.ts).
+   */
+  readonly bootstrapped: Promise<void>;
   /**
    * Re-read the config file (SIGHUP) and apply what can change live (src/node/reload.ts:
    * log level, proxy limits and timeouts, body rewriting, health checks, drain timeout)
@@ -177,6 +183,8 @@ export function loggerForConfig(config: Config, destination?: NodeJS.WritableStr
     level: config.log.level,
     pretty,
     base: { node: config.node.name },
+    // A file descriptor (default stderr) connected to the journal: syslog priorities.
+    journal: typeof destination !== 'object' && isJournalStream(process.env, destination ?? 2),
     ...(destination === undefined ? {} : { destination }),
   });
 }
@@ -293,10 +301,15 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     resolveStopped = r;
   });
   let stopPromise: Promise<void> | undefined;
+  let resolveBootstrapped: () => void = () => undefined;
+  const firstBootstrap = new Promise<void>((r) => {
+    resolveBootstrapped = r;
+  });
 
   nodeHealth.onChange((h) => {
     if (h.tor.progress === 100 && !bootstrapped) {
       bootstrapped = true;
+      resolveBootstrapped();
       torLog.info({ masterAddress }, 'tor bootstrapped; the onion service is being published');
     } else if (h.tor.progress < 100) bootstrapped = false;
     log.info({ healthy: h.healthy, reasons: h.reasons, introPoints: h.intro.introPoints }, h.healthy ? 'node healthy' : 'node not healthy');
@@ -489,6 +502,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
     socksPort,
     stop,
     stopped,
+    bootstrapped: firstBootstrap,
     async reload(): Promise<ReloadPlan> {
       const source = applied.source;
       if (state !== 'running' || source === undefined) {

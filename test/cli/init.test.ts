@@ -70,7 +70,7 @@ describe('torbalance init / config check (spawned binary)', () => {
     const badFile = join(await tmp(), 'bad.toml');
     await appendFile(badFile, `[target]\naddress = "${TARGET}"\nprot = 80\n`);
     const bad = cli(['config', 'check', '--no-keys', badFile]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(78); // EX_CONFIG (src/cli/main.ts)
     expect(bad.stderr).toContain('TB_ERR_CONFIG_INVALID');
     expect(bad.stderr).toContain('target.prot (line 3): unknown key (did you mean "port"?)');
   });
@@ -89,7 +89,7 @@ describe('torbalance init / config check (spawned binary)', () => {
     expect(imported.code).toBe(0);
     expect(imported.stdout.trim()).toBe(kp.address);
     const self = cli(['init', '--dir', join(await tmp(), 'self'), '--target', kp.address, '--import-hs-dir', hs]);
-    expect(self.code).toBe(1);
+    expect(self.code).toBe(78); // a TB_ERR_CONFIG_* error: EX_CONFIG
     expect(self.stderr).toContain('TB_ERR_CONFIG_TARGET_IS_MASTER');
   });
 });

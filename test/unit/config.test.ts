@@ -273,7 +273,7 @@ describe('loading files', () => {
 
   it('missing file, missing ca_file', async () => {
     const d = await tmp();
-    await expect(loadConfig(join(d, 'none.toml'))).rejects.toMatchObject({ code: 'TB_ERR_CONFIG_READ' });
+    await expect(loadConfig(join(d, 'none.toml'))).rejects.toMatchObject({ code: 'TB_ERR_CONFIG_NOT_FOUND' });
     await writeKeyDirectory(join(d, 'master'), MASTER);
     await writeFile(join(d, 'tb.toml'), `[target]\naddress = "${TARGET}"\n[target.tls]\nenabled = true\nca_file = "ca.pem"\n`, { mode: 0o600 });
     await expect(loadMasterKey(await loadConfig(join(d, 'tb.toml')))).rejects.toMatchObject({ code: 'TB_ERR_CONFIG_FILE' });

@@ -13,13 +13,13 @@
  * symlinks; src/adapters/fs/key-store.ts) and refuses a target equal to the master address.
  */
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { access, lstat, open, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type * as z from 'zod';
 import { TorbalanceError } from '../../core/errors.js';
 import { readKeyDirectory, type LoadedKeyDirectory } from '../fs/key-store.js';
-import { configSchema, resolveConfigPaths, schemaKeys, type Config } from './schema.js';
+import { RUNTIME_DIR, configSchema, resolveConfigPaths, schemaKeys, type Config } from './schema.js';
 
 /** Largest config file read. */
 export const MAX_CONFIG_SIZE = 1024 * 1024;
@@ -243,6 +243,8 @@ export interface ParseConfigOptions {
   readonly baseDir?: string;
   /** File name for messages and `Config.source`. */
   readonly source?: string;
+  /** The runtime directory the admin socket defaults to (undefined: `node.data_dir`). */
+  readonly runtimeDir?: string | undefined;
 }
 
 /** Parse and validate TOML text. Throws {@link ConfigError}. */
@@ -261,7 +263,28 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   }
   const r = configSchema.safeParse(doc);
   if (!r.success) throw new ConfigError('TB_ERR_CONFIG_INVALID', options.source, mapIssues(r.error.issues, text, doc));
-  return resolveConfigPaths(r.data, options.baseDir ?? process.cwd(), options.source);
+  return resolveConfigPaths(r.data, options.baseDir ?? process.cwd(), options.source, options.runtimeDir);
+}
+
+/**
+ * The runtime directory for the admin socket's default: `dir` (default /run/torbalance, made
+ * by systemd's `RuntimeDirectory=torbalance` while the unit runs) if it is a directory this
+ * process may enter and write, else undefined (the socket then defaults to `node.data_dir`).
+ * The node (user torbalance) and the operator's `torbalance status` (as torbalance or root)
+ * both pass the test and agree on the socket; another user's nodes on the same machine (a
+ * demo, tests) cannot use the directory and keep their own data directories.
+ */
+export async function defaultRuntimeDir(dir: string = RUNTIME_DIR): Promise<string | undefined> {
+  try {
+    const st = await stat(dir);
+    if (!st.isDirectory()) return undefined;
+    await access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    return dir;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR' || code === 'EPERM') return undefined;
+    throw e;
+  }
 }
 
 /**
@@ -281,15 +304,21 @@ export function extraConfigLines(entries: readonly (readonly [string, string])[]
 }
 
 /**
- * Read, parse and validate a config file. Relative paths in it are relative to the file's
- * directory. Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
- * TorbalanceError TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE / TB_ERR_CONFIG_PERMISSIONS (the
- * file is group- or world-writable).
+ * Read, parse and validate a config file. `admin.listen` defaults into {@link defaultRuntimeDir}
+ * when there is one (`options.runtimeDir` overrides the detection; undefined: none). Relative
+ * paths in it are relative to the file's
+ * directory — the directory of the file a symbolic link points to when `file` is one, so
+ * /etc/torbalance/torbalance.toml can link to the config `torbalance init` wrote in the node
+ * directory (docs/OPERATIONS.md). Throws {@link ConfigError} (TB_ERR_CONFIG_INVALID, TB_ERR_CONFIG_SYNTAX) or
+ * TorbalanceError TB_ERR_CONFIG_NOT_FOUND / TB_ERR_CONFIG_READ / TB_ERR_CONFIG_TOO_LARGE /
+ * TB_ERR_CONFIG_PERMISSIONS (the file is group- or world-writable).
  */
-export async function loadConfig(file: string): Promise<Config> {
+export async function loadConfig(file: string, options: { readonly runtimeDir?: string | undefined } = {}): Promise<Config> {
   const abs = resolve(file);
   let text: string;
+  let baseDir = dirname(abs);
   try {
+    if ((await lstat(abs)).isSymbolicLink()) baseDir = dirname(await realpath(abs));
     const fh = await open(abs, constants.O_RDONLY);
     try {
       const st = await fh.stat();
@@ -314,9 +343,11 @@ export async function loadConfig(file: string): Promise<Config> {
   } catch (e) {
     if (e instanceof TorbalanceError) throw e;
     const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : String(e);
+    if (code === 'ENOENT') throw new TorbalanceError('TB_ERR_CONFIG_NOT_FOUND', 'config', `config ${abs} does not exist`, { cause: e });
     throw new TorbalanceError('TB_ERR_CONFIG_READ', 'config', `cannot read config ${abs}: ${code}`, { cause: e });
   }
-  return parseConfigText(text, { baseDir: dirname(abs), source: abs });
+  const runtimeDir = 'runtimeDir' in options ? options.runtimeDir : await defaultRuntimeDir();
+  return parseConfigText(text, { baseDir, source: abs, runtimeDir });
 }
 
 /** The master key and what the file checks found. */

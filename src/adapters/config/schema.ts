@@ -71,12 +71,19 @@ export const DEFAULTS = {
   },
   admin: {
     enabled: true,
-    // listen: unix:<data_dir>/admin.sock (computed by resolveConfigPaths)
+    // listen: unix:/run/torbalance/admin.sock when that runtime directory is usable, else
+    // unix:<data_dir>/admin.sock (computed by resolveConfigPaths)
     tcp_open_reads: false,
   },
 } as const;
 
-/** The admin API socket name inside `node.data_dir` when `admin.listen` is not set. */
+/**
+ * The runtime directory systemd creates for the unit (`RuntimeDirectory=torbalance`); when it
+ * is usable the admin socket defaults to it (src/adapters/config/load.ts `defaultRuntimeDir`).
+ */
+export const RUNTIME_DIR = '/run/torbalance';
+
+/** The admin API socket name (in the runtime directory, else in `node.data_dir`) when `admin.listen` is not set. */
 export const DEFAULT_ADMIN_SOCKET_NAME = 'admin.sock';
 
 /** The proxy socket name inside `node.data_dir` when `proxy.listen` is not set. */
@@ -421,15 +428,17 @@ export function deepFreeze<T>(value: T): T {
 /**
  * Turn the schema output into a {@link Config}: paths absolute (relative ones are taken
  * relative to `baseDir`, the config file's directory), `proxy.listen` defaulted to
- * `unix:<data_dir>/proxy.sock` and parsed, `tor.extra_config` split. Returns a frozen object.
+ * `unix:<data_dir>/proxy.sock` and parsed, `admin.listen` defaulted to
+ * `unix:<runtimeDir>/admin.sock` when a runtime directory is given, else
+ * `unix:<data_dir>/admin.sock`, `tor.extra_config` split. Returns a frozen object.
  */
-export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source?: string): Config {
+export function resolveConfigPaths(parsed: ParsedConfig, baseDir: string, source?: string, runtimeDir?: string): Config {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const dataDir = abs(parsed.node.data_dir);
   const listenRaw = parsed.proxy.listen ?? `unix:${resolve(dataDir, DEFAULT_PROXY_SOCKET_NAME)}`;
   const listenParsed = parseListenString(listenRaw) ?? { kind: 'unix' as const, path: listenRaw.slice(5) };
   const listenAddr: ListenAddress = listenParsed.kind === 'unix' ? { kind: 'unix', path: abs(listenParsed.path) } : listenParsed;
-  const adminRaw = parsed.admin.listen ?? `unix:${resolve(dataDir, DEFAULT_ADMIN_SOCKET_NAME)}`;
+  const adminRaw = parsed.admin.listen ?? `unix:${resolve(runtimeDir ?? dataDir, DEFAULT_ADMIN_SOCKET_NAME)}`;
   const adminParsed = parseListenString(adminRaw) ?? { kind: 'unix' as const, path: adminRaw.slice(5) };
   const adminListen: ListenAddress = adminParsed.kind === 'unix' ? { kind: 'unix', path: abs(adminParsed.path) } : adminParsed;
   const binary = parsed.tor.binary.includes('/') ? abs(parsed.tor.binary) : parsed.tor.binary;

@@ -12,7 +12,13 @@
  *
  * Output is JSON lines (pino's format) or, with `pretty`, a small built-in human format
  * (`HH:MM:SS.mmm LEVEL msg key=value …`) — no pino-pretty dependency.
+ *
+ * Under systemd, with stderr connected to the journal ({@link isJournalStream}: `JOURNAL_STREAM`
+ * names stderr's device and inode, systemd.exec(5)), each line starts with its syslog priority
+ * `<N>` (sd-daemon(3): the journal strips the prefix and files the line at priority N), so
+ * `journalctl -p warning` shows warnings and worse; the rest of the line is unchanged.
  */
+import { fstatSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 
@@ -29,6 +35,8 @@ export interface LoggerOptions {
   readonly destination?: NodeJS.WritableStream | number;
   /** Static fields on every record (e.g. `{ node: 'n1' }`). */
   readonly base?: Record<string, unknown>;
+  /** Prefix each line with its syslog priority `<N>` (for the journal). Default: false. */
+  readonly journal?: boolean;
 }
 
 /** Field-name fragments that mark a value as secret (case-insensitive, substring match). */
@@ -114,7 +122,48 @@ export function formatPrettyLine(jsonLine: string): string {
   return `${t} ${lv} ${typeof msg === 'string' ? msg : ''}${fields === '' ? '' : ` ${fields}`}\n`;
 }
 
-function prettyStream(out: NodeJS.WritableStream): Writable {
+/**
+ * The syslog priority of a pino level (sd-daemon(3) `SD_*`): fatal 2 (crit), error 3 (err),
+ * warn 4 (warning), info 6 (info), debug and trace 7 (debug). Levels between take the next
+ * lower pino level's priority.
+ */
+export function syslogPriority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+/**
+ * `<N>` for a pino JSON line, N the priority of its `level` (pino writes `{"level":NN` first);
+ * a line without a level (not a record) is filed as info.
+ */
+export function journalPrefix(jsonLine: string): string {
+  const m = /^\{"level":(\d+)[,}]/.exec(jsonLine);
+  return `<${m === null ? 6 : syslogPriority(Number(m[1]))}>`;
+}
+
+/**
+ * True when `env.JOURNAL_STREAM` ("<device>:<inode>", set by systemd when stdout/stderr go to
+ * the journal) is the file descriptor `fd` itself — not an inherited variable with `fd`
+ * redirected elsewhere (systemd.exec(5) says to check both).
+ */
+export function isJournalStream(env: Readonly<Record<string, string | undefined>>, fd = 2): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env['JOURNAL_STREAM'] ?? '');
+  if (m === null) return false;
+  let st;
+  try {
+    st = fstatSync(fd, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EBADF') return false;
+    throw e;
+  }
+  return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+}
+
+/** A stream that writes `fn(line)` to `out` for each complete line written to it. */
+function lineStream(out: NodeJS.WritableStream, fn: (line: string) => string): Writable {
   let buffered = '';
   return new Writable({
     write(chunk: Buffer | string, _enc, cb): void {
@@ -123,7 +172,7 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
       while (nl >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (line !== '') out.write(formatPrettyLine(line));
+        if (line !== '') out.write(fn(line));
         nl = buffered.indexOf('\n');
       }
       cb();
@@ -136,7 +185,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const dest = opts.destination ?? 2;
   const raw: NodeJS.WritableStream =
     typeof dest === 'number' ? (pino.destination({ dest, sync: true }) as unknown as NodeJS.WritableStream) : dest;
-  const stream = opts.pretty === true ? prettyStream(raw) : raw;
+  // With both, the priority is read from the JSON line and put before the human one.
+  const stream =
+    opts.journal === true
+      ? lineStream(raw, (l) => `${journalPrefix(l)}${opts.pretty === true ? formatPrettyLine(l) : `${l}\n`}`)
+      : opts.pretty === true
+        ? lineStream(raw, formatPrettyLine)
+        : raw;
   return pino(
     {
       level: opts.level ?? 'info',

@@ -37,6 +37,7 @@ import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { RotatingLogFile } from '../log/rotating-file.js';
 import { errnoCode } from '../system/errno.js';
+import { withoutNotifyEnv } from '../system/sd-notify.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { managedGetconfKeys, managedOptionMismatches } from '../../core/node-torrc.js';
 import { renderTorrc, type TorrcEntry } from '../../core/torrc.js';
@@ -396,14 +397,14 @@ export class TorProcess {
     if (this.#opts.detached === true) {
       const fd = openSync(this.logPath, 'a', 0o600);
       try {
-        child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true });
+        child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true, env: withoutNotifyEnv(process.env) });
       } finally {
         closeSync(fd);
       }
     } else {
       // Bounded: at most ~2 × 8 MiB (src/adapters/log/rotating-file.ts).
       this.#log ??= new RotatingLogFile(this.logPath);
-      child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: withoutNotifyEnv(process.env) });
       child.stdout?.on('data', (c: Buffer) => {
         this.#onOutput(c);
       });

@@ -1,12 +1,14 @@
 /**
- * `torbalance config check FILE [--no-keys]`: validate a config file without starting
- * anything. Prints `OK …` on stdout, or fails with every problem listed as
+ * `torbalance config check [FILE] [--no-keys]`: validate a config file without starting
+ * anything (no FILE: `TORBALANCE_CONFIG`, else /etc/torbalance/torbalance.toml, as `--config`
+ * of the other commands). Prints `OK …` on stdout, or fails with every problem listed as
  * `key (line N): expected …` (TB_ERR_CONFIG_INVALID / TB_ERR_CONFIG_SYNTAX). Unless
  * `--no-keys`, also checks the master key directory (permissions, consistency; target ≠ master)
  * and prints warnings on stderr.
  */
 import type { Command } from 'commander';
-import { loadConfig, loadMasterKey } from '../../adapters/config/load.js';
+import { loadMasterKey } from '../../adapters/config/load.js';
+import { CONFIG_ENV, DEFAULT_CONFIG_PATH, loadConfigFrom } from '../../adapters/config/path.js';
 import { publishModeNotes } from '../../node/cluster.js';
 
 /** Result of {@link checkConfig}. */
@@ -20,10 +22,10 @@ export interface ConfigCheckResult {
 }
 
 /** Validate `file` (and its key directory unless `keys` is false). Throws on problems. */
-export async function checkConfig(file: string, keys = true): Promise<ConfigCheckResult> {
-  const config = await loadConfig(file);
+export async function checkConfig(file: string | undefined, keys = true): Promise<ConfigCheckResult> {
+  const { config, path } = await loadConfigFrom(file);
   const m = keys ? await loadMasterKey(config) : undefined;
-  return { file: config.source ?? file, masterAddress: m?.masterAddress, targetAddress: config.target.address, warnings: m?.warnings ?? [], publishMode: publishModeNotes(config).text };
+  return { file: config.source ?? path, masterAddress: m?.masterAddress, targetAddress: config.target.address, warnings: m?.warnings ?? [], publishMode: publishModeNotes(config).text };
 }
 
 /** Register `config check`. */
@@ -32,9 +34,9 @@ export function register(program: Command): void {
   config
     .command('check')
     .description('validate a config file (and its master key directory); prints OK or the errors')
-    .argument('<file>', 'config file')
+    .argument('[file]', `config file; default $${CONFIG_ENV}, else ${DEFAULT_CONFIG_PATH}`)
     .option('--no-keys', 'do not check the master key directory')
-    .action(async (file: string, opts: { keys: boolean }) => {
+    .action(async (file: string | undefined, opts: { keys: boolean }) => {
       const r = await checkConfig(file, opts.keys);
       for (const w of r.warnings) process.stderr.write(`torbalance: warning: ${w}\n`);
       process.stdout.write(

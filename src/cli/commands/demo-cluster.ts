@@ -26,7 +26,8 @@ import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminRequest } from '../../adapters/admin/client.js';
 import { errnoCode, isErrno } from '../../adapters/system/errno.js';
-import { DEFAULT_ADMIN_SOCKET_NAME } from '../../adapters/config/schema.js';
+import { loadConfig } from '../../adapters/config/load.js';
+import type { ListenAddress } from '../../adapters/config/schema.js';
 import { keyDirectoryPaths } from '../../adapters/fs/key-store.js';
 import { httpGetThroughTor } from '../../adapters/net/onion-http.js';
 import { ControlReplyError, TorControl, type ControlEndpoint } from '../../adapters/tor/control.js';
@@ -490,6 +491,8 @@ export interface DemoNode {
   torPid: number | undefined;
   /** Whether the node's admin API answers `/status` (undefined: not asked yet). */
   admin: 'yes' | 'no' | undefined;
+  /** Where its admin API listens, from its config (read once). */
+  adminListen?: ListenAddress;
 }
 
 /** Options of {@link DemoCluster.create}. */
@@ -630,7 +633,9 @@ export class DemoCluster {
         if (node.exit !== undefined) return undefined;
         if (node.admin !== 'no') {
           try {
-            const r = await adminRequest({ kind: 'unix', path: join(node.dir, 'data', DEFAULT_ADMIN_SOCKET_NAME) }, 'GET', '/status', undefined, 2000);
+            // The node's own default (its data directory, or the runtime directory: loadConfig).
+            node.adminListen ??= (await loadConfig(node.configPath)).admin.listen;
+            const r = await adminRequest(node.adminListen, 'GET', '/status', undefined, 2000);
             const n = proxyRequestsOf(r.status === 200 ? r.json : undefined);
             if (n !== undefined) {
               node.admin = 'yes';

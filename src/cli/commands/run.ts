@@ -1,5 +1,5 @@
 /**
- * `torbalance run --config FILE`: run a node (src/node/daemon.ts) in the foreground until
+ * `torbalance run [--config FILE]`: run a node (src/node/daemon.ts) in the foreground until
  * SIGTERM or SIGINT, then drain (`drain.timeout_ms`) and stop; exit code 0. A second signal
  * while draining skips the rest of the drain. The handlers are in place before the node starts:
  * a signal during start-up stops (or, SIGHUP, reloads) the node as soon as it has started.
@@ -10,15 +10,25 @@
  * src/node/reload.ts): connections stay open; keys that need a restart are logged; an invalid
  * file is refused and the node keeps running with the old config.
  * Logs go to stderr (JSON, or human-readable on a terminal; `log.format`).
+ * The config file: `--config`, else `TORBALANCE_CONFIG`, else /etc/torbalance/torbalance.toml
+ * (src/adapters/config/path.ts).
+ * Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) it tells the service manager `READY=1`
+ * once the proxy listens and tor has bootstrapped, `STOPPING=1` when it starts to drain, and
+ * pings `WATCHDOG=1` at half `WATCHDOG_USEC` (src/core/sd-notify.ts,
+ * src/adapters/system/sd-notify.ts); without `NOTIFY_SOCKET` nothing is sent.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../../adapters/config/load.js';
+import { loadConfigFrom } from '../../adapters/config/path.js';
+import { SdNotifier } from '../../adapters/system/sd-notify.js';
+import { ReadinessPolicy, type NodeEvent } from '../../core/sd-notify.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { loggerForConfig, startNode, type NodeHandle } from '../../node/daemon.js';
+import { withConfigOption } from './config-option.js';
 
 /** Options of {@link runNode}. */
 export interface RunOptions {
-  readonly configPath: string;
+  /** The config file; undefined: `TORBALANCE_CONFIG`, else the default (src/adapters/config/path.ts). */
+  readonly configPath?: string | undefined;
   /** Signals that stop the node. Default SIGTERM and SIGINT. */
   readonly signals?: readonly NodeJS.Signals[];
   /** Reload the config on SIGHUP. Default true. */
@@ -30,12 +40,23 @@ export interface RunOptions {
    */
   readonly exitWithParent?: boolean;
   readonly parentCheckMs?: number;
+  /** Notifications to systemd. Default: a {@link SdNotifier} on `process.env`. */
+  readonly notifier?: SdNotifier;
 }
 
 /** Run a node until a signal; resolves after a clean stop. */
 export async function runNode(options: RunOptions): Promise<void> {
-  const config = await loadConfig(options.configPath);
+  const { config } = await loadConfigFrom(options.configPath);
   const log = loggerForConfig(config);
+  const notifier = options.notifier ?? new SdNotifier({
+      onError: (e) => {
+        log.warn({ err: e }, 'cannot notify systemd');
+      },
+    });
+  const policy = new ReadinessPolicy();
+  const notify = (e: NodeEvent): void => {
+    void notifier.send(policy.on(e));
+  };
   // Set by the handlers below, which may run while the node is still starting (`node` unset).
   const failure: { error?: Error } = {};
   const pending = { reload: false };
@@ -47,6 +68,7 @@ export async function runNode(options: RunOptions): Promise<void> {
   let node: NodeHandle | undefined;
   let count = 0;
   const stopFor = (n: number): void => {
+    notify({ kind: 'stopping' });
     void node?.stop(n === 1 ? undefined : 0);
   };
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -83,15 +105,24 @@ export async function runNode(options: RunOptions): Promise<void> {
       logger: log,
       onFatal: (e) => {
         failure.error = e;
+        notify({ kind: 'stopping' });
         void node?.stop(0);
       },
     });
   } catch (e) {
     removeHandlers();
+    await notifier.close();
     throw e;
   }
   const started = node;
+  notify({ kind: 'listening' });
+  void started.bootstrapped.then(() => {
+    notify({ kind: 'tor-progress', percent: 100 });
+  });
+  const watchdogMs = notifier.startWatchdog();
+  if (watchdogMs !== undefined) log.info({ intervalMs: watchdogMs }, 'systemd watchdog on');
   if (failure.error !== undefined) {
+    notify({ kind: 'stopping' });
     void started.stop(0);
   } else if (count > 0) {
     log.info({ signals: count }, 'started after a stop signal; draining');
@@ -107,6 +138,7 @@ export async function runNode(options: RunOptions): Promise<void> {
       if (process.ppid !== parent) {
         clearInterval(parentTimer);
         log.warn({ parent }, 'parent process gone; stopping');
+        notify({ kind: 'stopping' });
         void started.stop(0);
       }
     }, options.parentCheckMs ?? 1000);
@@ -117,6 +149,7 @@ export async function runNode(options: RunOptions): Promise<void> {
   } finally {
     removeHandlers();
     if (parentTimer !== undefined) clearInterval(parentTimer);
+    await notifier.close();
   }
   const fatal = failure.error;
   if (fatal !== undefined) {
@@ -126,12 +159,13 @@ export async function runNode(options: RunOptions): Promise<void> {
 
 /** Register `run`. */
 export function register(program: Command): void {
-  program
-    .command('run')
-    .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)')
-    .requiredOption('--config <file>', 'config file (see docs/config.md)')
+  withConfigOption(
+    program
+      .command('run')
+      .description('run a node: its own tor with the master key, the reverse proxy and health checks (SIGTERM drains and stops, SIGHUP reloads the config)'),
+  )
     .option('--exit-with-parent', 'stop when the parent process exits (for nodes started by a supervisor such as `torbalance demo`)')
-    .action(async (opts: { config: string; exitWithParent?: boolean }) => {
+    .action(async (opts: { config?: string; exitWithParent?: boolean }) => {
       await runNode({ configPath: opts.config, exitWithParent: opts.exitWithParent === true });
     });
 }

@@ -1,7 +1,8 @@
 /**
- * `torbalance status --config FILE [--json]`: the cluster as a table, from the running node's
+ * `torbalance status [--config FILE] [--json]`: the cluster as a table, from the running node's
  * admin API (`GET /status`, docs/admin-api.md). The admin
- * address comes from the config (`admin.listen`, default `unix:<data_dir>/admin.sock`).
+ * address comes from the config (`admin.listen`; default `unix:/run/torbalance/admin.sock` when
+ * that runtime directory is usable, else `unix:<data_dir>/admin.sock`: docs/config.md).
  *
  * Output: one row per node (name, short id, role, state, health, intro points, requests,
  * last seen; a peer's requests come from its mesh heartbeats, `-` when it sent none), then
@@ -20,9 +21,10 @@
  */
 import type { Command } from 'commander';
 import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
-import { loadConfig } from '../../adapters/config/load.js';
+import { loadConfigFrom } from '../../adapters/config/path.js';
 import { TorbalanceError } from '../../core/errors.js';
 import type { StatusDocument } from '../../node/admin/status.js';
+import { withConfigOption } from './config-option.js';
 
 function ago(ms: number | null): string {
   if (ms === null) return 'never';
@@ -145,11 +147,11 @@ export function unhealthyError(s: StatusDocument, problems: readonly string[]): 
   return new TorbalanceError('TB_ERR_STATUS_UNHEALTHY', kind, `unhealthy: ${problems.join(', ')}`);
 }
 
-/** Fetch `/status` from the node configured in `configFile`. */
-export async function fetchStatus(configFile: string, timeoutMs?: number): Promise<StatusDocument> {
-  const config = await loadConfig(configFile);
+/** Fetch `/status` from the node configured in `configFile` (undefined: `TORBALANCE_CONFIG`, else the default). */
+export async function fetchStatus(configFile: string | undefined, timeoutMs?: number): Promise<StatusDocument> {
+  const { config, path: configPath } = await loadConfigFrom(configFile);
   if (!config.admin.enabled) {
-    throw new TorbalanceError('TB_ERR_ADMIN_DISABLED', 'config', `the admin API is disabled in ${config.source ?? configFile} ([admin] enabled = false)`);
+    throw new TorbalanceError('TB_ERR_ADMIN_DISABLED', 'config', `the admin API is disabled in ${config.source ?? configPath} ([admin] enabled = false)`);
   }
   const r = await adminRequest(config.admin.listen, 'GET', '/status', undefined, timeoutMs, await adminAuthFor(config.admin));
   if (r.status !== 200) {
@@ -161,7 +163,7 @@ export async function fetchStatus(configFile: string, timeoutMs?: number): Promi
 
 /** Register `status`. */
 export function register(program: Command): void {
-  program
+  const status = program
     .command('status')
     .description("show the cluster (nodes, roles, health, publisher, HSDirs) from a running node's admin API")
     .addHelpText(
@@ -172,10 +174,10 @@ stderr) or the node could not be asked. Unhealthy: the answering node is not run
 healthy (target down, tor not bootstrapped, no intro points); a cluster node that has not left
 is not alive (never heard from, suspect, dead) or is unhealthy; or peers are live and no
 publisher is elected.`,
-    )
-    .requiredOption('--config <file>', 'the node config file (for the admin API address)')
+    );
+  withConfigOption(status, 'the node config file (for the admin API address)')
     .option('--json', 'print the /status JSON document')
-    .action(async (opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config?: string; json?: boolean }) => {
       const s = await fetchStatus(opts.config);
       process.stdout.write(opts.json === true ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
       const problems = statusProblems(s);

@@ -1,5 +1,5 @@
 /**
- * `torbalance token create|list|revoke --config FILE`: join tokens through a running node's
+ * `torbalance token create|list|revoke [--config FILE]`: join tokens through a running node's
  * admin API (docs/admin-api.md; the node side is src/node/join/service.ts).
  *
  * - `token create [--ttl 1h] --out FILE|-`: asks the node for a token (`POST /tokens`); writes
@@ -17,11 +17,12 @@
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
-import { loadConfig } from '../../adapters/config/load.js';
+import { loadConfigFrom } from '../../adapters/config/path.js';
 import { writeFileAtomic } from '../../adapters/fs/key-store.js';
 import { utf8 } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { MAX_TOKEN_TTL_S, MIN_TOKEN_TTL_S } from '../../node/join/service.js';
+import { withConfigOption } from './config-option.js';
 
 /** Parse a TTL like `90s`, `30m`, `1h`, `1d` or `3600` into seconds (MIN_TOKEN_TTL_S … MAX_TOKEN_TTL_S: 60 s … 24 h). */
 export function parseTtl(s: string): number {
@@ -45,9 +46,9 @@ function fromNode(r: { status: number; json: unknown; text: string }, what: stri
   return j;
 }
 
-/** `token create`: returns the token text (the caller writes it). */
-export async function createToken(configPath: string, ttlS: number): Promise<{ token: string; id: string; expiresAt: number }> {
-  const config = await loadConfig(configPath);
+/** `token create`: returns the token text (the caller writes it). No `configPath`: `TORBALANCE_CONFIG`, else the default. */
+export async function createToken(configPath: string | undefined, ttlS: number): Promise<{ token: string; id: string; expiresAt: number }> {
+  const { config } = await loadConfigFrom(configPath);
   const j = fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens', { ttl_s: ttlS }, undefined, await adminAuthFor(config.admin)), 'issue a token');
   const { token, id, expiresAt } = j;
   if (typeof token !== 'string' || typeof id !== 'string' || typeof expiresAt !== 'number') {
@@ -93,13 +94,16 @@ export function formatTokenTable(tokens: readonly ListedToken[]): string {
 /** Register `token`. */
 export function register(program: Command): void {
   const token = program.command('token').description('join tokens (through a running node\'s admin API)');
-  token
-    .command('create')
-    .description('issue a join token (admits one node; expires; revocable) and write it to a file (0600) or stdout (--out -)')
-    .requiredOption('--config <file>', 'the running node\'s config file')
+  const running = "the running node's config file";
+  withConfigOption(
+    token
+      .command('create')
+      .description('issue a join token (admits one node; expires; revocable) and write it to a file (0600) or stdout (--out -)'),
+    running,
+  )
     .requiredOption('--out <file>', 'where to write the token: a file (created 0600) or - for stdout')
     .option('--ttl <duration>', 'lifetime, 60s to 24h (e.g. 10m, 1h); the token is as sensitive as the master key until it is used or expires', '15m')
-    .action(async (opts: { config: string; out: string; ttl: string }) => {
+    .action(async (opts: { config?: string; out: string; ttl: string }) => {
       const ttl = parseTtl(opts.ttl);
       const r = await createToken(opts.config, ttl);
       await writeToken(opts.out, r.token);
@@ -108,24 +112,22 @@ export function register(program: Command): void {
           `torbalance: on the new node run: torbalance join --token-file <file> --dir <dir> --name <name> [--listen <ip:port>]\n`,
       );
     });
-  token
-    .command('list')
-    .description('list the cluster\'s join tokens (no secrets)')
-    .requiredOption('--config <file>', 'the running node\'s config file')
+  withConfigOption(token.command('list').description('list the cluster\'s join tokens (no secrets)'), running)
     .option('--json', 'print JSON', false)
-    .action(async (opts: { config: string; json: boolean }) => {
-      const config = await loadConfig(opts.config);
+    .action(async (opts: { config?: string; json: boolean }) => {
+      const { config } = await loadConfigFrom(opts.config);
       const j = fromNode(await adminRequest(config.admin.listen, 'GET', '/tokens', undefined, undefined, await adminAuthFor(config.admin)), 'list tokens');
       const tokens = Array.isArray(j['tokens']) ? (j['tokens'] as ListedToken[]) : [];
       process.stdout.write(opts.json ? `${JSON.stringify(tokens, null, 2)}\n` : formatTokenTable(tokens));
     });
-  token
-    .command('revoke')
-    .description('revoke a join token by its id (spreads to every node)')
-    .argument('<id>', 'token id (32 hex characters, from `token list`)')
-    .requiredOption('--config <file>', 'the running node\'s config file')
-    .action(async (id: string, opts: { config: string }) => {
-      const config = await loadConfig(opts.config);
+  withConfigOption(
+    token
+      .command('revoke')
+      .description('revoke a join token by its id (spreads to every node)')
+      .argument('<id>', 'token id (32 hex characters, from `token list`)'),
+    running,
+  ).action(async (id: string, opts: { config?: string }) => {
+      const { config } = await loadConfigFrom(opts.config);
       fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens/revoke', { id }, undefined, await adminAuthFor(config.admin)), 'revoke the token');
       process.stderr.write(`torbalance: token ${id} revoked\n`);
     });
