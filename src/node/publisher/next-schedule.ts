@@ -87,6 +87,7 @@ export class NextHarvestScheduler {
   #lastError: string | undefined;
   /** The schedule read by the last check (for {@link NextHarvestScheduler.nextReconfigurationMs}). */
   #schedule_: Schedule | undefined;
+  #wasPublisher = false;
 
   constructor(o: NextHarvestSchedulerOptions) {
     this.#o = o;
@@ -126,7 +127,9 @@ export class NextHarvestScheduler {
     const currentKey = this.#o.currentKey();
     return nextReconfigurationMs({
       ...this.#harvestState(s, now, currentKey),
-      seedPending: this.#o.isPublisher() && seedDue({ validAfterSeconds: s.validAfter, params: s.params, clientKey: s.clientKey, currentKey, seededRun: this.#seededRun }),
+      // The publisher role as of the last check: asking now would re-enter the mesh view, which
+      // reads this node's advertised state (and so this method).
+      seedPending: this.#wasPublisher && seedDue({ validAfterSeconds: s.validAfter, params: s.params, clientKey: s.clientKey, currentKey, seededRun: this.#seededRun }),
     });
   }
 
@@ -192,6 +195,7 @@ export class NextHarvestScheduler {
     if (!this.#o.active()) return this.#o.checkMs ?? defaultCheck;
     const s = await this.#schedule();
     this.#schedule_ = s;
+    this.#wasPublisher = this.#o.isPublisher();
     const check = this.#o.checkMs ?? Math.min(30_000, Math.max(1000, (s.params.votingIntervalSeconds * 1000) / 5));
     const run = srRunSeconds(s.params) * 1000;
     const currentKey = this.#o.currentKey();

@@ -132,3 +132,23 @@ describe('NextHarvestScheduler', () => {
     r.sch.stop();
   });
 });
+
+describe('NextHarvestScheduler.nextReconfigurationMs', () => {
+  it('after a check, answers without asking who publishes (the mesh view it would read calls back into it)', async () => {
+    const r = rig({ startS: S + 30, publisher: true });
+    r.sch.start();
+    await r.advanceTo(S + 40);
+    let asked = 0;
+    const orig = Object.getOwnPropertyDescriptor(r.state, 'publisher')!;
+    Object.defineProperty(r.state, 'publisher', {
+      get: () => {
+        asked++;
+        return orig.value as boolean;
+      },
+    });
+    const at = r.sch.nextReconfigurationMs();
+    expect(asked).toBe(0);
+    expect(at).toBeGreaterThanOrEqual(r.clock.wallMs);
+    r.sch.stop();
+  });
+});
