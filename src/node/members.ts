@@ -16,14 +16,11 @@
  *   removals; a missing file is an empty, not enforced ledger (a node upgraded from a version
  *   without the allowlist).
  */
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AdminRoute } from '../adapters/admin/server.js';
-import { readAtMost, syncDirectory, writeFileAtomic } from '../adapters/fs/key-store.js';
+import { readJsonStateFile, syncDirectory, writeFileAtomic } from '../adapters/fs/key-store.js';
 import type { Logger } from '../adapters/log/logger.js';
-import { errnoCode } from '../adapters/system/errno.js';
-import { fromUtf8, utf8 } from '../core/bytes.js';
+import { utf8 } from '../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../core/errors.js';
 import { EMPTY_MEMBERS, memberEntry, mergeMembers, sameMembers, validateMembers, type MemberEntry, type MembersLedger } from '../core/mesh/members.js';
 
@@ -193,33 +190,8 @@ export class MembersService {
   }
 
   async #load(): Promise<MembersLedger> {
-    let fh: FileHandle;
-    try {
-      fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return EMPTY_MEMBERS;
-      throw new TorbalanceError('TB_ERR_MEMBERS_IO', 'config', `cannot open ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-    }
-    let data: Uint8Array;
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw badFile(this.path, 'not a regular file');
-      data = await readAtMost(fh, MAX_MEMBERS_FILE_BYTES + 1);
-    } catch (e) {
-      if (e instanceof TorbalanceError) throw e;
-      throw new TorbalanceError('TB_ERR_MEMBERS_IO', 'config', `cannot read ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-    } finally {
-      await fh.close();
-    }
-    if (data.length > MAX_MEMBERS_FILE_BYTES) throw badFile(this.path, `larger than ${MAX_MEMBERS_FILE_BYTES} bytes`);
-    let doc: unknown;
-    try {
-      doc = JSON.parse(fromUtf8(data));
-    } catch (e) {
-      if (!(e instanceof DecodeError || e instanceof SyntaxError)) throw e;
-      throw badFile(this.path, 'not JSON');
-    }
-    return parseMembersDocument(doc, this.path);
+    const doc = await readJsonStateFile(this.path, { maxBytes: MAX_MEMBERS_FILE_BYTES, ioCode: 'TB_ERR_MEMBERS_IO', invalid: (why) => badFile(this.path, why) });
+    return doc === undefined ? EMPTY_MEMBERS : parseMembersDocument(doc, this.path);
   }
 
   async #save(ledger: MembersLedger): Promise<void> {

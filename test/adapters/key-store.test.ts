@@ -13,6 +13,7 @@ import { HsIdentityKeypair } from '../../src/core/hs/keys.js';
 import {
   importTorHiddenServiceDir,
   keyDirectoryPaths,
+  readJsonStateFile,
   readKeyDirectory,
   writeKeyDirectory,
 } from '../../src/adapters/fs/key-store.js';
@@ -256,5 +257,31 @@ describe('writing a secret file into a directory (torbalance cluster secret --ou
     expect(await modeOf(join(root, 'a', 'b'))).toBe(0o700);
     expect(await fullMode(root)).toBe(0o755);
     expect((await readNodeSecret('cluster-secret', p)).length).toBe(32);
+  });
+});
+
+describe('readJsonStateFile', () => {
+  const opts = { maxBytes: 64, ioCode: 'TB_ERR_TEST_IO', invalid: (why: string) => new Error(`invalid: ${why}`) };
+
+  it('is undefined for a missing file and the parsed JSON for a present one', async () => {
+    expect(await readJsonStateFile(join(root, 'missing.json'), opts)).toBeUndefined();
+    await writeFile(join(root, 'a.json'), '{"entries":[1,2]}');
+    expect(await readJsonStateFile(join(root, 'a.json'), opts)).toEqual({ entries: [1, 2] });
+  });
+
+  it('refuses a file over the bound, not JSON, invalid UTF-8, a directory, and does not follow a symlink', async () => {
+    await writeFile(join(root, 'big.json'), JSON.stringify({ x: 'y'.repeat(64) }));
+    await expect(readJsonStateFile(join(root, 'big.json'), opts)).rejects.toThrow('invalid: larger than 64 bytes');
+    await writeFile(join(root, 'bad.json'), '{"a":');
+    await expect(readJsonStateFile(join(root, 'bad.json'), opts)).rejects.toThrow('invalid: not JSON');
+    await writeFile(join(root, 'utf8.json'), Buffer.from([0x22, 0xff, 0x22]));
+    await expect(readJsonStateFile(join(root, 'utf8.json'), opts)).rejects.toThrow('invalid: not JSON');
+    await mkdir(join(root, 'dir.json'));
+    await expect(readJsonStateFile(join(root, 'dir.json'), opts)).rejects.toThrow('invalid: not a regular file');
+    await writeFile(join(root, 'real.json'), '{}');
+    await symlink(join(root, 'real.json'), join(root, 'link.json'));
+    const err = await readJsonStateFile(join(root, 'link.json'), opts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TorbalanceError);
+    expect((err as TorbalanceError).code).toBe('TB_ERR_TEST_IO');
   });
 });

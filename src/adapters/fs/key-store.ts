@@ -17,7 +17,8 @@
 import { constants, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TorbalanceError } from '../../core/errors.js';
+import { fromUtf8 } from '../../core/bytes.js';
+import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { errnoCode } from '../system/errno.js';
 import {
   HOSTNAME_FILE_NAME,
@@ -109,6 +110,49 @@ export async function readAtMost(fh: FileHandle, max: number): Promise<Uint8Arra
   const out = buf.slice(0, n);
   buf.fill(0);
   return out;
+}
+
+/** How {@link readJsonStateFile} names its errors. */
+export interface JsonStateFileOptions {
+  /** Largest file accepted, in bytes. */
+  readonly maxBytes: number;
+  /** TorbalanceError code of an open/read failure. */
+  readonly ioCode: string;
+  /** The error for a file that is there but is not what it should be (not regular, too large, not JSON). */
+  readonly invalid: (why: string) => Error;
+}
+
+/**
+ * Read a node's JSON state file (the join ledger, the node allowlist): `undefined` when it does
+ * not exist, else its parsed JSON (unvalidated). Symbolic links are not followed; at most
+ * `maxBytes` are read.
+ */
+export async function readJsonStateFile(path: string, o: JsonStateFileOptions): Promise<unknown> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw new TorbalanceError(o.ioCode, 'config', `cannot open ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  let data: Uint8Array;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw o.invalid('not a regular file');
+    data = await readAtMost(fh, o.maxBytes + 1);
+  } catch (e) {
+    if (e instanceof TorbalanceError) throw e;
+    throw new TorbalanceError(o.ioCode, 'config', `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  } finally {
+    await fh.close();
+  }
+  if (data.length > o.maxBytes) throw o.invalid(`larger than ${o.maxBytes} bytes`);
+  try {
+    return JSON.parse(fromUtf8(data)) as unknown;
+  } catch (e) {
+    if (!(e instanceof DecodeError || e instanceof SyntaxError)) throw e;
+    throw o.invalid('not JSON');
+  }
 }
 
 export async function readKeyFile(path: string, opts: { secret: boolean; optional: boolean }): Promise<Uint8Array | undefined> {

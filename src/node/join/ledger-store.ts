@@ -9,12 +9,9 @@
  * this format throws DecodeError TB_ERR_JOIN_LEDGER (the node refuses to start rather than
  * forget revocations); a missing file is an empty ledger.
  */
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { readAtMost, syncDirectory, writeFileAtomic } from '../../adapters/fs/key-store.js';
-import { errnoCode } from '../../adapters/system/errno.js';
-import { fromUtf8, utf8 } from '../../core/bytes.js';
+import { readJsonStateFile, syncDirectory, writeFileAtomic } from '../../adapters/fs/key-store.js';
+import { utf8 } from '../../core/bytes.js';
 import { DecodeError, TorbalanceError } from '../../core/errors.js';
 import { MAX_LEDGER_ENTRIES, validateLedgerEntries, type LedgerEntry } from '../../core/join/ledger.js';
 
@@ -57,33 +54,8 @@ export class LedgerStore {
 
   /** The stored entries ([] when the file does not exist). */
   async load(): Promise<LedgerEntry[]> {
-    let fh: FileHandle;
-    try {
-      fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return [];
-      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot open ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-    }
-    let data: Uint8Array;
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw bad(this.path, 'not a regular file');
-      data = await readAtMost(fh, MAX_LEDGER_FILE_BYTES + 1);
-    } catch (e) {
-      if (e instanceof TorbalanceError) throw e;
-      throw new TorbalanceError('TB_ERR_JOIN_LEDGER_IO', 'config', `cannot read ${this.path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-    } finally {
-      await fh.close();
-    }
-    if (data.length > MAX_LEDGER_FILE_BYTES) throw bad(this.path, `larger than ${MAX_LEDGER_FILE_BYTES} bytes`);
-    let doc: unknown;
-    try {
-      doc = JSON.parse(fromUtf8(data));
-    } catch (e) {
-      if (!(e instanceof DecodeError || e instanceof SyntaxError)) throw e;
-      throw bad(this.path, 'not JSON');
-    }
-    return parseLedgerDocument(doc, this.path);
+    const doc = await readJsonStateFile(this.path, { maxBytes: MAX_LEDGER_FILE_BYTES, ioCode: 'TB_ERR_JOIN_LEDGER_IO', invalid: (why) => bad(this.path, why) });
+    return doc === undefined ? [] : parseLedgerDocument(doc, this.path);
   }
 
   /** Write `entries` atomically (0600). Resolves when this write (and every earlier one) is on disk. */
