@@ -26,6 +26,7 @@
  * Nothing here throws on the proxy's bytes: a violation is a failed {@link Socks5Step} with a
  * {@link SocksProtocolError}, and the handshake stays failed.
  */
+import { concatBytes } from '../bytes.js';
 import { BugError, TorbalanceError, type ErrorKind } from '../errors.js';
 
 /** A SOCKS5 address: what to CONNECT to, or the proxy's BND.ADDR. */
@@ -242,7 +243,7 @@ export class Socks5ClientHandshake {
       off += r;
     }
     this.#buf = buf.slice(off);
-    return { state: 'pending', send: concat(out) };
+    return { state: 'pending', send: concatBytes(...out) };
   }
 
   /** The proxy closed its side before the handshake finished. */
@@ -321,7 +322,7 @@ export class Socks5ClientHandshake {
         this.#stage = 'connected';
         const rest = b.slice(end);
         this.#buf = new Uint8Array(0);
-        return { state: 'connected', send: concat(out), bound, boundPort, rest };
+        return { state: 'connected', send: concatBytes(...out), bound, boundPort, rest };
       }
       case 'connected':
       case 'failed':
@@ -336,15 +337,3 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

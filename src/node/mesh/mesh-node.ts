@@ -82,6 +82,7 @@ import {
   type MeshLink,
   type MeshMessage,
   type MeshTransportKind,
+  type NextIntroPoints,
   type NodeKey,
   type PeerState,
   type PublishSummary,
@@ -112,7 +113,7 @@ export interface LocalMeshState {
   /** This node harvests desc_next (docs/DESIGN.md "Rotation-safe intro points"). */
   readonly rotationSafe?: boolean | undefined;
   /** Its harvested desc_next intro points. */
-  readonly next?: { readonly key: string; readonly harvestedAt: number; readonly points: readonly IntroPointWire[] } | undefined;
+  readonly next?: NextIntroPoints | undefined;
   /** Its tor's current pow-params (PoW defenses on). */
   readonly pow?: PowParamsWire | undefined;
   /**
