@@ -24,6 +24,7 @@ export const WAITING = [
   'test/integration/publisher.test.ts',
   'test/integration/period-rollover.test.ts',
   'test/integration/demo.test.ts',
+  'test/integration/node-loss.test.ts',
 ];
 
 /**

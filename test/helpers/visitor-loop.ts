@@ -13,6 +13,8 @@ export interface Visit {
   readonly ms: number;
   readonly ok: boolean;
   readonly err?: string;
+  /** Attempts made (1 + the retries it needed; see {@link VisitLoopOptions.retries}). */
+  readonly tries: number;
 }
 
 /** Options of {@link visitLoop}. */
@@ -28,6 +30,13 @@ export interface VisitLoopOptions {
   readonly everyMs?: number;
   /** A visit slower than this fails. Default 30 000. */
   readonly timeoutMs?: number;
+  /**
+   * A failed attempt is retried at once, on fresh circuits, up to this many times; the visit
+   * (its time covers every attempt) fails only if all fail. Default 0.
+   */
+  readonly retries?: number;
+  /** Called with each visit as it ends. */
+  readonly onVisit?: (v: Visit) => void;
 }
 
 /** Visit until `running()` is false; resolves with every visit. */
@@ -36,12 +45,19 @@ export async function visitLoop(o: VisitLoopOptions): Promise<Visit[]> {
   const every = o.everyMs ?? 2000;
   while (o.running()) {
     const at = Date.now();
-    try {
-      const r = await httpGetThroughTor({ host: '127.0.0.1', port: o.socksPort, isolation: `${o.tag}-${at}` }, { host: o.host, port: o.port, path: '/' }, { timeoutMs: o.timeoutMs ?? 30_000 });
-      visits.push(r.status === 200 ? { at, ms: Date.now() - at, ok: true } : { at, ms: Date.now() - at, ok: false, err: `status ${r.status}` });
-    } catch (e) {
-      visits.push({ at, ms: Date.now() - at, ok: false, err: e instanceof Error ? e.message : String(e) });
+    let v: Visit | undefined;
+    for (let tries = 1; v === undefined; tries++) {
+      const last = tries > (o.retries ?? 0);
+      try {
+        const r = await httpGetThroughTor({ host: '127.0.0.1', port: o.socksPort, isolation: `${o.tag}-${at}-${tries}` }, { host: o.host, port: o.port, path: '/' }, { timeoutMs: o.timeoutMs ?? 30_000 });
+        if (r.status === 200) v = { at, ms: Date.now() - at, ok: true, tries };
+        else if (last) v = { at, ms: Date.now() - at, ok: false, err: `status ${r.status}`, tries };
+      } catch (e) {
+        if (last) v = { at, ms: Date.now() - at, ok: false, err: e instanceof Error ? e.message : String(e), tries };
+      }
     }
+    visits.push(v);
+    o.onVisit?.(v);
     await new Promise((r) => setTimeout(r, Math.max(0, every - (Date.now() - at))));
   }
   return visits;
