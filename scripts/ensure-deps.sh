@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what torbalance's tests and demo need on a fresh Debian machine (run as root):
 # tor (+ tor-gencert), python3-stem and python3-cryptography, wireguard-go, wireguard-tools,
-# iproute2 and chromium (headless, for the dashboard test) from Debian, npm dependencies from the lockfile, and a
+# nginx-light (bench/proxy.ts's side-by-side; its system service is not started), iproute2 and chromium (headless, for the dashboard test) from Debian, npm dependencies from the lockfile, and a
 # build of dist/. Idempotent: does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v tor >/dev/null 2>&1 || need_apt+=(tor)
 command -v tor-gencert >/dev/null 2>&1 || need_apt+=(tor)
+# bench/proxy.ts compares the proxy with nginx doing the same rewriting (its own instance).
+need_nginx=0
+[ -x /usr/sbin/nginx ] || { need_apt+=(nginx-light); need_nginx=1; }
 /usr/bin/python3 -c 'import stem' >/dev/null 2>&1 || need_apt+=(python3-stem)
 # stem needs python3-cryptography for descriptor crypto (not a Debian dependency of python3-stem).
 /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || need_apt+=(python3-cryptography)
@@ -26,7 +29,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[ensure-deps] installing from Debian: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian's nginx package starts a system nginx on port 80 when installed; the benchmark only
+  # needs the binary. policy-rc.d exit 101 tells invoke-rc.d not to start services for this
+  # install (a policy-rc.d already present is left alone).
+  policy=""
+  if [ "$need_nginx" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null || { [ -z "$policy" ] || rm -f "$policy"; exit 1; }
+  [ -z "$policy" ] || rm -f "$policy"
+  # and not at boot either (systemd hosts)
+  if [ "$need_nginx" = 1 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 fi
 
 # npm dependencies: reinstall when the lockfile changed since the last install.

@@ -7,6 +7,8 @@
  * Endpoints:
  *   /               HTML naming the target (links in several cases, subdomain, with port) +
  *                   Set-Cookie Domain, CSP, Link, ACAO, Content-Location, a custom header
+ *   /page           ~10 KB of HTML with 60 absolute links naming the target + Set-Cookie Domain
+ *                   (the benchmark page: rewriting nginx can do too, sub_filter/proxy_cookie_domain)
  *   /redirect       302 Location: http://<target>/dest       /redirect-rel  302 Location: /dest
  *   /refresh        200 Refresh: 0; url=http://<target>/r
  *   /echo           JSON of the request line and headers (as received; the proxy rewrites it back)
@@ -86,6 +88,15 @@ export class TargetApp {
     ].join('\n');
   }
 
+  /** The benchmark page (`/page`): ~10 KB of HTML with 60 absolute links naming the target. */
+  benchPage(): string {
+    const t = this.address;
+    const parts = ['<!doctype html><html><head><title>items</title></head><body>'];
+    for (let i = 0; i < 60; i++) parts.push(`<p>Item ${i}: ${'lorem ipsum dolor sit amet, '.repeat(2)}<a href="http://${t}/item/${i}">item ${i}</a></p>`);
+    parts.push('</body></html>');
+    return parts.join('\n');
+  }
+
   async start(): Promise<void> {
     const server = createServer((req, res) => {
       this.#onRequest(req, res);
@@ -157,6 +168,10 @@ export class TargetApp {
         res.end(this.html());
         return;
       }
+      case '/page':
+        res.writeHead(200, ['Content-Type', 'text/html; charset=utf-8', 'Set-Cookie', `sid=abc; Domain=.${t}; Path=/; HttpOnly`]);
+        res.end(this.benchPage());
+        return;
       case '/redirect':
         res.writeHead(302, { location: `http://${t}/dest` });
         res.end();

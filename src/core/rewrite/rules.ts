@@ -31,6 +31,8 @@ interface CompiledRule {
   readonly fromStr: string;
   readonly toStr: string;
   readonly notFollowedByDigit: boolean;
+  /** Length of the prefix `from` shares with the previous rule's `from` (0 for the first). */
+  readonly shared: number;
 }
 
 /** A compiled, immutable rule set (longest needle first). */
@@ -61,6 +63,9 @@ function lower(b: number): number {
   return b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
 }
 
+/** LOWER[b] = lower(b), for the byte loops. */
+const LOWER = Uint8Array.from({ length: 256 }, (_, b) => lower(b));
+
 function isDigit(b: number): boolean {
   return b >= 0x30 && b <= 0x39;
 }
@@ -70,12 +75,18 @@ function isDigit(b: number): boolean {
  * error: rules come from validated configuration) otherwise.
  */
 export function compileRules(rules: readonly ReplaceRule[]): RuleSet {
-  const compiled: CompiledRule[] = rules.map((r) => {
+  const unsorted = rules.map((r) => {
     if (r.from.length === 0) throw new RangeError('empty rewrite needle');
     const fromStr = r.from.toLowerCase();
     return { from: asciiBytes(fromStr), to: asciiBytes(r.to), fromStr, toStr: r.to, notFollowedByDigit: r.notFollowedByDigit === true };
   });
-  compiled.sort((a, b) => b.from.length - a.from.length);
+  unsorted.sort((a, b) => b.from.length - a.from.length);
+  const compiled: CompiledRule[] = unsorted.map((r, k) => {
+    const prev = k === 0 ? undefined : unsorted[k - 1]!.from;
+    let shared = 0;
+    if (prev !== undefined) while (shared < r.from.length && shared < prev.length && prev[shared] === r.from[shared]) shared++;
+    return { ...r, shared };
+  });
   const firstByte = new Uint8Array(256);
   let longest = 0;
   for (const r of compiled) {
@@ -94,20 +105,37 @@ export function compileRules(rules: readonly ReplaceRule[]): RuleSet {
  * one-byte look-ahead.
  */
 function matchAt(set: RuleSet, buf: Uint8Array, i: number, final: boolean): number {
-  if (set.firstByte[lower(buf[i]!)] !== 1) return -1;
-  for (let k = 0; k < set.rules.length; k++) {
-    const r = set.rules[k]!;
-    const n = r.from.length;
+  if (set.firstByte[LOWER[buf[i]!]!] !== 1) return -1;
+  // Needles that share a prefix with the previous rule (`host:port` after `host`… sorted
+  // longest first) are not compared again over it: after rule k−1, `m` bytes at i are known
+  // to match it, and `stop` says it mismatched at byte m. Rule k agrees with rule k−1 on its
+  // first `shared` bytes, so it mismatches at m too when m < shared, and otherwise its first
+  // min(m, shared) bytes are known to match. Same answers as comparing every rule in full.
+  let m = 0;
+  let stop = false;
+  const rules = set.rules;
+  for (let k = 0; k < rules.length; k++) {
+    const r = rules[k]!;
+    const from = r.from;
+    const n = from.length;
+    if (stop && m < r.shared) continue;
+    let j = m < r.shared ? m : r.shared;
+    stop = false;
     if (i + n > buf.length) {
+      m = j;
       if (final) continue;
-      let j = 0;
-      while (i + j < buf.length && lower(buf[i + j]!) === r.from[j]) j++;
+      while (i + j < buf.length && LOWER[buf[i + j]!] === from[j]) j++;
       if (i + j === buf.length) return -2;
+      m = j;
+      stop = true;
       continue;
     }
-    let j = 0;
-    while (j < n && lower(buf[i + j]!) === r.from[j]) j++;
-    if (j !== n) continue;
+    while (j < n && LOWER[buf[i + j]!] === from[j]) j++;
+    m = j;
+    if (j !== n) {
+      stop = true;
+      continue;
+    }
     if (r.notFollowedByDigit) {
       if (i + n === buf.length) {
         if (!final) return -2;
