@@ -48,12 +48,17 @@ function isMasterIntro(c: CircEvent): boolean {
 
 /** Circuit ids of master intro circuits first seen in the recorded CIRC events from index `from` to `to`. */
 function launchedBetween(from: number, to = rec.events.length): Set<string> {
-  const before = new Set<string>();
-  for (const r of rec.events.slice(0, from)) before.add(parseCirc(r.event).id);
+  const parsed = rec.events.map((r) => {
+    try {
+      return parseCirc(r.event);
+    } catch {
+      return undefined;
+    }
+  });
+  const before = new Set(parsed.slice(0, from).map((c) => c?.id));
   const out = new Set<string>();
-  for (const r of rec.events.slice(from, to)) {
-    const c = parseCirc(r.event);
-    if (isMasterIntro(c) && !before.has(c.id) && c.status !== 'CLOSED' && c.status !== 'FAILED') out.add(c.id);
+  for (const c of parsed.slice(from, to)) {
+    if (c !== undefined && isMasterIntro(c) && !before.has(c.id) && c.status !== 'CLOSED' && c.status !== 'FAILED') out.add(c.id);
   }
   return out;
 }
