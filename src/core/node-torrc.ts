@@ -354,3 +354,48 @@ export function obConfigContent(masterAddress: string): string {
   }
   return `MasterOnionAddress ${addr}\n`;
 }
+
+/**
+ * The onion-service option group of a node's torrc with and without the MASTER service, for
+ * pausing it at runtime (docs/DESIGN.md "Fail closed without spending tor's intro-circuit
+ * budget"). tor keeps every `HiddenService*` line in one ordered list, each
+ * `HiddenServiceDir` starting a new service whose options are the lines after it
+ * (`hs_config.c`), and a SETCONF naming any of them replaces that whole list — so a SETCONF of
+ * `paused` removes the master service and keeps the others (the coordination onion) exactly
+ * as they were, and a SETCONF of `serving` restores the torrc's group.
+ * `serving`: every HiddenService* entry of `entries`, in order; `paused`: the same without
+ * the service whose HiddenServiceDir is `masterHsDir`. Throws TB_ERR_NODE_TORRC when the
+ * master's HiddenServiceDir is missing or appears twice, or a HiddenService* line precedes
+ * the first HiddenServiceDir.
+ */
+export function hsOptionGroups(entries: readonly TorrcEntry[], masterHsDir: string): { readonly serving: readonly TorrcEntry[]; readonly paused: readonly TorrcEntry[] } {
+  const serving: TorrcEntry[] = [];
+  const paused: TorrcEntry[] = [];
+  let inMaster: boolean | undefined;
+  let masters = 0;
+  for (const e of entries) {
+    const k = e[0].toLowerCase();
+    if (!k.startsWith(HS_PREFIX)) continue;
+    if (k === 'hiddenservicedir') {
+      inMaster = e[1] === masterHsDir;
+      if (inMaster) masters++;
+    } else if (inMaster === undefined) {
+      throw bad(`${e[0]} appears before any HiddenServiceDir`);
+    }
+    serving.push(e);
+    if (!inMaster) paused.push(e);
+  }
+  if (masters !== 1) throw bad(`the master HiddenServiceDir appears ${masters} times in the torrc (expected once)`);
+  return { serving, paused };
+}
+
+/**
+ * The SETCONF arguments that give tor exactly `group` as its HiddenService* options: the
+ * entries themselves, or, for an empty group, the bare virtual option `HiddenServiceOptions`
+ * (a SETCONF of an option without a value resets it, and this one covers the whole group;
+ * checked against tor 0.4.9.11, which then answers `GETCONF HiddenServiceOptions` with the
+ * bare name).
+ */
+export function hsSetConfArgs(group: readonly TorrcEntry[]): (readonly [string, string | null])[] {
+  return group.length === 0 ? [['HiddenServiceOptions', null]] : group.map(([k, v]) => [k, v] as const);
+}

@@ -18,8 +18,7 @@
  *   the tor transport also a second IntroCollector + Publisher pair for the coordination
  *   onion service (below). All collectors/publishers share the one control connection: the
  *   SETEVENTS union covers HS_DESC and CIRC, and each component filters events by its own
- *   address (the HS_DESC upload tracker, the collectors' CIRC/CREATED triggers, and
- *   {@link FailClosed}, which only ever closes the MASTER address's intro circuits).
+ *   address (the HS_DESC upload tracker, the collectors' CIRC/CREATED triggers).
  *
  * Reconciliation (on every mesh view change, intro-point change and health change):
  * - alive or suspect peers exist → clustered: `PublishHidServDescriptors 0` on this node's tor;
@@ -33,10 +32,15 @@
  *   long GC) sees every peer dead for an instant when it resumes, until the queued heartbeats
  *   are read; switching at once would let its tor upload a descriptor with only its own intro
  *   points, which can overwrite the merged one on the HSDirs (newer revision counter).
- * - target unhealthy → {@link FailClosed} closes the node's intro circuits; the heartbeat
- *   says unhealthy so the publisher leaves the node out. FailClosed follows the TARGET's
- *   health only: the node health also requires intro points, which fail-closed itself removes,
- *   so following it would never reopen.
+ * - target unhealthy → {@link FailClosed} pauses the master onion service on this node's tor
+ *   (SETCONF of the HiddenService* group without it: its intro and rendezvous circuits close
+ *   at once and tor launches nothing for it; docs/DESIGN.md "Fail closed without spending
+ *   tor's intro-circuit budget"); the heartbeat says unhealthy so the publisher leaves the
+ *   node out. While paused the rotation-safe scheduler does nothing (there is no master
+ *   service to harvest or seed), and on resume it forgets its harvested desc_next (the re-added
+ *   service has new intro points). FailClosed follows the TARGET's health only: the node
+ *   health also requires intro points, which the pause itself removes, so following it would
+ *   never reopen.
  *
  * Summaries over the mesh: the local state the mesh advertises also carries this node's
  * visitor traffic (`traffic()`, the proxy's cumulative counters) and, while its Publisher is
@@ -82,6 +86,7 @@ import {
   IntroCollector,
   Publisher,
   PublishModeSwitch,
+  type HsOptionGroups,
   type PublisherStatus,
   type PublishRecord,
 } from './publisher/index.js';
@@ -222,6 +227,14 @@ export interface ClusterServiceOptions {
   readonly introPollMs?: number;
   /** The node's proxy counters (sent to peers in heartbeats). Default: none sent. */
   readonly traffic?: () => ProxyStats;
+  /**
+   * The node torrc's HiddenService* group with and without the master service
+   * (src/core/node-torrc.ts `hsOptionGroups`): what {@link FailClosed} SETCONFs to pause and
+   * restore the master service.
+   */
+  readonly hsGroups: HsOptionGroups;
+  /** Least time between two fail-closed SETCONFs. Default 5 000 ms. */
+  readonly failClosedMinIntervalMs?: number;
 }
 
 /** A peer in {@link ClusterStatus}. */
@@ -275,7 +288,8 @@ export interface ClusterStatus {
    * heartbeats report it (the elected publisher's, else the newest from a live peer).
    */
   readonly lastPublish?: MeshPublishReport | undefined;
-  readonly failClosed: { readonly active: boolean; readonly closedCircuits: number };
+  /** active: the master onion service is paused on this node's tor (target unhealthy); pauses: how often so far. */
+  readonly failClosed: { readonly active: boolean; readonly pauses: number };
   readonly mesh: MeshStats | undefined;
   /** Last error of a mode switch (code), if any. */
   readonly lastModeError: string | undefined;
@@ -420,6 +434,7 @@ export class ClusterService {
       this.#reconnects += 1;
       if (this.#reconnects > 1) {
         this.#mode?.invalidate();
+        this.#failClosed?.invalidate();
         this.#log.info('control reconnected: re-applying the publish mode');
         queueMicrotask(() => {
           this.#reconcile(true);
@@ -429,10 +444,16 @@ export class ClusterService {
     });
     const control = controlFromReconnecting(this.#rc);
     const subs = new EventSubscriptions(this.#rc);
-    await subs.need('cluster', [...IntroCollector.EVENTS, ...Publisher.EVENTS, ...FailClosed.EVENTS]);
+    await subs.need('cluster', [...IntroCollector.EVENTS, ...Publisher.EVENTS]);
 
     this.#mode = new PublishModeSwitch({ control, logger: this.#log });
-    this.#failClosed = new FailClosed({ control, masterAddress: o.masterAddress, timers, logger: this.#log });
+    this.#failClosed = new FailClosed({
+      control,
+      hs: o.hsGroups,
+      timers,
+      logger: this.#log,
+      ...(o.failClosedMinIntervalMs === undefined ? {} : { minIntervalMs: o.failClosedMinIntervalMs }),
+    });
     this.#collector = new IntroCollector({
       control,
       masterAddress: o.masterAddress,
@@ -477,7 +498,8 @@ export class ClusterService {
         timers,
         random: Math.random,
         logger: this.#log,
-        active: () => this.#state === 'running' && this.#clustered,
+        // Not while paused: there is no master service to harvest or seed.
+        active: () => this.#state === 'running' && this.#clustered && this.#failClosed?.active !== true,
         isPublisher: () => this.#mesh?.view().selfIsPublisher === true,
         currentKey: () => this.#collector?.current()?.blindedKey,
         onHarvest: () => {
@@ -581,6 +603,11 @@ export class ClusterService {
         this.#applyFailClosed();
         this.#reconcile(false);
       }),
+      this.#failClosed.onChange((paused) => {
+        // Resumed: the re-added service has new intro points and a new desc_next.
+        if (!paused) this.#nextScheduler?.forget();
+        void this.#collector?.poll();
+      }),
     );
     if (this.#meshCollector !== undefined) {
       this.#offs.push(
@@ -666,7 +693,7 @@ export class ClusterService {
       publishing: this.#publishing,
       publish: pubStatus,
       lastPublish: pubStatus?.active === true || v === undefined ? undefined : meshPublishReport(v),
-      failClosed: { active: this.#failClosed?.active ?? false, closedCircuits: this.#failClosed?.closedCount ?? 0 },
+      failClosed: { active: this.#failClosed?.active ?? false, pauses: this.#failClosed?.pauses ?? 0 },
       mesh: this.#mesh?.stats(),
       lastModeError: this.#lastModeError,
       meshOnion:

@@ -46,7 +46,7 @@ import { createLogger, isJournalStream, type Logger } from '../adapters/log/logg
 import { TorProcess } from '../adapters/tor/process.js';
 import { realTimers, type Timers } from '../adapters/system/timers.js';
 import { TorbalanceError } from '../core/errors.js';
-import { nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
+import { hsOptionGroups, nodeTorrcEntries, obConfigContent } from '../core/node-torrc.js';
 import { readAdminSecret } from '../adapters/admin/secret.js';
 import { AdminService, PeriodClock } from './admin/index.js';
 import { ClusterService, prepareCluster, rotationSafe } from './cluster.js';
@@ -225,6 +225,8 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   });
   // The coordination onion service (tor transport) comes after the master service's group.
   if (prepared !== undefined) torrc.push(...prepared.torrcEntries);
+  // Fail closed pauses the master service with these (src/core/node-torrc.ts hsOptionGroups).
+  const hsGroups = hsOptionGroups(torrc, paths.hsDir);
 
   let ca: string | undefined;
   if (config.target.tls.enabled && config.target.tls.ca_file !== undefined) {
@@ -441,6 +443,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
       timers: options.timers ?? realTimers,
       logger: log.child({ component: 'cluster' }),
       traffic: () => proxy.stats(),
+      hsGroups,
     });
     try {
       await cluster.start();

@@ -29,7 +29,7 @@ export function clusterStatusFixture(over: Partial<ClusterStatus> = {}): Cluster
     ],
     publishing: ['aaaa1111', 'bbbb2222'],
     publish: undefined,
-    failClosed: { active: false, closedCircuits: 0 },
+    failClosed: { active: false, pauses: 0 },
     mesh: undefined,
     lastModeError: undefined,
     meshOnion: undefined,

@@ -44,7 +44,7 @@ async function populatedExposition(): Promise<string> {
   const base = clusterStatusFixture();
   const cluster = clusterStatusFixture({
     publish,
-    failClosed: { active: true, closedCircuits: 4 },
+    failClosed: { active: true, pauses: 4 },
     peers: base.peers.map((p) => ({ ...p, traffic: { open: 1, accepted: 5, requests: 4, bytesIn: 40, bytesOut: 400 } })),
     mesh: { accepted: 5, acceptedByType: { hello: 2, heartbeat: 3 } as never, rejected: { mac: 1, replay: 0 } as never, sent: 7, connections: 2, transport: {} as never },
   });

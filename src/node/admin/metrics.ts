@@ -112,7 +112,7 @@ function makeGauges(r: Registry) {
     meshConnections: gauge(r, 'torbalance_mesh_connections', 'Open mesh connections'),
     periodSeconds: gauge(r, 'torbalance_time_period_remaining_seconds', 'Seconds to the next hidden-service time period'),
     buildInfo: gauge(r, 'torbalance_build_info', 'The torbalance version of this node (value 1)', ['version']),
-    failClosed: gauge(r, 'torbalance_fail_closed_active', 'Intro circuits are being closed because the target is down (1)'),
+    failClosed: gauge(r, 'torbalance_fail_closed_active', 'The master onion service is paused on this node because the target is down (1)'),
   };
 }
 
@@ -130,7 +130,7 @@ function makeCounters(r: Registry) {
     meshRejected: new CopiedCounter(r, 'torbalance_mesh_messages_rejected_total', 'Mesh messages rejected, by reason', ['reason']),
     meshSent: new CopiedCounter(r, 'torbalance_mesh_messages_sent_total', 'Mesh messages sent'),
     elections: new CopiedCounter(r, 'torbalance_election_changes_total', 'Changes of the elected publisher seen by this node'),
-    failClosedCircuits: new CopiedCounter(r, 'torbalance_fail_closed_circuits_total', 'Intro circuits closed by fail-closed'),
+    failClosedPauses: new CopiedCounter(r, 'torbalance_fail_closed_pauses_total', 'Times the master onion service was paused on this node because the target was down'),
     nodeRequests: new CopiedCounter(r, 'torbalance_cluster_node_requests_total', 'HTTP requests answered per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
     nodeBytesIn: new CopiedCounter(r, 'torbalance_cluster_node_received_bytes_total', 'Bytes received from visitors per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
     nodeBytesOut: new CopiedCounter(r, 'torbalance_cluster_node_sent_bytes_total', 'Bytes sent to visitors per cluster node (self from its proxy, peers from their heartbeats)', ['node', 'node_id']),
@@ -280,7 +280,7 @@ export class NodeMetrics {
       g.isPublisher.set(cl.role === 'publisher' ? 1 : 0);
       g.clustered.set(cl.clustered ? 1 : 0);
       g.failClosed.set(cl.failClosed.active ? 1 : 0);
-      c.failClosedCircuits.set(cl.failClosed.closedCircuits);
+      c.failClosedPauses.set(cl.failClosed.pauses);
       if (this.#publisherSeen && cl.publisher !== this.#lastPublisher) this.#electionChanges += 1;
       this.#publisherSeen = true;
       this.#lastPublisher = cl.publisher;

@@ -6,7 +6,7 @@
  * subscription, control-spec §3.4, so components must not call it on their own).
  *
  * Events needed: IntroCollector `HS_DESC` + `CIRC`; Publisher `HS_DESC` + `HS_DESC_CONTENT`
- * (HSFETCH verification); FailClosed `CIRC`.
+ * (HSFETCH verification). FailClosed needs no events (it only SETCONFs).
  */
 import type { ControlEvent, ReconnectingTorControl, RequestOptions, TorControl } from '../../adapters/tor/control.js';
 

@@ -7,7 +7,7 @@
  * unhealthy node ({@link FailClosed}). Intro points travel as `IntroPointWire` (src/core/intro/wire.ts).
  */
 export { controlFromReconnecting, controlFromTorControl, EventSubscriptions, type EventSink, type PublisherControl } from './control.js';
-export { FailClosed, serviceIntroCircuits, type FailClosedOptions } from './fail-closed.js';
+export { FailClosed, type FailClosedOptions, type HsOptionGroups } from './fail-closed.js';
 export { IntroCollector, introPointsFromServiceDescriptor, type CollectedIntroPoints, type IntroCollectorOptions } from './intro-collector.js';
 export { parsePublishSetting, PublishModeSwitch } from './mode-switch.js';
 export {

@@ -111,6 +111,15 @@ export class NextHarvestScheduler {
     if (this.#started && !this.#running) this.#arm(0);
   }
 
+  /**
+   * Drop the newest harvest and check again: the node's tor re-created the master service (a
+   * fail-closed resume), so that desc_next and its intro points no longer exist.
+   */
+  forget(): void {
+    this.#last = undefined;
+    this.poke();
+  }
+
   /** The newest harvest. */
   current(): HarvestedNextSet | undefined {
     return this.#last;

@@ -133,6 +133,27 @@ describe('NextHarvestScheduler', () => {
   });
 });
 
+describe('NextHarvestScheduler and fail-closed pauses', () => {
+  it('harvests nothing while paused (inactive), and after forget() drops the old set and harvests the re-added service at once', async () => {
+    const r = rig({ startS: S + 125 });
+    r.sch.start();
+    await r.advanceTo(S + 130);
+    expect(r.calls.harvest).toHaveLength(1);
+    expect(r.sch.current()).toBeDefined();
+    r.state.active = false; // paused: the cluster reports the scheduler inactive
+    await r.advanceTo(S + 150);
+    expect(r.calls.harvest).toHaveLength(1);
+    r.state.active = true; // resumed: the service is new, its desc_next too
+    r.sch.forget();
+    expect(r.sch.current()).toBeUndefined();
+    await r.advanceTo(S + 152);
+    // without forget() the set harvested at ~S+125 would count as fresh until run/4 later (~S+185)
+    expect(r.calls.harvest).toHaveLength(2);
+    expect(r.sch.current()?.harvestedAtMs).toBeGreaterThanOrEqual((S + 150) * 1000);
+    r.sch.stop();
+  });
+});
+
 describe('NextHarvestScheduler.nextReconfigurationMs', () => {
   it('after a check, answers without asking who publishes (the mesh view it would read calls back into it)', async () => {
     const r = rig({ startS: S + 30, publisher: true });

@@ -4,14 +4,17 @@ import { ControlReplyError } from '../../../src/adapters/tor/control.js';
 import { HsIdentityKeypair } from '../../../src/core/hs/keys.js';
 import { testingNetworkPeriodParams, timePeriodNum } from '../../../src/core/hs/time-period.js';
 import { buildDescriptor } from '../../../src/core/hsdesc/descriptor.js';
-import { FailClosed, serviceIntroCircuits } from '../../../src/node/publisher/fail-closed.js';
+import { FailClosed } from '../../../src/node/publisher/fail-closed.js';
+import { TorbalanceError } from '../../../src/core/errors.js';
+import { hsOptionGroups, hsSetConfArgs, nodeTorrcEntries } from '../../../src/core/node-torrc.js';
+import { meshTorrcEntries } from '../../../src/core/mesh-torrc.js';
 import { IntroCollector } from '../../../src/node/publisher/intro-collector.js';
 import { parsePublishSetting, PublishModeSwitch } from '../../../src/node/publisher/mode-switch.js';
 import { introDigest, introPointFromWire } from '../../../src/core/intro/wire.js';
+import { captureLogger } from '../../helpers/mesh-fixtures.js';
 import { FakeClock, FakeControl, makeIntroPoints, seededRandom, silentLogger } from './fakes.js';
 
 const id = HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(9));
-const other = 'c'.repeat(56);
 
 describe('PublishModeSwitch', () => {
   it('reads tor’s value once and sends SETCONF only on a change', async () => {
@@ -38,39 +41,141 @@ describe('PublishModeSwitch', () => {
   });
 });
 
-const CS = [
-  `5 BUILT $${'A'.repeat(40)}~a,$${'B'.repeat(40)}~b PURPOSE=HS_SERVICE_INTRO HS_STATE=HSSI_ESTABLISHED REND_QUERY=${id.label} TIME_CREATED=2025-01-01T00:00:00.000000`,
-  `6 BUILT $${'A'.repeat(40)}~a PURPOSE=HS_SERVICE_INTRO HS_STATE=HSSI_ESTABLISHED REND_QUERY=${other}`,
-  `7 BUILT $${'A'.repeat(40)}~a PURPOSE=GENERAL`,
-  `8 EXTENDED $${'A'.repeat(40)}~a PURPOSE=HS_SERVICE_INTRO HS_STATE=HSSI_CONNECTING REND_QUERY=${id.label}`,
-  'garbage line',
-].join('\n');
+const HS = {
+  serving: [
+    ['HiddenServiceDir', '/d/hs'],
+    ['HiddenServicePort', '80 unix:/d/proxy.sock'],
+    ['HiddenServiceOnionBalanceInstance', '1'],
+    ['HiddenServiceDir', '/d/mesh-hs'],
+    ['HiddenServicePort', '7700 unix:/d/mesh.sock'],
+  ],
+  paused: [
+    ['HiddenServiceDir', '/d/mesh-hs'],
+    ['HiddenServicePort', '7700 unix:/d/mesh.sock'],
+  ],
+} as const;
 
 describe('FailClosed', () => {
-  it('lists only the master address’s intro circuits', () => {
-    expect(serviceIntroCircuits(CS, id.label).map((c) => c.id)).toEqual(['5', '8']);
-  });
-  it('closes them when unhealthy, keeps closing new ones and re-sweeps, stops when healthy', async () => {
+  const setup = (o: { minIntervalMs?: number } = {}) => {
     const clock = new FakeClock(0);
     const c = new FakeControl(clock);
-    c.getInfoImpl = (k) => Promise.resolve(k === 'circuit-status' ? CS : '');
-    const fc = new FailClosed({ control: c, masterAddress: id.address, timers: clock, logger: silentLogger, sweepMs: 1000 });
+    const fc = new FailClosed({ control: c, hs: HS, timers: clock, logger: silentLogger, ...o });
+    const changes: boolean[] = [];
+    fc.onChange((p) => changes.push(p));
+    return { clock, c, fc, changes };
+  };
+
+  it('pauses the master service with one SETCONF of the other services, restores the full group when healthy', async () => {
+    const { clock, c, fc, changes } = setup();
     await fc.setHealthy(true);
-    expect(c.closed).toEqual([]);
+    expect(c.setConfs).toEqual([]); // tor already serves (its torrc)
     await fc.setHealthy(false);
-    expect(c.closed).toEqual(['5', '8']);
-    c.emit(`CIRC 9 BUILT $${'A'.repeat(40)}~a PURPOSE=HS_SERVICE_INTRO HS_STATE=HSSI_CONNECTING REND_QUERY=${id.label}`);
-    c.emit(`CIRC 10 BUILT $${'A'.repeat(40)}~a PURPOSE=HS_SERVICE_INTRO REND_QUERY=${other}`);
-    await clock.advance(0);
-    expect(c.closed).toEqual(['5', '8', '9']);
-    await clock.advance(1000);
-    expect(c.closed).toEqual(['5', '8', '9', '5', '8']);
-    await fc.setHealthy(true);
-    c.emit(`CIRC 11 BUILT $${'A'.repeat(40)}~a PURPOSE=HS_SERVICE_INTRO REND_QUERY=${id.label}`);
+    expect(c.setConfs).toEqual([HS.paused]);
+    expect(fc.active).toBe(true);
+    await fc.setHealthy(false);
+    expect(c.setConfs).toHaveLength(1);
     await clock.advance(5000);
-    expect(c.closed).toHaveLength(5);
+    await fc.setHealthy(true);
+    expect(c.setConfs).toEqual([HS.paused, HS.serving]);
+    expect(fc.active).toBe(false);
+    expect(fc.pauses).toBe(1);
+    expect(changes).toEqual([true, false]);
     expect(clock.pending).toBe(0);
-    expect(fc.closedCount).toBe(5);
+  });
+
+  it('sends the bare HiddenServiceOptions when no other service remains', async () => {
+    const clock = new FakeClock(0);
+    const c = new FakeControl(clock);
+    const fc = new FailClosed({ control: c, hs: { serving: HS.serving.slice(0, 3), paused: [] }, timers: clock, logger: silentLogger });
+    await fc.setHealthy(false);
+    expect(c.setConfs).toEqual([[['HiddenServiceOptions', null]]]);
+  });
+
+  it('a flapping target costs at most one SETCONF per interval, and the newest wish wins', async () => {
+    const { clock, c, fc } = setup({ minIntervalMs: 4000 });
+    await fc.setHealthy(false); // t=0: paused at once
+    await clock.advance(500);
+    for (let i = 0; i < 20; i++) {
+      await fc.setHealthy(i % 2 === 0);
+      await clock.advance(100);
+    }
+    // 20 changes in 2 s, the last one unhealthy: nothing to do once the interval ends
+    expect(c.setConfs).toEqual([HS.paused]);
+    await clock.advance(4000);
+    expect(c.setConfs).toEqual([HS.paused]);
+    await fc.setHealthy(true);
+    await fc.setHealthy(false);
+    await fc.setHealthy(true);
+    expect(c.setConfs).toEqual([HS.paused, HS.serving]);
+    await fc.setHealthy(false); // within 4 s of the resume: deferred
+    expect(c.setConfs).toHaveLength(2);
+    expect(fc.active).toBe(false);
+    await clock.advance(3999);
+    expect(c.setConfs).toHaveLength(2);
+    await clock.advance(1);
+    expect(c.setConfs).toEqual([HS.paused, HS.serving, HS.paused]);
+    expect(fc.pauses).toBe(2);
+  });
+
+  it('retries a failed SETCONF after the interval; a tor restart (its torrc again) re-applies the pause', async () => {
+    const { clock, c, fc, changes } = setup({ minIntervalMs: 1000 });
+    let fail = true;
+    c.setConf = (entries) => {
+      c.setConfs.push(entries);
+      return fail ? Promise.reject(new TorbalanceError('TB_ERR_TOR_CONTROL_CLOSED', 'tor', 'closed')) : Promise.resolve();
+    };
+    await fc.setHealthy(false);
+    expect(fc.active).toBe(false);
+    fail = false;
+    await clock.advance(1000);
+    expect(c.setConfs).toEqual([HS.paused, HS.paused]);
+    expect(fc.active).toBe(true);
+    fc.invalidate();
+    expect(fc.active).toBe(false);
+    await clock.advance(1000);
+    expect(c.setConfs).toEqual([HS.paused, HS.paused, HS.paused]);
+    expect(fc.active).toBe(true);
+    expect(changes).toEqual([true, false, true]);
+    fc.stop();
+    await fc.setHealthy(true);
+    await clock.advance(5000);
+    expect(c.setConfs).toHaveLength(3);
+  });
+});
+
+describe('hsOptionGroups', () => {
+  const torrc = [
+    ['SocksPort', '127.0.0.1:9 OnionTrafficOnly'],
+    ...HS.serving,
+  ] as const;
+  it('splits the HiddenService* group by HiddenServiceDir, keeping order', () => {
+    expect(hsOptionGroups(torrc, '/d/hs')).toEqual({ serving: HS.serving, paused: HS.paused });
+    expect(hsOptionGroups(torrc, '/d/mesh-hs')).toEqual({ serving: HS.serving, paused: HS.serving.slice(0, 3) });
+    expect(hsOptionGroups(HS.serving.slice(0, 3), '/d/hs').paused).toEqual([]);
+    expect(hsSetConfArgs([])).toEqual([['HiddenServiceOptions', null]]);
+    expect(hsSetConfArgs(HS.paused)).toEqual(HS.paused);
+  });
+  it('refuses a torrc without the master service, with it twice, or with an orphan HiddenService line', () => {
+    expect(() => hsOptionGroups(torrc, '/elsewhere')).toThrow(expect.objectContaining({ code: 'TB_ERR_NODE_TORRC' }) as Error);
+    expect(() => hsOptionGroups([...torrc, ['HiddenServiceDir', '/d/hs']], '/d/hs')).toThrow(/2 times/);
+    expect(() => hsOptionGroups([['HiddenServicePort', '80 127.0.0.1:1'], ...HS.serving], '/d/hs')).toThrow(/before any HiddenServiceDir/);
+  });
+  it('matches what nodeTorrcEntries and meshTorrcEntries render', () => {
+    const node = nodeTorrcEntries({
+      hsDir: '/d/hs',
+      socksPort: 9050,
+      virtualPort: 80,
+      proxyListen: { kind: 'unix', path: '/d/proxy.sock' },
+      numIntroPoints: 3,
+      maxStreamsPerCircuit: 0,
+      pow: { enabled: true, queueRate: 250, queueBurst: 2500 },
+      publishDescriptors: true,
+      extra: [['Log', 'notice stderr']],
+    });
+    const mesh = meshTorrcEntries({ dataDir: '/d', onionBalanceSelf: true });
+    const g = hsOptionGroups([...node, ...mesh], '/d/hs');
+    expect(g.paused).toEqual(mesh);
+    expect(g.serving).toEqual([...node.filter(([k]) => k.startsWith('HiddenService')), ...mesh]);
   });
 });
 
@@ -125,5 +230,27 @@ describe('IntroCollector', () => {
     col.stop();
     expect(c.listenerCount('CIRC') + c.listenerCount('HS_DESC')).toBe(0);
     expect(clock.pending).toBe(0);
+  });
+  it('a paused master service (tor answers 551 Not found in cache) empties the set without a warning, then harvests again', async () => {
+    const clock = new FakeClock(wallS * 1000);
+    const c = new FakeControl(clock);
+    const { logger, lines } = captureLogger('info');
+    let paused = false;
+    c.getInfoImpl = () =>
+      paused ? Promise.reject(new ControlReplyError('GETINFO', { status: 551, lines: [{ status: 551, separator: ' ', text: 'Not found in cache' }] })) : Promise.resolve(desc(7n));
+    const col = new IntroCollector({ control: c, masterAddress: id.address, identityPublicKey: id.publicKey, now: () => clock.wallMs, timers: clock, logger, pollMs: 10_000 });
+    const seen: (number | undefined)[] = [];
+    col.onChange((s) => seen.push(s?.points.length));
+    col.start();
+    await clock.advance(10);
+    paused = true;
+    await clock.advance(60_000); // six polls while paused
+    expect(col.current()).toBeUndefined();
+    expect(col.lastError).toBeUndefined();
+    paused = false;
+    await col.poll();
+    expect(seen).toEqual([3, undefined, 3]);
+    expect(lines.filter((l) => (JSON.parse(l) as { level: number }).level >= 40)).toEqual([]);
+    col.stop();
   });
 });
