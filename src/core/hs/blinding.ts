@@ -9,6 +9,7 @@
  */
 import { concatBytes, u64be, utf8 } from '../bytes.js';
 import {
+  ed25519BaseMul,
   ed25519PointMul,
   ed25519PublicFromExpanded,
   ed25519SignExpanded,
@@ -72,12 +73,25 @@ export interface BlindedKeypair {
 
 /** Blind an identity keypair (given as its 64-byte expanded secret key) for a time period. */
 export function blindKeypair(expandedSecretKey: Uint8Array, periodNum: number | bigint, periodLengthMinutes: number): BlindedKeypair {
-  const publicKey = ed25519PublicFromExpanded(expandedSecretKey);
-  const h = blindingParam(publicKey, periodNum, periodLengthMinutes);
-  return {
-    publicKey: blindPublicKeyWithParam(publicKey, h),
-    expandedSecretKey: blindExpandedSecretKeyWithParam(expandedSecretKey, h),
-  };
+  return blindKnownKeypair(expandedSecretKey, ed25519PublicFromExpanded(expandedSecretKey), periodNum, periodLengthMinutes);
+}
+
+/**
+ * {@link blindKeypair} for a caller that already holds the identity public key and has
+ * checked that it is `a·B` for the expanded key's scalar `a` (buildDescriptor does). The
+ * blinded public key is then computed as `a'·B` rather than `clamp(h)·A`: B has order ℓ, so
+ * `clamp(h)·(a·B) = (clamp(h)·a mod ℓ)·B = a'·B`, the same point, and a base-point
+ * multiplication (precomputed table) is about 3× cheaper than multiplying an arbitrary point.
+ */
+export function blindKnownKeypair(
+  expandedSecretKey: Uint8Array,
+  identityPublicKey: Uint8Array,
+  periodNum: number | bigint,
+  periodLengthMinutes: number,
+): BlindedKeypair {
+  const h = blindingParam(identityPublicKey, periodNum, periodLengthMinutes);
+  const blindedSecret = blindExpandedSecretKeyWithParam(expandedSecretKey, h);
+  return { publicKey: ed25519BaseMul(blindedSecret.subarray(0, 32)), expandedSecretKey: blindedSecret };
 }
 
 /** Sign with a blinded keypair (standard EdDSA over the expanded blinded key). */

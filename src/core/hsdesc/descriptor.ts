@@ -22,9 +22,9 @@
  */
 import { bytesEqual, concatBytes, fromAscii } from '../bytes.js';
 import { buildCert, CERT_TYPE, certExpirationHours, type Ed25519Cert, type Ed25519SigningKey } from '../cert/ed25519-cert.js';
-import { ed25519ExpandSeed, ed25519FromCurve25519, ed25519PublicFromExpanded, x25519PublicKey } from '../crypto/index.js';
+import { ed25519ExpandSeed, ed25519FromCurve25519, ed25519PublicFromExpanded, ed25519PublicFromSeed, x25519PublicKey } from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
-import { blindKeypair, blindPublicKey, DEFAULT_PERIOD_LENGTH_MINUTES, subcredential as computeSubcredential } from '../hs/blinding.js';
+import { blindKnownKeypair, blindPublicKey, DEFAULT_PERIOD_LENGTH_MINUTES, subcredential as computeSubcredential } from '../hs/blinding.js';
 import { timePeriodNum, type TimePeriodParams } from '../hs/time-period.js';
 import type { RandomBytes } from '../random.js';
 import {
@@ -348,13 +348,13 @@ export function buildDescriptor(input: BuildDescriptorInput): BuiltDescriptor {
     if (ip.linkSpecifiers.length === 0) throw invalid(`intro point ${i} has no link specifiers`);
   }
 
-  const blinded = blindKeypair(identity.expandedSecretKey, input.periodNum, input.periodLengthMinutes);
+  const blinded = blindKnownKeypair(identity.expandedSecretKey, identity.publicKey, input.periodNum, input.periodLengthMinutes);
   const blindedSigner: Ed25519SigningKey = { expandedSecretKey: blinded.expandedSecretKey, publicKey: blinded.publicKey };
   const subcredential = computeSubcredential(identity.publicKey, blinded.publicKey);
 
   const signingSeed = randomBytes(32);
-  const signingExpanded = ed25519ExpandSeed(signingSeed);
-  const signingKey: Ed25519SigningKey = { expandedSecretKey: signingExpanded, publicKey: ed25519PublicFromExpanded(signingExpanded), seed: signingSeed };
+  // The seed's OpenSSL key, made here for its public key, signs the 41 certificates and the descriptor.
+  const signingKey: Ed25519SigningKey = { expandedSecretKey: ed25519ExpandSeed(signingSeed), publicKey: ed25519PublicFromSeed(signingSeed), seed: signingSeed };
   const ephemeralSecret = randomBytes(32);
   const ephemeralKey = x25519PublicKey(ephemeralSecret);
 
