@@ -7,7 +7,7 @@
  * A' = clamp(h)·A
  * a' = clamp(h)·a mod ℓ,  RH' = SHA-512("Derive temporary signing key hash input" ‖ RH)[:32]
  */
-import { concatBytes, u64be, utf8 } from '../bytes.js';
+import { concatBytes, toHex, u64be, utf8 } from '../bytes.js';
 import {
   ed25519BaseMul,
   ed25519PointMul,
@@ -59,9 +59,28 @@ export function blindExpandedSecretKeyWithParam(expandedSecretKey: Uint8Array, h
   return concatBytes(a, rh);
 }
 
-/** Blinded public key `KP_hs_blind_id` for a time period. */
+const BLINDED_CACHE_SIZE = 64;
+const blindedCache = new Map<string, Uint8Array>();
+
+/**
+ * Blinded public key `KP_hs_blind_id` for a time period. A point multiplication (the most
+ * expensive step of decoding a descriptor after its signatures), so the last
+ * {@link BLINDED_CACHE_SIZE} results are kept (public values only): a frontend decodes the
+ * descriptors of the same few services, each for the same two or three periods, again and
+ * again. Returns a fresh copy. Throws RangeError for an invalid point.
+ */
 export function blindPublicKey(identityPublicKey: Uint8Array, periodNum: number | bigint, periodLengthMinutes: number): Uint8Array {
-  return blindPublicKeyWithParam(identityPublicKey, blindingParam(identityPublicKey, periodNum, periodLengthMinutes));
+  const id = `${toHex(identityPublicKey)}/${periodNum}/${periodLengthMinutes}`;
+  const hit = blindedCache.get(id);
+  if (hit !== undefined) {
+    blindedCache.delete(id);
+    blindedCache.set(id, hit);
+    return hit.slice();
+  }
+  const blinded = blindPublicKeyWithParam(identityPublicKey, blindingParam(identityPublicKey, periodNum, periodLengthMinutes));
+  if (blindedCache.size >= BLINDED_CACHE_SIZE) blindedCache.delete(blindedCache.keys().next().value as string);
+  blindedCache.set(id, blinded.slice());
+  return blinded;
 }
 
 /** A blinded keypair: public `KP_hs_blind_id` and expanded secret `KS_hs_blind_id`. */
