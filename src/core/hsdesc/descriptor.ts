@@ -22,9 +22,17 @@
  */
 import { bytesEqual, concatBytes, fromAscii } from '../bytes.js';
 import { buildCert, CERT_TYPE, certExpirationHours, type Ed25519Cert, type Ed25519SigningKey } from '../cert/ed25519-cert.js';
-import { ed25519ExpandSeed, ed25519FromCurve25519, ed25519PublicFromExpanded, x25519PublicKey } from '../crypto/index.js';
+import {
+  ed25519BaseMul,
+  ed25519ExpandSeed,
+  ed25519FromCurve25519Many,
+  ed25519PublicFromExpanded,
+  ed25519PublicFromSeed,
+  sha3_256,
+  x25519PublicKey,
+} from '../crypto/index.js';
 import { DecodeError, TorbalanceError } from '../errors.js';
-import { blindKeypair, blindPublicKey, DEFAULT_PERIOD_LENGTH_MINUTES, subcredential as computeSubcredential } from '../hs/blinding.js';
+import { blindExpandedSecretKeyWithParam, blindingParam, blindPublicKey, type BlindedKeypair, DEFAULT_PERIOD_LENGTH_MINUTES, subcredential as computeSubcredential } from '../hs/blinding.js';
 import { timePeriodNum, type TimePeriodParams } from '../hs/time-period.js';
 import type { RandomBytes } from '../random.js';
 import {
@@ -321,6 +329,51 @@ function randomIndex(randomBytes: RandomBytes, n: number): number {
 }
 
 /**
+ * What buildDescriptor learns about an identity key once: that `publicKey` is `a·B` for the
+ * expanded key's scalar, and the blinded public key `a'·B` of each period it built for. A
+ * publisher builds many descriptors with one identity and period (every republish, both
+ * periods), and each of these costs a base-point multiplication. Only public values and a
+ * SHA3-256 digest of the secret key are kept — never a copy of a secret (the blinded secret
+ * scalar is recomputed: one multiplication mod ℓ and a SHA-512) — per caller array (a WeakMap
+ * entry lives no longer than the array), used only while the array's digest and the given
+ * public key are the ones checked; at most {@link BLINDED_PER_IDENTITY} periods are kept.
+ */
+interface KnownIdentity {
+  readonly digest: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly blindedPublic: Map<string, Uint8Array>;
+}
+const knownIdentities = new WeakMap<Uint8Array, KnownIdentity>();
+const BLINDED_PER_IDENTITY = 4;
+
+function knownIdentity(expandedSecretKey: Uint8Array, publicKey: Uint8Array): KnownIdentity {
+  const digest = sha3_256(expandedSecretKey);
+  const hit = knownIdentities.get(expandedSecretKey);
+  if (hit !== undefined && bytesEqual(hit.digest, digest) && bytesEqual(hit.publicKey, publicKey)) return hit;
+  if (!bytesEqual(ed25519PublicFromExpanded(expandedSecretKey), publicKey)) {
+    throw invalid('identity public key does not belong to the secret key');
+  }
+  const known: KnownIdentity = { digest, publicKey: publicKey.slice(), blindedPublic: new Map() };
+  knownIdentities.set(expandedSecretKey, known);
+  return known;
+}
+
+/** The blinded keypair of a checked identity (same as blindKeypair), its public key from the cache. */
+function blindedFor(known: KnownIdentity, expandedSecretKey: Uint8Array, periodNum: number, periodLengthMinutes: number): BlindedKeypair {
+  const h = blindingParam(known.publicKey, periodNum, periodLengthMinutes);
+  const expanded = blindExpandedSecretKeyWithParam(expandedSecretKey, h);
+  const id = `${periodNum}/${periodLengthMinutes}`;
+  let publicKey = known.blindedPublic.get(id);
+  if (publicKey === undefined) {
+    // h·A = (h·a mod ℓ)·B = a'·B since A = a·B was checked (see blindKnownKeypair)
+    publicKey = ed25519BaseMul(expanded.subarray(0, 32));
+    if (known.blindedPublic.size >= BLINDED_PER_IDENTITY) known.blindedPublic.delete(known.blindedPublic.keys().next().value as string);
+    known.blindedPublic.set(id, publicKey);
+  }
+  return { publicKey, expandedSecretKey: expanded };
+}
+
+/**
  * Build, sign and encrypt a descriptor. Throws TorbalanceError (kind `input`)
  * TB_ERR_HSDESC_TOO_MANY_INTRO_POINTS (> 20), TB_ERR_HSDESC_TOO_LARGE (≥ 50000 bytes), or
  * TB_ERR_HSDESC_BUILD_INVALID (bad key lengths, an intro point without link specifiers, an
@@ -340,21 +393,19 @@ export function buildDescriptor(input: BuildDescriptorInput): BuiltDescriptor {
   if (!Number.isSafeInteger(input.periodLengthMinutes) || input.periodLengthMinutes <= 0) throw invalid('periodLengthMinutes must be positive');
   if (input.revisionCounter < 0n || input.revisionCounter > 0xffffffffffffffffn) throw invalid('revision counter must fit in 64 bits');
   if (identity.expandedSecretKey.length !== 64 || identity.publicKey.length !== 32) throw invalid('identity keys have the wrong length');
-  if (!bytesEqual(ed25519PublicFromExpanded(identity.expandedSecretKey), identity.publicKey)) {
-    throw invalid('identity public key does not belong to the secret key');
-  }
+  const known = knownIdentity(identity.expandedSecretKey, identity.publicKey);
   for (const [i, ip] of input.introPoints.entries()) {
     if (ip.onionKey.length !== 32 || ip.authKey.length !== 32 || ip.encKey.length !== 32) throw invalid(`intro point ${i}: keys must be 32 bytes`);
     if (ip.linkSpecifiers.length === 0) throw invalid(`intro point ${i} has no link specifiers`);
   }
 
-  const blinded = blindKeypair(identity.expandedSecretKey, input.periodNum, input.periodLengthMinutes);
+  const blinded = blindedFor(known, identity.expandedSecretKey, input.periodNum, input.periodLengthMinutes);
   const blindedSigner: Ed25519SigningKey = { expandedSecretKey: blinded.expandedSecretKey, publicKey: blinded.publicKey };
   const subcredential = computeSubcredential(identity.publicKey, blinded.publicKey);
 
   const signingSeed = randomBytes(32);
-  const signingExpanded = ed25519ExpandSeed(signingSeed);
-  const signingKey: Ed25519SigningKey = { expandedSecretKey: signingExpanded, publicKey: ed25519PublicFromExpanded(signingExpanded), seed: signingSeed };
+  // The seed's OpenSSL key, made here for its public key, signs the 41 certificates and the descriptor.
+  const signingKey: Ed25519SigningKey = { expandedSecretKey: ed25519ExpandSeed(signingSeed), publicKey: ed25519PublicFromSeed(signingSeed), seed: signingSeed };
   const ephemeralSecret = randomBytes(32);
   const ephemeralKey = x25519PublicKey(ephemeralSecret);
 
@@ -367,13 +418,13 @@ export function buildDescriptor(input: BuildDescriptorInput): BuiltDescriptor {
 
   const nearestHour = nowSeconds - (nowSeconds % 3600);
   const ipExpiration = certExpirationHours(nearestHour, HS_DESC_CERT_LIFETIME);
+  const encEds = ed25519FromCurve25519Many(
+    input.introPoints.map((ip) => ip.encKey),
+    0,
+  );
   const ips: IntroPointEncoding[] = input.introPoints.map((ip, i) => {
-    let encEd: Uint8Array;
-    try {
-      encEd = ed25519FromCurve25519(ip.encKey, 0);
-    } catch (cause) {
-      throw invalid(`intro point ${i}: enc key has no ed25519 form`, cause);
-    }
+    const encEd = encEds[i];
+    if (encEd === undefined) throw invalid(`intro point ${i}: enc key has no ed25519 form`);
     return {
       linkSpecifiers: ip.linkSpecifiers,
       onionKey: ip.onionKey,
