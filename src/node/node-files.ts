@@ -1,6 +1,6 @@
 /**
- * The node's files under `node.data_dir`, written before tor starts (src/node/daemon.ts, steps
- * 1–2): the data directory and tor's DataDirectory (0700, ours), and the HiddenServiceDir `hs/`
+ * The node's files under `node.data_dir`, written before tor starts (src/node/daemon.ts): the
+ * data directory and tor's DataDirectory (0700, ours), and the HiddenServiceDir `hs/`
  * (0700) with a copy of the master key (files 0600) and `ob_config`
  * (`MasterOnionAddress <master>.onion`, 0600), as `HiddenServiceOnionBalanceInstance` requires
  * (tor-facts §1.8, §4).
