@@ -100,9 +100,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeHandle> 
   const socks = { host: '127.0.0.1', port: socksPort };
 
   // Construct: the adapters, then the services (nothing runs yet).
-  const proxy = new ReverseProxy(await proxyOptions(config, masterAddress, socks, log.child({ component: 'proxy' })));
   const tor = createNodeTor({ config, paths, torrc: nodeTorrc(config, paths, socksPort, prepared), startTimeoutMs: options.torStartTimeoutMs ?? 120_000, timers });
   const control = () => (tor.state === 'ready' ? tor.control : undefined);
+  const proxy = new ReverseProxy(await proxyOptions(config, masterAddress, socks, log.child({ component: 'proxy' })));
   const health = new TargetHealth(healthOptions(config, socks, timers, log.child({ component: 'health' })));
   const nodeHealth = new NodeHealth({
     target: health,
