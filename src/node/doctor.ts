@@ -31,7 +31,7 @@ import { KEY_DIR_MODE, KEY_FILE_MODE, keyDirectoryPaths } from '../adapters/fs/k
 import { dialThroughTor } from '../adapters/net/socks-dialer.js';
 import { errnoCode, isErrno } from '../adapters/system/errno.js';
 import { TorbalanceError } from '../core/errors.js';
-import { nodePaths } from './daemon.js';
+import { nodePaths } from './node-files.js';
 
 /** One check's outcome. */
 export interface DoctorCheck {

@@ -13,7 +13,11 @@
  * once, tor's `HiddenServiceMaxStreams` (written into the torrc at start) keeps the old one
  * until a restart.
  */
+import { loadConfig } from '../adapters/config/load.js';
 import type { Config } from '../adapters/config/schema.js';
+import type { Logger } from '../adapters/log/logger.js';
+import type { ProxySettings } from './proxy/index.js';
+import { healthSettings, proxySettings } from './service-settings.js';
 
 /** Keys (or key prefixes ending in ".") that can be applied while running. */
 export const LIVE_RELOAD_KEYS: readonly string[] = ['log.level', 'proxy.limits.', 'proxy.rewrite_bodies', 'health.', 'drain.timeout_ms'];
@@ -67,4 +71,39 @@ export function planReload(started: Config, applied: Config, next: Config): Relo
   const live = changedKeys(applied, next).filter(isLive);
   const restart = changedKeys(started, next).filter((k) => !isLive(k) || PARTLY_RESTART_KEYS.includes(k));
   return { live, restart };
+}
+
+/** The running parts a reload changes, and where it reports. */
+export interface ReloadTargets {
+  readonly proxy: { updateSettings(next: ProxySettings): void };
+  readonly health: { update(next: ReturnType<typeof healthSettings>): void };
+  readonly log: Logger;
+}
+
+/**
+ * Re-read `source` and apply its live keys to `targets` (proxy limits, timeouts and body
+ * rewriting; health checks; the log level). Returns the plan and the config now applied; an
+ * invalid file or values the services refuse are logged and thrown, and nothing is applied.
+ */
+export async function applyReload(source: string, started: Config, applied: Config, targets: ReloadTargets): Promise<{ readonly plan: ReloadPlan; readonly next: Config }> {
+  const { log } = targets;
+  let next: Config;
+  try {
+    next = await loadConfig(source);
+  } catch (e) {
+    log.error({ err: e, file: source }, 'reload refused: the config file is invalid; keeping the running configuration');
+    throw e;
+  }
+  const plan = planReload(started, applied, next);
+  try {
+    targets.proxy.updateSettings(proxySettings(next));
+    targets.health.update(healthSettings(next));
+  } catch (e) {
+    log.error({ err: e, file: source }, 'reload refused: cannot apply the new values; keeping the running configuration');
+    throw e;
+  }
+  log.level = next.log.level;
+  if (plan.restart.length > 0) log.warn({ keys: plan.restart, file: source }, 'config keys changed that need a restart; not applied until the node restarts');
+  log.info({ applied: plan.live, file: source }, plan.live.length > 0 ? 'configuration reloaded' : 'configuration reloaded; nothing to apply live');
+  return { plan, next };
 }

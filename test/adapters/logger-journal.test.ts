@@ -105,7 +105,7 @@ describe('the node logger in a process whose stderr is the "journal"', () => {
     await writeFile(
       script,
       `import { configFromObject } from ${JSON.stringify(join(dist, 'adapters/config/load.js'))};
-import { loggerForConfig } from ${JSON.stringify(join(dist, 'node/daemon.js'))};
+import { loggerForConfig } from ${JSON.stringify(join(dist, 'node/node-logger.js'))};
 const log = loggerForConfig(configFromObject({ node: { name: 'jn' }, log: { level: 'debug' }, target: { address: ${JSON.stringify(HsIdentityKeypair.fromSeed(new Uint8Array(32).fill(3)).address)} } }));
 log.debug('d'); log.info('i'); log.warn('w'); log.error('e');
 `,

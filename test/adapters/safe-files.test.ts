@@ -1,6 +1,6 @@
 /**
  * Files a node writes where others may plant things: the debug status file
- * (`TORBALANCE_STATUS_FILE`, src/node/daemon.ts `writeStatusFile`) must not write through a
+ * (`TORBALANCE_STATUS_FILE`, src/node/status-file.ts `writeStatusFile`) must not write through a
  * symlink at its path or at a temp name, and is 0600; tor's output log
  * (src/adapters/log/rotating-file.ts) stays bounded and refuses a symlink.
  */
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RotatingLogFile } from '../../src/adapters/log/rotating-file.js';
-import { writeStatusFile } from '../../src/node/daemon.js';
+import { writeStatusFile } from '../../src/node/status-file.js';
 
 const dirs: string[] = [];
 afterAll(async () => {

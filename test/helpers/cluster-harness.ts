@@ -13,7 +13,7 @@
  * key. Their configs get the network's torrc lines, short health intervals and the cluster timings.
  *
  * Which node served a request: the proxy's request counter of each node, read from the status
- * snapshot each node writes once a second when `TORBALANCE_STATUS_FILE` is set (src/node/daemon.ts;
+ * snapshot each node writes once a second when `TORBALANCE_STATUS_FILE` is set (src/node/status-file.ts;
  * the same object as `NodeHandle.status()`, which also carries the cluster view: peers,
  * publisher, last publish record with the HSDirs it uploaded to).
  *

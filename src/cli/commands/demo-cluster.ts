@@ -11,7 +11,7 @@
  *
  * Which node served a request: each node's proxy request counter (`NodeStatus.proxy.requests`),
  * read from the status snapshot every node writes once a second (`TORBALANCE_STATUS_FILE`,
- * src/node/daemon.ts; the same object as `/status` of the admin API). The visitor loop sends one
+ * src/node/status-file.ts; the same object as `/status` of the admin API). The visitor loop sends one
  * request at a time, so the node whose counter grew served it ({@link attributeServed}).
  *
  * Process control: {@link DemoCluster.kill9} (SIGKILL of the node process and its tor: nothing

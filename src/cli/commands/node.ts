@@ -1,5 +1,5 @@
 /**
- * `torbalance node list|add|remove|enforce --config FILE`: the node allowlist through a running
+ * `torbalance node list|add|remove|enforce [--config FILE]`: the node allowlist through a running
  * node's admin API (docs/admin-api.md, docs/OPERATIONS.md "Node membership"; the node side is
  * src/node/members.ts). Parses and prints only.
  *
@@ -13,26 +13,14 @@
  * client's TB_ERR_ADMIN_* codes.
  */
 import type { Command } from 'commander';
-import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
-import { loadConfig } from '../../adapters/config/load.js';
-import { TorbalanceError } from '../../core/errors.js';
+import { callNode } from './admin-call.js';
+import { withConfigOption } from './config-option.js';
 
 interface ListedNode {
   id: string;
   state: string;
   at: number;
   by: string;
-}
-
-function fromNode(r: { status: number; json: unknown; text: string }, what: string): Record<string, unknown> {
-  const j = (typeof r.json === 'object' && r.json !== null ? r.json : {}) as Record<string, unknown>;
-  if (r.status !== 200) {
-    const e = (j['error'] ?? {}) as { code?: unknown; message?: unknown };
-    const code = typeof e.code === 'string' ? e.code : `HTTP ${r.status}`;
-    const msg = typeof e.message === 'string' ? e.message : r.text.slice(0, 200);
-    throw new TorbalanceError('TB_ERR_MEMBERS_ADMIN', 'config', `the node refused to ${what}: ${code}: ${msg}${r.status === 404 && code === 'HTTP 404' ? ' (is [cluster] enabled on this node?)' : ''}`);
-  }
-  return j;
 }
 
 /** The text `node list` prints. */
@@ -44,9 +32,8 @@ export function formatNodeTable(self: string, enforced: boolean, nodes: readonly
   return head + rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-async function call(configPath: string, method: 'GET' | 'POST', path: string, body: unknown, what: string): Promise<Record<string, unknown>> {
-  const config = await loadConfig(configPath);
-  return fromNode(await adminRequest(config.admin.listen, method, path, body, undefined, await adminAuthFor(config.admin)), what);
+function call(configPath: string | undefined, method: 'GET' | 'POST', path: string, body: unknown, what: string): Promise<Record<string, unknown>> {
+  return callNode(configPath, method, path, body, what, 'TB_ERR_MEMBERS_ADMIN');
 }
 
 function listed(j: Record<string, unknown>): { self: string; enforced: boolean; nodes: ListedNode[] } {
@@ -56,12 +43,10 @@ function listed(j: Record<string, unknown>): { self: string; enforced: boolean; 
 /** Register `node`. */
 export function register(program: Command): void {
   const node = program.command('node').description('the cluster\'s node allowlist (through a running node\'s admin API)');
-  node
-    .command('list')
-    .description('list the nodes on the allowlist and whether it is enforced')
-    .requiredOption('--config <file>', 'the running node\'s config file')
+  const running = "the running node's config file";
+  withConfigOption(node.command('list').description('list the nodes on the allowlist and whether it is enforced'), running)
     .option('--json', 'print JSON', false)
-    .action(async (opts: { config: string; json: boolean }) => {
+    .action(async (opts: { config?: string; json: boolean }) => {
       const l = listed(await call(opts.config, 'GET', '/nodes', undefined, 'list nodes'));
       process.stdout.write(opts.json ? `${JSON.stringify(l, null, 2)}\n` : formatNodeTable(l.self, l.enforced, l.nodes));
     });
@@ -69,23 +54,19 @@ export function register(program: Command): void {
     ['add', 'add the node', 'put a node on the allowlist (one that joined by copying the cluster secret rather than with `join`)'],
     ['remove', 'remove the node', 'remove a node for good: every node refuses it from then on (it needs a new node key to come back)'],
   ] as const) {
-    node
-      .command(name)
-      .description(desc)
-      .argument('<id>', 'node id (32 hex characters, from `node list` or `status`)')
-      .requiredOption('--config <file>', 'the running node\'s config file')
-      .action(async (id: string, opts: { config: string }) => {
+    withConfigOption(node.command(name).description(desc).argument('<id>', 'node id (32 hex characters, from `node list` or `status`)'), running).action(
+      async (id: string, opts: { config?: string }) => {
         const j = await call(opts.config, 'POST', `/nodes/${name}`, { id }, what);
         const n = j['node'] as Partial<ListedNode> | undefined;
         process.stderr.write(`torbalance: node ${id} is ${typeof n?.state === 'string' ? n.state : 'unknown'}\n`);
-      });
+      },
+    );
   }
-  node
-    .command('enforce')
-    .description('from now on only nodes on the allowlist may connect (lists this node and its live peers first; irreversible)')
-    .requiredOption('--config <file>', 'the running node\'s config file')
-    .action(async (opts: { config: string }) => {
-      const l = listed(await call(opts.config, 'POST', '/nodes/enforce', {}, 'enforce the allowlist'));
-      process.stdout.write(formatNodeTable(l.self, l.enforced, l.nodes));
-    });
+  withConfigOption(
+    node.command('enforce').description('from now on only nodes on the allowlist may connect (lists this node and its live peers first; irreversible)'),
+    running,
+  ).action(async (opts: { config?: string }) => {
+    const l = listed(await call(opts.config, 'POST', '/nodes/enforce', {}, 'enforce the allowlist'));
+    process.stdout.write(formatNodeTable(l.self, l.enforced, l.nodes));
+  });
 }

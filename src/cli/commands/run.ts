@@ -22,7 +22,8 @@ import { loadConfigFrom } from '../../adapters/config/path.js';
 import { SdNotifier } from '../../adapters/system/sd-notify.js';
 import { ReadinessPolicy, type NodeEvent } from '../../core/sd-notify.js';
 import { TorbalanceError } from '../../core/errors.js';
-import { loggerForConfig, startNode, type NodeHandle } from '../../node/daemon.js';
+import { startNode, type NodeHandle } from '../../node/daemon.js';
+import { loggerForConfig } from '../../node/node-logger.js';
 import { withConfigOption } from './config-option.js';
 
 /** Options of {@link runNode}. */

@@ -16,12 +16,11 @@
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { adminAuthFor, adminRequest } from '../../adapters/admin/client.js';
-import { loadConfigFrom } from '../../adapters/config/path.js';
 import { writeFileAtomic } from '../../adapters/fs/key-store.js';
 import { utf8 } from '../../core/bytes.js';
 import { TorbalanceError } from '../../core/errors.js';
 import { MAX_TOKEN_TTL_S, MIN_TOKEN_TTL_S } from '../../node/join/service.js';
+import { callNode } from './admin-call.js';
 import { withConfigOption } from './config-option.js';
 
 /** Parse a TTL like `90s`, `30m`, `1h`, `1d` or `3600` into seconds (MIN_TOKEN_TTL_S … MAX_TOKEN_TTL_S: 60 s … 24 h). */
@@ -35,21 +34,13 @@ export function parseTtl(s: string): number {
   return n;
 }
 
-function fromNode(r: { status: number; json: unknown; text: string }, what: string): Record<string, unknown> {
-  const j = (typeof r.json === 'object' && r.json !== null ? r.json : {}) as Record<string, unknown>;
-  if (r.status !== 200) {
-    const e = (j['error'] ?? {}) as { code?: unknown; message?: unknown };
-    const code = typeof e.code === 'string' ? e.code : `HTTP ${r.status}`;
-    const msg = typeof e.message === 'string' ? e.message : r.text.slice(0, 200);
-    throw new TorbalanceError('TB_ERR_JOIN_ADMIN', 'config', `the node refused to ${what}: ${code}: ${msg}${r.status === 404 && code === `HTTP 404` ? ' (is [cluster] enabled on this node?)' : ''}`);
-  }
-  return j;
+function call(configPath: string | undefined, method: 'GET' | 'POST', path: string, body: unknown, what: string): Promise<Record<string, unknown>> {
+  return callNode(configPath, method, path, body, what, 'TB_ERR_JOIN_ADMIN');
 }
 
 /** `token create`: returns the token text (the caller writes it). No `configPath`: `TORBALANCE_CONFIG`, else the default. */
 export async function createToken(configPath: string | undefined, ttlS: number): Promise<{ token: string; id: string; expiresAt: number }> {
-  const { config } = await loadConfigFrom(configPath);
-  const j = fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens', { ttl_s: ttlS }, undefined, await adminAuthFor(config.admin)), 'issue a token');
+  const j = await call(configPath, 'POST', '/tokens', { ttl_s: ttlS }, 'issue a token');
   const { token, id, expiresAt } = j;
   if (typeof token !== 'string' || typeof id !== 'string' || typeof expiresAt !== 'number') {
     throw new TorbalanceError('TB_ERR_JOIN_ADMIN', 'config', 'the node answered POST /tokens without {token, id, expiresAt}');
@@ -115,8 +106,7 @@ export function register(program: Command): void {
   withConfigOption(token.command('list').description('list the cluster\'s join tokens (no secrets)'), running)
     .option('--json', 'print JSON', false)
     .action(async (opts: { config?: string; json: boolean }) => {
-      const { config } = await loadConfigFrom(opts.config);
-      const j = fromNode(await adminRequest(config.admin.listen, 'GET', '/tokens', undefined, undefined, await adminAuthFor(config.admin)), 'list tokens');
+      const j = await call(opts.config, 'GET', '/tokens', undefined, 'list tokens');
       const tokens = Array.isArray(j['tokens']) ? (j['tokens'] as ListedToken[]) : [];
       process.stdout.write(opts.json ? `${JSON.stringify(tokens, null, 2)}\n` : formatTokenTable(tokens));
     });
@@ -127,8 +117,7 @@ export function register(program: Command): void {
       .argument('<id>', 'token id (32 hex characters, from `token list`)'),
     running,
   ).action(async (id: string, opts: { config?: string }) => {
-      const { config } = await loadConfigFrom(opts.config);
-      fromNode(await adminRequest(config.admin.listen, 'POST', '/tokens/revoke', { id }, undefined, await adminAuthFor(config.admin)), 'revoke the token');
+      await call(opts.config, 'POST', '/tokens/revoke', { id }, 'revoke the token');
       process.stderr.write(`torbalance: token ${id} revoked\n`);
     });
 }

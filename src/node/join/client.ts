@@ -58,7 +58,7 @@ import { decodeJoinToken, type JoinToken } from '../../core/join/token.js';
 import { nodeKeyFromSeed } from '../../core/mesh/index.js';
 import { checkExtraTorrcKeyword } from '../../core/node-torrc.js';
 import type { TorrcEntry } from '../../core/torrc.js';
-import { freeLoopbackPort } from '../daemon.js';
+import { freeLoopbackPort } from '../../adapters/net/loopback-port.js';
 
 /** Largest token file read. */
 const MAX_TOKEN_FILE = 4096;

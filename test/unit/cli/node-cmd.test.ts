@@ -2,10 +2,12 @@
  * `torbalance node …` (src/cli/commands/node.ts) and the admin routes behind it
  * (src/node/members.ts): request validation, the printed table, and the file the node keeps.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fromNode } from '../../../src/cli/commands/admin-call.js';
 import { formatNodeTable } from '../../../src/cli/commands/node.js';
 import type { MembersLedger } from '../../../src/core/mesh/index.js';
 import { MembersService, type MembersGossip } from '../../../src/node/members.js';
@@ -62,5 +64,42 @@ describe('torbalance node', () => {
     expect(t).toContain('allowlist: not enforced');
     expect(t).toMatch(new RegExp(`${SELF} \\(this node\\)\\s+member\\s+2025-12-06T05:46:40Z`));
     expect(t).toMatch(new RegExp(`${PEER}\\s+removed`));
+  });
+});
+
+describe('the node commands and the admin API', () => {
+  it('a refusal carries the command\'s code and the node\'s own code and message; a 200 is its JSON object', () => {
+    expect(fromNode({ status: 200, json: { self: SELF }, text: '' }, 'list nodes', 'TB_ERR_MEMBERS_ADMIN')).toEqual({ self: SELF });
+    expect(() => fromNode({ status: 400, json: { error: { code: 'TB_ERR_MEMBERS_ID', message: 'bad id' } }, text: '' }, 'add the node', 'TB_ERR_MEMBERS_ADMIN')).toThrow(
+      expect.objectContaining({ code: 'TB_ERR_MEMBERS_ADMIN', message: expect.stringContaining('the node refused to add the node: TB_ERR_MEMBERS_ID: bad id') as unknown }),
+    );
+    // a 404 without an error object: the route is missing, i.e. no cluster on that node
+    expect(() => fromNode({ status: 404, json: undefined, text: 'not found' }, 'list nodes', 'TB_ERR_JOIN_ADMIN')).toThrow(
+      expect.objectContaining({ code: 'TB_ERR_JOIN_ADMIN', message: expect.stringContaining('HTTP 404: not found (is [cluster] enabled on this node?)') as unknown }),
+    );
+  });
+
+  it('spawned: --config is optional like every command\'s; without it TORBALANCE_CONFIG names the file', async () => {
+    const run = (args: string[], env: NodeJS.ProcessEnv) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', resolve('src/cli/main.ts'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        p.on('exit', (code) => {
+          res({ code, stdout, stderr });
+        });
+      });
+    const help = await run(['node', 'list', '--help'], process.env);
+    expect(help.stdout).toMatch(/--config <file>\s+the running node's config file; default \$TORBALANCE_CONFIG/);
+    const missing = join(tmpdir(), `tbn-missing-${process.pid}.toml`);
+    for (const args of [['node', 'list'], ['node', 'enforce'], ['node', 'remove', 'c'.repeat(32)]]) {
+      const r = await run(args, { ...process.env, TORBALANCE_CONFIG: missing });
+      expect(r.code).toBe(78); // EX_CONFIG, as for every command
+      expect(r.stderr).toContain('TB_ERR_CONFIG_NOT_FOUND');
+      expect(r.stderr).toContain(missing);
+      expect(r.stderr).not.toMatch(/required option/);
+    }
   });
 });
