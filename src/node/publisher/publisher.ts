@@ -740,8 +740,10 @@ export class Publisher {
     // (A peer's clock ahead of ours costs at most one second here.)
     let nowMs = this.#o.now();
     const last = Math.max(this.#lastSecond.get(blindedKey) ?? -1, reassertAfterSec ?? -1, sel.harvestMs > 0 ? Math.floor(Math.min(sel.harvestMs, nowMs) / 1000) : -1);
-    if (last >= 0 && Math.floor(nowMs / 1000) <= last) {
-      await this.#sleep((last + 1) * 1000 - nowMs);
+    // A loop, not one sleep: a timer may fire a millisecond before the wall clock reaches
+    // the second it was set for, and a counter in the same second is rejected by the HSDirs.
+    while (this.#started && last >= 0 && Math.floor(nowMs / 1000) <= last) {
+      await this.#sleep(Math.max(1, (last + 1) * 1000 - nowMs));
       nowMs = this.#o.now();
     }
     const wanted = new Set(servers);

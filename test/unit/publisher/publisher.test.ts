@@ -36,7 +36,7 @@ afterEach(async () => {
   for (const r of rigs.splice(0)) await r.publisher.stop();
 });
 
-function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; seed?: number; refreshMs?: number; placement?: PlacementSetting; publishPow?: boolean } = {}): Rig {
+function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; seed?: number; refreshMs?: number; placement?: PlacementSetting; publishPow?: boolean; now?: (clock: FakeClock) => number } = {}): Rig {
   const wallS = opts.wallS ?? T0 + 2;
   const clock = new FakeClock(wallS * 1000);
   const control = new FakeControl(clock);
@@ -47,7 +47,7 @@ function rig(opts: { wallS?: number; network?: FakeNetwork; retryMs?: number; se
     network,
     identity: { expandedSecretKey: identity.expandedSecretKey, publicKey: identity.publicKey },
     masterAddress: identity.address,
-    now: () => clock.wallMs,
+    now: opts.now === undefined ? () => clock.wallMs : () => opts.now!(clock),
     timers: clock,
     randomBytes: seededRandom((opts.seed ?? 11) + 1000),
     logger: silentLogger,
@@ -327,6 +327,22 @@ describe('Publisher', () => {
     for (const slot of [0, 1]) {
       const cs = control.posts.filter((_, i) => i % 2 === slot).map((p) => decode(p.text, p.wallMs).revisionCounter);
       for (let i = 1; i < cs.length; i++) expect(cs[i]!).toBeGreaterThan(cs[i - 1]!);
+    }
+  });
+
+  it('counters strictly increase when the timer for the next second fires before the wall clock reaches it', async () => {
+    // The wall clock reads a millisecond short at every whole second, as when a timer fires
+    // early: the publisher must wait again rather than reuse the second (HSDirs would refuse).
+    const { clock, control, publisher } = rig({ wallS: T0 + 2.5, now: (c) => c.wallMs - (c.wallMs % 1000 === 0 ? 1 : 0) });
+    publisher.start();
+    publisher.update({ nodes: [{ id: 'n1', introPoints: A }] });
+    await clock.advance(10);
+    publisher.update({ nodes: [{ id: 'n1', introPoints: B }] });
+    await clock.advance(3000);
+    expect(control.posts).toHaveLength(4);
+    for (const slot of [0, 1]) {
+      const cs = control.posts.filter((_, i) => i % 2 === slot).map((p) => decode(p.text, p.wallMs).revisionCounter);
+      expect(cs[1]!).toBeGreaterThan(cs[0]!);
     }
   });
 
