@@ -13,6 +13,12 @@
  * 3. publisher kill: SIGKILL of the publisher, then 60 s.
  * Printed per phase and overall, master beside plain: failed visits, longest outage, slowest
  * and median visit. Nothing is asserted.
+ *
+ * Every tor of the run — the visitor's, the nodes', the plain service's — pins its circuit
+ * build timeout to 1 s (`LearnCircuitBuildTimeout 0`), a live network's order: a timeout
+ * learned on loopback is tens of milliseconds and, on a loaded machine, abandons builds and
+ * rendezvous circuits that would have succeeded (docs/DESIGN.md "Losing a node"). Both sides
+ * get the same torrc, so the comparison stays fair.
  */
 import { createServer } from 'node:http';
 import { startTestnet } from '../src/adapters/tor/testnet.js';
@@ -20,6 +26,12 @@ import { srRunSeconds } from '../src/core/hs/time-period.js';
 import { rotationPhase } from '../src/core/publish/rotation.js';
 import { TestCluster } from '../test/helpers/cluster-harness.js';
 import { formatVisits, summarizeVisits, visitLoop, type Visit } from '../test/helpers/visitor-loop.js';
+
+/** The torrc lines every tor of the run gets (module doc). */
+const PINNED_CBT: [string, string][] = [
+  ['LearnCircuitBuildTimeout', '0'],
+  ['CircuitBuildTimeout', '1'],
+];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -38,18 +50,19 @@ export async function main(args: readonly string[]): Promise<void> {
   const port = (http.address() as { port: number }).port;
   const net = await startTestnet({
     baseDir: `/tmp/tba-${process.pid}`,
-    clients: 1,
+    clients: 0,
     votingIntervalSeconds: 10,
-    services: [{ nickname: 'hs0', target: { host: '127.0.0.1', port } }],
+    services: [{ nickname: 'hs0', target: { host: '127.0.0.1', port }, extraTorrc: PINNED_CBT }],
     onProgress: (m) => {
       console.log(`[testnet] ${m}`);
     },
   });
   let cluster: TestCluster | undefined;
   try {
+    const visitor = await net.addClient({ nickname: 'client0', extraTorrc: PINNED_CBT });
     const desc = net.description;
     const plain = desc.services[0]!.onion;
-    cluster = await TestCluster.start({ net: desc, target: plain });
+    cluster = await TestCluster.start({ net: desc, target: plain, tor: () => ({ extraConfig: PINNED_CBT.map(([k, v]) => `${k} ${v}`) }) });
     const c = cluster;
     const alive = new Set([0, 1, 2]);
     /** The publisher all live nodes agree on, once it published for all of them. */
@@ -67,7 +80,7 @@ export async function main(args: readonly string[]): Promise<void> {
     await sleep(settleMs);
 
     let running = true;
-    const socksPort = desc.clients[0]!.socksPort;
+    const socksPort = visitor.socksPort;
     const [host, vport] = plain.includes(':') ? [plain.split(':')[0]!, Number(plain.split(':')[1])] : [plain, 80];
     const loops = Promise.all([
       visitLoop({ socksPort, host: c.masterAddress, port: 80, tag: 'm', running: () => running }),
